@@ -1,0 +1,244 @@
+//! The resources of the Trusted Application API, typed.
+//!
+//! Each type wraps the generic [`Resource`] it was parsed from, so nothing the
+//! server sent is lost, and adds accessors for the members this API defines.
+//! A missing link is `None` here: whether that is an error is for the caller
+//! (the protocol) to say, with the rel named.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::{ExpiryTime, Link, Namespace, Rel, Resource, names};
+
+macro_rules! resource_wrapper {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Resource);
+
+        impl $name {
+            /// The generic resource.
+            pub fn resource(&self) -> &Resource {
+                &self.0
+            }
+
+            /// The generic resource, by value.
+            pub fn into_resource(self) -> Resource {
+                self.0
+            }
+        }
+
+        impl From<Resource> for $name {
+            fn from(resource: Resource) -> Self {
+                Self(resource)
+            }
+        }
+    };
+}
+
+resource_wrapper!(
+    /// The answer of the (unauthenticated) discovery request.
+    Discover
+);
+
+impl Discover {
+    /// The link to the applications resource (`service:applications` or
+    /// `ms:rtc:saas:applications`).
+    pub fn applications(&self) -> Option<&Link> {
+        self.0.link(names::APPLICATIONS)
+    }
+
+    /// The rel the applications link was found under, which tells the
+    /// deployment's namespace.
+    pub fn applications_rel(&self) -> Option<&Rel> {
+        self.0.links().find(names::APPLICATIONS).map(|(rel, _)| rel)
+    }
+
+    /// A discovery answer in `namespace` pointing at `applications_href`.
+    pub fn build(namespace: Namespace, self_href: &str, applications_href: &str) -> Self {
+        Self(
+            Resource::new()
+                .with_link(Rel::parse(names::SELF), Link::new(self_href))
+                .with_link(
+                    Rel::new(namespace, names::APPLICATIONS),
+                    Link::new(applications_href),
+                ),
+        )
+    }
+}
+
+resource_wrapper!(
+    /// The answer of `GET <applications>?endpointId=…`: a link to the
+    /// application resource dedicated to this application endpoint.
+    Applications
+);
+
+impl Applications {
+    /// The link to the application resource (usually relative).
+    pub fn application(&self) -> Option<&Link> {
+        self.0.link(names::APPLICATION)
+    }
+}
+
+resource_wrapper!(
+    /// The application resource: the capabilities the tenant consented to.
+    Application
+);
+
+impl Application {
+    /// The link to mint anonymous application tokens, present only when the
+    /// tenant consented to that capability.
+    pub fn anon_application_tokens(&self) -> Option<&Link> {
+        self.0.link(names::ANON_APPLICATION_TOKENS)
+    }
+
+    /// The embedded communication resource, with its own links
+    /// (`startMessaging`, `joinOnlineMeeting`, …).
+    pub fn communication(&self) -> Option<&Resource> {
+        self.0.embedded_resource(names::COMMUNICATION)
+    }
+
+    /// The embedded ad hoc meetings resource.
+    pub fn adhoc_meetings(&self) -> Option<&Resource> {
+        self.0.embedded_resource(names::ADHOC_MEETINGS)
+    }
+
+    /// The local names of every capability listed: links other than `self`,
+    /// and embedded resources, in the order received.
+    pub fn capabilities(&self) -> Vec<&str> {
+        self.0
+            .links()
+            .rels()
+            .chain(self.0.embedded().rels())
+            .map(Rel::local_name)
+            .filter(|name| *name != names::SELF)
+            .collect()
+    }
+}
+
+resource_wrapper!(
+    /// The chat client's anonymous discovery answer: the link to UCWA's
+    /// applications resource for the anonymous user.
+    AnonDiscover
+);
+
+impl AnonDiscover {
+    /// The `anonApplications` link.
+    pub fn anon_applications(&self) -> Option<&Link> {
+        self.0.link(names::ANON_APPLICATIONS)
+    }
+}
+
+/// An anonymous application token (`psat=…`), the credential a chat widget
+/// uses as an anonymous user.
+///
+/// It is a bearer credential: `Debug` and `Display` never show it. Read it
+/// with [`PsatToken::expose`] only where it must go on the wire or to the
+/// widget.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PsatToken(String);
+
+impl PsatToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The JWT after the `psat=` prefix, if the prefix is there.
+    pub fn jwt(&self) -> Option<&str> {
+        self.0.strip_prefix("psat=")
+    }
+}
+
+impl fmt::Debug for PsatToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PsatToken(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+impl fmt::Display for PsatToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted psat token>")
+    }
+}
+
+impl Serialize for PsatToken {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PsatToken {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+/// The answer of the `anonApplicationTokens` POST.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnonApplicationToken {
+    /// The `psat=…` token for the widget.
+    pub token: PsatToken,
+    /// When the token expires.
+    #[serde(rename = "expiryTime")]
+    pub expiry_time: ExpiryTime,
+    /// Links (`self`, the anonymous `discover` link), `rel`, and any other
+    /// member.
+    #[serde(flatten)]
+    pub resource: Resource,
+}
+
+impl AnonApplicationToken {
+    /// The anonymous discover link the chat client goes to first
+    /// (`service:discover` or `ms:rtc:saas:discover`).
+    pub fn discover(&self) -> Option<&Link> {
+        self.resource.link(names::DISCOVER)
+    }
+
+    /// The `self` link.
+    pub fn self_link(&self) -> Option<&Link> {
+        self.resource.self_link()
+    }
+}
+
+/// The JSON body of an error answer:
+/// `{"code":"Forbidden","subcode":"ApplicationNotFound","message":"…"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error class (`Forbidden`, `Conflict`, `ServiceFailure`, …).
+    pub code: String,
+    /// The precise reason (`ApplicationNotFound`, `AlreadyExists`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subcode: Option<String>,
+    /// A human-readable message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Every other member (`errorReportId`, …), kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ErrorBody {
+    /// An error body with the given code, subcode and message.
+    pub fn new(code: &str, subcode: Option<&str>, message: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            subcode: subcode.map(str::to_owned),
+            message: Some(message.to_owned()),
+            extra: Map::new(),
+        }
+    }
+
+    /// The `errorReportId` a `ServiceFailure` may carry.
+    pub fn error_report_id(&self) -> Option<&str> {
+        self.extra.get("errorReportId").and_then(Value::as_str)
+    }
+}

@@ -1,0 +1,1242 @@
+//! The state machines of the call flow.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hal_model::{
+    AnonApplicationToken, AnonDiscover, Application, Applications, Discover, ExpiryTime, HrefError,
+    Namespace, PsatToken, names,
+};
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, LOCATION};
+use http::{Method, StatusCode};
+use serde::Serialize;
+use url::Url;
+
+use crate::aad::TokenError;
+use crate::challenge::{self, Challenge};
+use crate::config::{AllowedOrigins, ApplicationSessionId, Audience, Config, Origin, TrustedHosts};
+use crate::entropy::Entropy;
+use crate::error::{
+    ApiError, AuthError, AuthErrorKind, Correlation, DisplayUrl, Error, ServerError,
+    ServerErrorKind, Step, UntrustedError, UntrustedReason, UsageError,
+};
+use crate::request::{BuildError, Outgoing, with_endpoint_id};
+use crate::retry::{RetryDecision, is_retryable_status, retry_after_delay};
+use crate::secret::{AccessToken, redact};
+use crate::transport::TransportError;
+
+/// Identifies an outstanding request of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The number (unique within one flow).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A request the driver must send with its [`Transport`](crate::Transport).
+pub struct Transmit {
+    id: RequestId,
+    step: Step,
+    request: http::Request<Bytes>,
+}
+
+impl Transmit {
+    /// The id to hand back with the answer.
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// The step this request belongs to.
+    pub fn step(&self) -> Step {
+        self.step
+    }
+
+    /// The request.
+    pub fn request(&self) -> &http::Request<Bytes> {
+        &self.request
+    }
+
+    /// The id and the request, to send it.
+    pub fn into_parts(self) -> (RequestId, http::Request<Bytes>) {
+        (self.id, self.request)
+    }
+}
+
+impl fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URI may carry a psat token and the headers an AAD token.
+        f.debug_struct("Transmit")
+            .field("id", &self.id.0)
+            .field("step", &self.step)
+            .field("method", self.request.method())
+            .field("uri", &redact(&self.request.uri().to_string()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The flow needs an AAD token for `audience`.
+///
+/// If `rejected` is set, the API refused that token: drop it from any cache
+/// and fetch a new one. Answer with [`Flow::handle_token`].
+#[derive(Debug, Clone)]
+pub struct TokenNeed {
+    /// The step that needs it.
+    pub step: Step,
+    /// The token's audience (AAD `resource`; v2 scope `<audience>/.default`).
+    pub audience: Audience,
+    /// The API's Bearer challenge, if the need comes from a 401.
+    pub challenge: Option<Challenge>,
+    /// The token the API just refused, if any.
+    pub rejected: Option<AccessToken>,
+}
+
+/// What a flow asks its driver to do next.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output<T> {
+    /// Send this request; hand the answer to [`Flow::handle_response`] or the
+    /// failure to [`Flow::handle_transport_error`].
+    Transmit(Transmit),
+    /// Get a token; hand it to [`Flow::handle_token`].
+    NeedToken(TokenNeed),
+    /// Nothing to do before this instant (a retry backoff): poll again then.
+    Timeout(Instant),
+    /// The flow is over. Polling again returns `None`.
+    Done(Result<T, Error>),
+}
+
+/// The outcome of discovery.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The URL the discovery answer came from (after redirects).
+    pub url: Url,
+    /// The discovery answer.
+    pub resource: Discover,
+    /// The applications URL (absolute, resolved).
+    pub applications_url: Url,
+    /// The namespace the deployment writes its rels in.
+    pub namespace: Option<Namespace>,
+    /// The hosts the AAD token may go to from now on: the configured ones,
+    /// plus the hosts of the absolute links of this answer when it came from
+    /// a trusted host.
+    pub trusted_hosts: Arc<TrustedHosts>,
+}
+
+/// The outcome of the applications and application requests: what the
+/// tenant consented to.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    /// The discovery this was found from.
+    pub discovery: Discovery,
+    /// The application resource's URL.
+    pub application_url: Url,
+    /// The application resource.
+    pub application: Application,
+    /// The resolved `anonApplicationTokens` URL, if consented.
+    pub anon_application_tokens: Option<Url>,
+}
+
+/// What to mint a widget token for.
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    /// The widget session's unique id (reused only by retries of this mint).
+    pub session_id: ApplicationSessionId,
+    /// The origins the widget may call the API from.
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// The JSON body of the mint.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MintBody<'a> {
+    application_session_id: &'a str,
+    allowed_origins: &'a str,
+}
+
+impl MintRequest {
+    /// The request body, written as the API's example writes it.
+    pub fn body(&self) -> Bytes {
+        let body = MintBody {
+            application_session_id: self.session_id.as_str(),
+            allowed_origins: &self.allowed_origins.joined(),
+        };
+        let mut out = Vec::with_capacity(128);
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+        // Two string members cannot fail to serialize.
+        let _ = body.serialize(&mut serializer);
+        Bytes::from(out)
+    }
+}
+
+/// A minted widget token: what the SA hands to the chat widget.
+#[derive(Debug, Clone)]
+pub struct WidgetToken {
+    /// The `psat=…` token.
+    pub token: PsatToken,
+    /// When it expires, as the API wrote it.
+    pub expiry: ExpiryTime,
+    /// The anonymous discover link the widget goes to first (absolute https;
+    /// it carries the token, so treat it as a secret too).
+    pub discover_url: Url,
+    /// The token resource's `self` link, if it had a usable one.
+    pub self_url: Option<Url>,
+    /// The session id the token was minted for.
+    pub session_id: ApplicationSessionId,
+    /// The origins it was minted for.
+    pub allowed_origins: AllowedOrigins,
+    /// The whole answer.
+    pub resource: AnonApplicationToken,
+}
+
+/// The outcome of a whole bootstrap: capabilities (to cache) and the token.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    /// Discovery and capabilities, reusable for later mints.
+    pub capabilities: Capabilities,
+    /// The widget token.
+    pub token: WidgetToken,
+}
+
+/// The outcome of the chat client's anonymous discovery.
+#[derive(Debug, Clone)]
+pub struct AnonymousDiscovery {
+    /// The UCWA anonymous applications URL (resolved).
+    pub anon_applications: Url,
+    /// The answer.
+    pub resource: AnonDiscover,
+    /// The `Access-Control-Allow-Origin` the API answered, if any.
+    pub allow_origin: Option<String>,
+    /// The origin the request was sent from.
+    pub origin: Origin,
+}
+
+impl AnonymousDiscovery {
+    /// Whether a browser on `origin` would be allowed to read the answer.
+    pub fn cors_allows_origin(&self) -> bool {
+        self.allow_origin.as_deref() == Some(self.origin.as_str())
+    }
+}
+
+mod private {
+    use super::{AnonymousDiscovery, Bootstrapped, Capabilities, Discovery, WidgetToken};
+
+    /// What a flow has learned so far.
+    #[derive(Debug, Default)]
+    pub struct Learned {
+        pub(super) discovery: Option<Discovery>,
+        pub(super) capabilities: Option<Capabilities>,
+        pub(super) token: Option<WidgetToken>,
+        pub(super) anonymous: Option<AnonymousDiscovery>,
+    }
+
+    /// The outcomes a flow can have.
+    pub trait Goal: Sized {
+        /// Takes the outcome out of what was learned.
+        fn take(learned: &mut Learned) -> Option<Self>;
+    }
+
+    impl Goal for Discovery {
+        fn take(learned: &mut Learned) -> Option<Self> {
+            learned.discovery.take()
+        }
+    }
+
+    impl Goal for Capabilities {
+        fn take(learned: &mut Learned) -> Option<Self> {
+            learned.capabilities.take()
+        }
+    }
+
+    impl Goal for WidgetToken {
+        fn take(learned: &mut Learned) -> Option<Self> {
+            learned.token.take()
+        }
+    }
+
+    impl Goal for Bootstrapped {
+        fn take(learned: &mut Learned) -> Option<Self> {
+            Some(Self {
+                capabilities: learned.capabilities.take()?,
+                token: learned.token.take()?,
+            })
+        }
+    }
+
+    impl Goal for AnonymousDiscovery {
+        fn take(learned: &mut Learned) -> Option<Self> {
+            learned.anonymous.take()
+        }
+    }
+}
+
+use private::{Goal, Learned};
+
+/// One step of the call flow as a sans-IO state machine, or several in a row.
+///
+/// A flow builds `http::Request`s and consumes `http::Response`s; it owns no
+/// socket, no clock and no randomness. Time (`now`) is passed to every call;
+/// request ids and jitter come from the [`Entropy`] it was given; tokens
+/// come from the driver when it asks.
+///
+/// # The drive loop
+///
+/// 1. Call [`poll_output`](Self::poll_output) with the current time.
+/// 2. On [`Output::Transmit`], send the request with your transport and hand
+///    the answer to [`handle_response`](Self::handle_response), or the
+///    failure to [`handle_transport_error`](Self::handle_transport_error).
+/// 3. On [`Output::NeedToken`], get an AAD token for the audience (dropping
+///    `rejected` from your cache first) and hand it, or the failure, to
+///    [`handle_token`](Self::handle_token).
+/// 4. On [`Output::Timeout`], wait until that instant.
+/// 5. On [`Output::Done`], stop: that is the result.
+///
+/// A flow has at most one request or token need outstanding, so a
+/// sequential loop is enough:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Instant;
+/// use bytes::Bytes;
+/// use ta_protocol::*;
+///
+/// // Any transport: here a function that plays the server.
+/// struct Fake;
+/// #[async_trait::async_trait]
+/// impl Transport for Fake {
+///     async fn send(&self, req: http::Request<Bytes>) -> Result<http::Response<Bytes>, TransportError> {
+///         let body = match req.uri().path() {
+///             "/platformservice/discover" => r#"{"_links":{"service:applications":{"href":"https://api.example/platformservice/v1/applications"}}}"#,
+///             _ => return Ok(http::Response::builder().status(404).body(Bytes::new()).unwrap()),
+///         };
+///         Ok(http::Response::new(Bytes::from(body)))
+///     }
+/// }
+///
+/// async fn drive<T>(mut flow: Flow<T>, transport: &impl Transport) -> Result<T, Error>
+/// where
+///     Flow<T>: Driveable<T>,
+/// {
+///     loop {
+///         match flow.poll_output(Instant::now()) {
+///             Some(Output::Transmit(transmit)) => {
+///                 let (id, request) = transmit.into_parts();
+///                 match transport.send(request).await {
+///                     Ok(response) => flow.handle_response(id, response, Instant::now())?,
+///                     Err(error) => flow.handle_transport_error(id, error, Instant::now())?,
+///                 }
+///             }
+///             Some(Output::NeedToken(need)) => {
+///                 // Ask your token source for `need.audience`.
+///                 let token: Result<AccessToken, aad::TokenError> = Ok(AccessToken::new("t"));
+///                 flow.handle_token(token)?;
+///             }
+///             Some(Output::Timeout(_at)) => { /* sleep until `_at` with your runtime */ }
+///             Some(Output::Done(result)) => return result,
+///             Some(_) | None => return Err(UsageError::Waiting("an answer").into()),
+///         }
+///     }
+/// }
+///
+/// let config = Config::builder("https://api.example/platformservice/discover", "sip:helpdesk@contoso.com")
+///     .build()?
+///     .into_shared();
+/// let flow = Flow::discovery(config, Box::new(SeededEntropy::new(7)));
+/// let discovery = futures_executor::block_on(drive(flow, &Fake))?;
+/// assert_eq!(discovery.applications_url.as_str(), "https://api.example/platformservice/v1/applications");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Flow<T> {
+    engine: Engine,
+    _goal: PhantomData<fn() -> T>,
+}
+
+/// The flows that can be driven: implemented for every `Flow<T>` this crate
+/// constructs. Lets a driver be written once for all of them.
+pub trait Driveable<T> {
+    /// See [`Flow::poll_output`].
+    fn poll_output(&mut self, now: Instant) -> Option<Output<T>>;
+    /// See [`Flow::handle_response`].
+    fn handle_response(
+        &mut self,
+        id: RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) -> Result<(), UsageError>;
+    /// See [`Flow::handle_transport_error`].
+    fn handle_transport_error(
+        &mut self,
+        id: RequestId,
+        error: TransportError,
+        now: Instant,
+    ) -> Result<(), UsageError>;
+    /// See [`Flow::handle_token`].
+    fn handle_token(&mut self, token: Result<AccessToken, TokenError>) -> Result<(), UsageError>;
+}
+
+impl<T> fmt::Debug for Flow<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flow")
+            .field("step", &self.engine.ex.step)
+            .field("phase", &self.engine.ex.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flow<Discovery> {
+    /// Discovery alone: `GET <discover URL>`, without a token (a 401 there is
+    /// answered once with a token).
+    pub fn discovery(config: Arc<Config>, entropy: Box<dyn Entropy>) -> Self {
+        Self::start(config, entropy, Target::Discovery, None, None)
+    }
+}
+
+impl Flow<Capabilities> {
+    /// From a discovery: applications (with `endpointId`) then application.
+    /// A `token` (from a cache) is sent at once; without one, the first
+    /// request draws the 401 challenge.
+    pub fn capabilities(
+        config: Arc<Config>,
+        discovery: Discovery,
+        token: Option<AccessToken>,
+        entropy: Box<dyn Entropy>,
+    ) -> Self {
+        let mut flow = Self::start_empty(config, entropy, Target::Capabilities, token);
+        flow.engine.begin_applications(discovery);
+        flow
+    }
+}
+
+impl Flow<WidgetToken> {
+    /// From known capabilities: the mint alone (one request on the warm
+    /// path). Without a `token`, one is asked for before the request.
+    pub fn mint(
+        config: Arc<Config>,
+        capabilities: &Capabilities,
+        request: MintRequest,
+        token: Option<AccessToken>,
+        entropy: Box<dyn Entropy>,
+    ) -> Self {
+        let mut flow = Self::start_empty(config, entropy, Target::Mint, token);
+        flow.engine.mint = Some(request);
+        flow.engine.begin_mint(capabilities.clone());
+        flow
+    }
+}
+
+impl Flow<Bootstrapped> {
+    /// The whole SA flow: discovery, applications, application, mint.
+    pub fn bootstrap(
+        config: Arc<Config>,
+        request: MintRequest,
+        token: Option<AccessToken>,
+        entropy: Box<dyn Entropy>,
+    ) -> Self {
+        Self::start(config, entropy, Target::Mint, token, Some(request))
+    }
+}
+
+impl Flow<AnonymousDiscovery> {
+    /// The chat client's step: `GET <anonymous discover link>` with an
+    /// `Origin` header, no AAD token.
+    pub fn anonymous_discovery(
+        config: Arc<Config>,
+        discover_url: Url,
+        origin: Origin,
+        entropy: Box<dyn Entropy>,
+    ) -> Self {
+        let mut flow = Self::start_empty(config, entropy, Target::AnonymousDiscovery, None);
+        flow.engine.ex = Exchange::new(Step::AnonymousDiscovery, Method::GET, discover_url, None);
+        flow.engine.ex.origin = Some(origin);
+        flow
+    }
+}
+
+impl<T> Flow<T> {
+    fn start_empty(
+        config: Arc<Config>,
+        entropy: Box<dyn Entropy>,
+        target: Target,
+        token: Option<AccessToken>,
+    ) -> Self {
+        let trusted = Arc::new(config.trusted_hosts().clone());
+        let discover_url = config.discover_url().clone();
+        Self {
+            engine: Engine {
+                ex: Exchange::new(Step::Discovery, Method::GET, discover_url, None),
+                config,
+                entropy,
+                target,
+                token,
+                trusted,
+                mint: None,
+                learned: Learned::default(),
+                next_id: 0,
+                done: None,
+                finished: false,
+            },
+            _goal: PhantomData,
+        }
+    }
+
+    fn start(
+        config: Arc<Config>,
+        entropy: Box<dyn Entropy>,
+        target: Target,
+        token: Option<AccessToken>,
+        mint: Option<MintRequest>,
+    ) -> Self {
+        let mut flow = Self::start_empty(config, entropy, target, token);
+        flow.engine.mint = mint;
+        flow
+    }
+
+    /// The step in progress (or the last one, once finished).
+    pub fn step(&self) -> Step {
+        self.engine.ex.step
+    }
+
+    /// Whether the flow has finished (its result may still be waiting to be
+    /// polled).
+    pub fn is_finished(&self) -> bool {
+        self.engine.finished
+    }
+
+    /// The AAD token the flow holds now (given at the start or by
+    /// [`handle_token`](Self::handle_token)), if any.
+    pub fn token(&self) -> Option<&AccessToken> {
+        self.engine.token.as_ref()
+    }
+
+    /// Hands in the answer to the request `id`.
+    pub fn handle_response(
+        &mut self,
+        id: RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        self.engine.handle_response(id, response, now)
+    }
+
+    /// Hands in the transport's failure to send the request `id`.
+    pub fn handle_transport_error(
+        &mut self,
+        id: RequestId,
+        error: TransportError,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        self.engine.handle_transport_error(id, error, now)
+    }
+
+    /// Hands in the token asked for by [`Output::NeedToken`], or why there is
+    /// none (which ends the flow).
+    pub fn handle_token(
+        &mut self,
+        token: Result<AccessToken, TokenError>,
+    ) -> Result<(), UsageError> {
+        self.engine.handle_token(token)
+    }
+}
+
+impl<T: Goal> Flow<T> {
+    /// What to do next; `None` while a request or a token is outstanding,
+    /// and after [`Output::Done`] was returned.
+    pub fn poll_output(&mut self, now: Instant) -> Option<Output<T>> {
+        match self.engine.poll(now)? {
+            Polled::Transmit(t) => Some(Output::Transmit(t)),
+            Polled::NeedToken(n) => Some(Output::NeedToken(n)),
+            Polled::Timeout(at) => Some(Output::Timeout(at)),
+            Polled::Done(Err(e)) => Some(Output::Done(Err(e))),
+            Polled::Done(Ok(())) => Some(Output::Done(
+                T::take(&mut self.engine.learned).ok_or(Error::Usage(UsageError::Finished)),
+            )),
+        }
+    }
+}
+
+impl<T: Goal> Driveable<T> for Flow<T> {
+    fn poll_output(&mut self, now: Instant) -> Option<Output<T>> {
+        Self::poll_output(self, now)
+    }
+
+    fn handle_response(
+        &mut self,
+        id: RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        Self::handle_response(self, id, response, now)
+    }
+
+    fn handle_transport_error(
+        &mut self,
+        id: RequestId,
+        error: TransportError,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        Self::handle_transport_error(self, id, error, now)
+    }
+
+    fn handle_token(&mut self, token: Result<AccessToken, TokenError>) -> Result<(), UsageError> {
+        Self::handle_token(self, token)
+    }
+}
+
+/// Where a flow stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Discovery,
+    Capabilities,
+    Mint,
+    AnonymousDiscovery,
+}
+
+enum Polled {
+    Transmit(Transmit),
+    NeedToken(TokenNeed),
+    Timeout(Instant),
+    Done(Result<(), Error>),
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Ready to send.
+    Ready,
+    /// Sent; waiting for the answer.
+    InFlight(RequestId),
+    /// A token need to hand out.
+    NeedToken(TokenNeed),
+    /// Waiting for the token.
+    AwaitingToken,
+    /// Backing off until then.
+    Sleeping(Instant),
+    /// Nothing more to do.
+    Over,
+}
+
+/// One logical request: its redirects, retries and token retry.
+#[derive(Debug)]
+struct Exchange {
+    step: Step,
+    method: Method,
+    url: Url,
+    body: Option<Bytes>,
+    origin: Option<Origin>,
+    failures: u32,
+    redirects: u8,
+    started: Option<Instant>,
+    token_retry_used: bool,
+    sent_with_token: bool,
+    phase: Phase,
+}
+
+impl Exchange {
+    fn new(step: Step, method: Method, url: Url, body: Option<Bytes>) -> Self {
+        Self {
+            step,
+            method,
+            url,
+            body,
+            origin: None,
+            failures: 0,
+            redirects: 0,
+            started: None,
+            token_retry_used: false,
+            sent_with_token: false,
+            phase: Phase::Ready,
+        }
+    }
+}
+
+struct Engine {
+    config: Arc<Config>,
+    entropy: Box<dyn Entropy>,
+    target: Target,
+    token: Option<AccessToken>,
+    trusted: Arc<TrustedHosts>,
+    mint: Option<MintRequest>,
+    ex: Exchange,
+    learned: Learned,
+    next_id: u64,
+    done: Option<Result<(), Error>>,
+    finished: bool,
+}
+
+impl Engine {
+    fn finish(&mut self, result: Result<(), Error>) {
+        self.ex.phase = Phase::Over;
+        self.finished = true;
+        self.done = Some(result);
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.finish(Err(error));
+    }
+
+    fn poll(&mut self, now: Instant) -> Option<Polled> {
+        if let Some(result) = self.done.take() {
+            return Some(Polled::Done(result));
+        }
+        match std::mem::replace(&mut self.ex.phase, Phase::Over) {
+            Phase::Ready => Some(self.transmit(now)),
+            Phase::Sleeping(until) if now < until => {
+                self.ex.phase = Phase::Sleeping(until);
+                Some(Polled::Timeout(until))
+            }
+            Phase::Sleeping(_) => Some(self.transmit(now)),
+            Phase::NeedToken(need) => {
+                self.ex.phase = Phase::AwaitingToken;
+                Some(Polled::NeedToken(need))
+            }
+            other @ (Phase::InFlight(_) | Phase::AwaitingToken | Phase::Over) => {
+                self.ex.phase = other;
+                None
+            }
+        }
+    }
+
+    fn token_need(&self, challenge: Option<Challenge>, rejected: Option<AccessToken>) -> TokenNeed {
+        TokenNeed {
+            step: self.ex.step,
+            audience: self.config.audience().clone(),
+            challenge,
+            rejected,
+        }
+    }
+
+    fn untrusted(&self, url: &Url, reason: UntrustedReason) -> Error {
+        Error::Untrusted(Box::new(UntrustedError {
+            step: self.ex.step,
+            url: DisplayUrl::new(url),
+            reason,
+        }))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Polled {
+        let step = self.ex.step;
+        // Whether this request carries the token.
+        let with_token = if self.ex.sent_with_token || self.ex.token_retry_used {
+            self.token.is_some()
+        } else if step.is_authenticated() {
+            match (&self.token, step) {
+                (Some(_), _) => true,
+                // The first authenticated request may go without a token to
+                // draw the challenge; later steps know they need one.
+                (None, Step::Applications) => false,
+                (None, _) => {
+                    self.ex.phase = Phase::AwaitingToken;
+                    return Polled::NeedToken(self.token_need(None, None));
+                }
+            }
+        } else {
+            false
+        };
+        if !self.config.is_secure_enough(&self.ex.url) {
+            let error = self.untrusted(&self.ex.url, UntrustedReason::Insecure);
+            return self.failed(error);
+        }
+        if with_token && !self.trusted.allows(&self.ex.url) {
+            let error = self.untrusted(&self.ex.url, UntrustedReason::UntrustedHost);
+            return self.failed(error);
+        }
+        let request_id = self.entropy.client_request_id();
+        let built = Outgoing {
+            method: &self.ex.method,
+            url: &self.ex.url,
+            body: self.ex.body.as_ref(),
+            request_id: &request_id,
+            bearer: if with_token {
+                self.token.as_ref()
+            } else {
+                None
+            },
+            origin: self.ex.origin.as_ref(),
+        }
+        .build();
+        let request = match built {
+            Ok(request) => request,
+            Err(BuildError::Token) => {
+                let error = Error::Auth(Box::new(AuthError {
+                    step,
+                    kind: AuthErrorKind::InvalidToken,
+                }));
+                return self.failed(error);
+            }
+            Err(BuildError::Uri) => {
+                let error = self.server_error(
+                    None,
+                    Correlation::default(),
+                    ServerErrorKind::BadLink {
+                        rel: rel_of(step),
+                        reason: "the URL is not a valid HTTP request target".to_owned(),
+                    },
+                );
+                return self.failed(error);
+            }
+        };
+        self.ex.sent_with_token = with_token;
+        self.ex.started.get_or_insert(now);
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        self.ex.phase = Phase::InFlight(id);
+        Polled::Transmit(Transmit { id, step, request })
+    }
+
+    fn failed(&mut self, error: Error) -> Polled {
+        self.finished = true;
+        self.ex.phase = Phase::Over;
+        Polled::Done(Err(error))
+    }
+
+    fn check_in_flight(&self, id: RequestId) -> Result<(), UsageError> {
+        match self.ex.phase {
+            Phase::InFlight(current) if current == id => Ok(()),
+            _ if self.finished => Err(UsageError::Finished),
+            _ => Err(UsageError::UnknownRequest(id.0)),
+        }
+    }
+
+    fn handle_token(&mut self, token: Result<AccessToken, TokenError>) -> Result<(), UsageError> {
+        if !matches!(self.ex.phase, Phase::AwaitingToken) {
+            return Err(if self.finished {
+                UsageError::Finished
+            } else {
+                UsageError::UnexpectedToken
+            });
+        }
+        match token {
+            Ok(token) => {
+                self.token = Some(token);
+                self.ex.sent_with_token = true;
+                self.ex.phase = Phase::Ready;
+            }
+            Err(error) => self.fail(Error::Auth(Box::new(AuthError {
+                step: self.ex.step,
+                kind: AuthErrorKind::TokenUnavailable(error),
+            }))),
+        }
+        Ok(())
+    }
+
+    fn handle_transport_error(
+        &mut self,
+        id: RequestId,
+        error: TransportError,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        self.check_in_flight(id)?;
+        let step = self.ex.step;
+        let failure = Error::Transport {
+            step,
+            source: error.clone(),
+        };
+        // Every step is safe to repeat: GETs, and the mint with the same
+        // applicationSessionId. So whether the request may have been sent
+        // does not forbid a retry; the kind of failure decides.
+        if !error.kind().is_retryable() {
+            self.fail(failure);
+            return Ok(());
+        }
+        self.retry_or_fail(failure, None, now);
+        Ok(())
+    }
+
+    fn retry_or_fail(
+        &mut self,
+        failure: Error,
+        server_delay: Option<std::time::Duration>,
+        now: Instant,
+    ) {
+        self.ex.failures += 1;
+        let started = self.ex.started.unwrap_or(now);
+        let elapsed = now.saturating_duration_since(started);
+        let jitter = self.entropy.jitter();
+        let decision =
+            self.config
+                .retry_policy()
+                .decide(self.ex.failures, elapsed, server_delay, jitter);
+        match decision {
+            RetryDecision::Wait(wait) => match now.checked_add(wait) {
+                Some(until) => self.ex.phase = Phase::Sleeping(until),
+                None => self.give_up(failure, elapsed),
+            },
+            RetryDecision::GiveUp(_) => self.give_up(failure, elapsed),
+        }
+    }
+
+    fn give_up(&mut self, failure: Error, elapsed: std::time::Duration) {
+        let error = if self.ex.failures <= 1 {
+            failure
+        } else {
+            Error::RetriesExhausted {
+                step: self.ex.step,
+                attempts: self.ex.failures,
+                elapsed,
+                last: Box::new(failure),
+            }
+        };
+        self.fail(error);
+    }
+
+    fn server_error(
+        &self,
+        status: Option<StatusCode>,
+        correlation: Correlation,
+        kind: ServerErrorKind,
+    ) -> Error {
+        Error::Server(Box::new(ServerError {
+            step: self.ex.step,
+            url: DisplayUrl::new(&self.ex.url),
+            status,
+            kind,
+            correlation,
+        }))
+    }
+
+    fn api_error(&self, response: &http::Response<Bytes>) -> ApiError {
+        let body = hal_model::from_slice::<hal_model::ErrorBody>(response.body()).ok();
+        let body_excerpt = match (&body, response.body().is_empty()) {
+            (None, false) => {
+                let text = String::from_utf8_lossy(response.body());
+                Some(redact(&text.chars().take(200).collect::<String>()))
+            }
+            _ => None,
+        };
+        ApiError {
+            step: self.ex.step,
+            method: self.ex.method.clone(),
+            url: DisplayUrl::new(&self.ex.url),
+            status: response.status(),
+            body,
+            body_excerpt,
+            correlation: Correlation::from_headers(response.headers()),
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        id: RequestId,
+        response: http::Response<Bytes>,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        self.check_in_flight(id)?;
+        let status = response.status();
+        let correlation = Correlation::from_headers(response.headers());
+        if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
+            self.redirect(&response, correlation);
+        } else if status == StatusCode::UNAUTHORIZED
+            && (self.ex.step.is_authenticated() || self.ex.step == Step::Discovery)
+        {
+            self.unauthorized(&response);
+        } else if is_retryable_status(status) {
+            let delay = retry_after_delay(response.headers());
+            let failure = Error::Rejected(Box::new(self.api_error(&response)));
+            self.retry_or_fail(failure, delay, now);
+        } else if status.is_success() {
+            self.success(&response, correlation);
+        } else if status.is_client_error() || status.is_server_error() {
+            let error = Error::Rejected(Box::new(self.api_error(&response)));
+            self.fail(error);
+        } else {
+            let error =
+                self.server_error(Some(status), correlation, ServerErrorKind::UnexpectedStatus);
+            self.fail(error);
+        }
+        Ok(())
+    }
+
+    fn redirect(&mut self, response: &http::Response<Bytes>, correlation: Correlation) {
+        let status = Some(response.status());
+        let max = self.config.max_redirects();
+        if self.ex.redirects >= max {
+            let error = self.server_error(
+                status,
+                correlation,
+                ServerErrorKind::TooManyRedirects { max },
+            );
+            return self.fail(error);
+        }
+        let target = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| self.ex.url.join(location).ok());
+        let Some(target) = target else {
+            let error = self.server_error(status, correlation, ServerErrorKind::BadRedirect);
+            return self.fail(error);
+        };
+        if !self.config.is_secure_enough(&target) {
+            let error = self.untrusted(&target, UntrustedReason::Insecure);
+            return self.fail(error);
+        }
+        let carries_token = self.ex.step.is_authenticated() || self.ex.sent_with_token;
+        if carries_token && !self.trusted.allows(&target) {
+            let error = self.untrusted(&target, UntrustedReason::UntrustedRedirect);
+            return self.fail(error);
+        }
+        self.ex.redirects += 1;
+        self.ex.url = target;
+        self.ex.phase = Phase::Ready;
+    }
+
+    fn unauthorized(&mut self, response: &http::Response<Bytes>) {
+        // A malformed challenge header is read as no challenge: the token is
+        // still worth one try.
+        let challenges = challenge::challenges(response.headers()).unwrap_or_default();
+        if self.ex.token_retry_used {
+            let error = Error::Auth(Box::new(AuthError {
+                step: self.ex.step,
+                kind: AuthErrorKind::Rejected {
+                    answer: Box::new(self.api_error(response)),
+                    challenges,
+                },
+            }));
+            return self.fail(error);
+        }
+        let bearer = challenges.iter().find(|c| c.is_scheme("Bearer")).cloned();
+        if bearer.is_none() && !challenges.is_empty() {
+            let error = Error::Auth(Box::new(AuthError {
+                step: self.ex.step,
+                kind: AuthErrorKind::NoBearerChallenge {
+                    schemes: challenges.iter().map(|c| c.scheme.clone()).collect(),
+                },
+            }));
+            return self.fail(error);
+        }
+        self.ex.token_retry_used = true;
+        let rejected = if self.ex.sent_with_token {
+            self.token.take()
+        } else {
+            None
+        };
+        self.ex.phase = Phase::NeedToken(self.token_need(bearer, rejected));
+    }
+
+    fn success(&mut self, response: &http::Response<Bytes>, correlation: Correlation) {
+        let status = Some(response.status());
+        let result = match self.ex.step {
+            Step::Discovery => self.discovered(response.body()),
+            Step::Applications => self.applications(response.body()),
+            Step::Application => self.application(response.body()),
+            Step::Mint => self.minted(response.body()),
+            Step::AnonymousDiscovery => self.anonymous(response),
+        };
+        if let Err(kind) = result {
+            let error = self.server_error(status, correlation, kind);
+            self.fail(error);
+        }
+    }
+
+    fn resolve_link(
+        &self,
+        rel: &'static str,
+        link: &hal_model::Link,
+    ) -> Result<Url, ServerErrorKind> {
+        let url = link.resolve(&self.ex.url).map_err(|e| bad_link(rel, &e))?;
+        self.require_secure(rel, url)
+    }
+
+    fn require_secure(&self, rel: &'static str, url: Url) -> Result<Url, ServerErrorKind> {
+        if self.config.is_secure_enough(&url) {
+            Ok(url)
+        } else {
+            Err(ServerErrorKind::BadLink {
+                rel,
+                reason: format!("{} is not https", DisplayUrl::new(&url)),
+            })
+        }
+    }
+
+    fn discovered(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+        let resource: Discover = hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
+        let link = resource
+            .applications()
+            .ok_or(ServerErrorKind::MissingLink {
+                rel: names::APPLICATIONS,
+            })?;
+        let applications_url = self.resolve_link(names::APPLICATIONS, link)?;
+        let mut trusted = (*self.trusted).clone();
+        // Links of an answer from a trusted host extend the trust; an answer
+        // a redirect brought from elsewhere extends nothing.
+        if self.trusted.allows(&self.ex.url) {
+            for (_, links) in resource.resource().links().iter() {
+                for link in links.as_slice() {
+                    if let Ok(url) = link.absolute() {
+                        trusted.add_url_host(&url);
+                    }
+                }
+            }
+        }
+        self.trusted = Arc::new(trusted);
+        let discovery = Discovery {
+            url: self.ex.url.clone(),
+            namespace: resource.resource().namespace(),
+            resource,
+            applications_url,
+            trusted_hosts: Arc::clone(&self.trusted),
+        };
+        if self.target == Target::Discovery {
+            self.learned.discovery = Some(discovery);
+            self.finish(Ok(()));
+        } else {
+            self.begin_applications(discovery);
+        }
+        Ok(())
+    }
+
+    fn begin_applications(&mut self, discovery: Discovery) {
+        self.trusted = Arc::clone(&discovery.trusted_hosts);
+        let url = with_endpoint_id(&discovery.applications_url, self.config.endpoint_id());
+        self.learned.discovery = Some(discovery);
+        self.ex = Exchange::new(Step::Applications, Method::GET, url, None);
+    }
+
+    fn applications(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+        let resource: Applications = hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
+        let link = resource.application().ok_or(ServerErrorKind::MissingLink {
+            rel: names::APPLICATION,
+        })?;
+        let url = self.resolve_link(names::APPLICATION, link)?;
+        self.ex = self.next_exchange(Step::Application, Method::GET, url, None);
+        Ok(())
+    }
+
+    /// The exchange of the next step, carrying on with the token in hand.
+    fn next_exchange(&self, step: Step, method: Method, url: Url, body: Option<Bytes>) -> Exchange {
+        let mut ex = Exchange::new(step, method, url, body);
+        ex.sent_with_token = self.token.is_some();
+        ex
+    }
+
+    fn application(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+        let application: Application =
+            hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
+        let anon_application_tokens = application
+            .anon_application_tokens()
+            .map(|link| self.resolve_link(names::ANON_APPLICATION_TOKENS, link))
+            .transpose()?;
+        let Some(discovery) = self.learned.discovery.take() else {
+            return Err(ServerErrorKind::MissingLink {
+                rel: names::APPLICATIONS,
+            });
+        };
+        let capabilities = Capabilities {
+            discovery,
+            application_url: self.ex.url.clone(),
+            application,
+            anon_application_tokens,
+        };
+        if self.target == Target::Capabilities {
+            self.learned.capabilities = Some(capabilities);
+            self.finish(Ok(()));
+        } else {
+            self.begin_mint(capabilities);
+        }
+        Ok(())
+    }
+
+    fn begin_mint(&mut self, capabilities: Capabilities) {
+        self.trusted = Arc::clone(&capabilities.discovery.trusted_hosts);
+        let url = capabilities.anon_application_tokens.clone();
+        let body = self.mint.as_ref().map(MintRequest::body);
+        self.learned.capabilities = Some(capabilities);
+        match (url, body) {
+            (Some(url), Some(body)) => {
+                self.ex = self.next_exchange(Step::Mint, Method::POST, url, Some(body));
+            }
+            (None, _) => {
+                self.ex.step = Step::Application;
+                let error = self.server_error(
+                    None,
+                    Correlation::default(),
+                    ServerErrorKind::MissingLink {
+                        rel: names::ANON_APPLICATION_TOKENS,
+                    },
+                );
+                self.fail(error);
+            }
+            (Some(_), None) => self.fail(Error::Usage(UsageError::Finished)),
+        }
+    }
+
+    fn minted(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+        let resource: AnonApplicationToken =
+            hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
+        if resource.token.expose().trim().is_empty() {
+            return Err(ServerErrorKind::MissingMember { member: "token" });
+        }
+        let link = resource.discover().ok_or(ServerErrorKind::MissingLink {
+            rel: names::DISCOVER,
+        })?;
+        let discover_url = link.absolute().map_err(|e| bad_link(names::DISCOVER, &e))?;
+        let discover_url = self.require_secure(names::DISCOVER, discover_url)?;
+        let self_url = resource
+            .self_link()
+            .and_then(|link| link.resolve(&self.ex.url).ok());
+        let Some(request) = self.mint.take() else {
+            return Err(ServerErrorKind::MissingMember { member: "request" });
+        };
+        self.learned.token = Some(WidgetToken {
+            token: resource.token.clone(),
+            expiry: resource.expiry_time.clone(),
+            discover_url,
+            self_url,
+            session_id: request.session_id,
+            allowed_origins: request.allowed_origins,
+            resource,
+        });
+        self.finish(Ok(()));
+        Ok(())
+    }
+
+    fn anonymous(&mut self, response: &http::Response<Bytes>) -> Result<(), ServerErrorKind> {
+        let resource: AnonDiscover =
+            hal_model::from_slice(response.body()).map_err(ServerErrorKind::Body)?;
+        let link = resource
+            .anon_applications()
+            .ok_or(ServerErrorKind::MissingLink {
+                rel: names::ANON_APPLICATIONS,
+            })?;
+        let anon_applications = self.resolve_link(names::ANON_APPLICATIONS, link)?;
+        let allow_origin = response
+            .headers()
+            .get(ACCESS_CONTROL_ALLOW_ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let Some(origin) = self.ex.origin.clone() else {
+            return Err(ServerErrorKind::MissingMember { member: "origin" });
+        };
+        self.learned.anonymous = Some(AnonymousDiscovery {
+            anon_applications,
+            resource,
+            allow_origin,
+            origin,
+        });
+        self.finish(Ok(()));
+        Ok(())
+    }
+}
+
+fn bad_link(rel: &'static str, error: &HrefError) -> ServerErrorKind {
+    ServerErrorKind::BadLink {
+        rel,
+        reason: redact(&error.to_string()),
+    }
+}
+
+/// The rel whose link a step's URL came from.
+fn rel_of(step: Step) -> &'static str {
+    match step {
+        Step::Discovery => "discover URL",
+        Step::Applications => names::APPLICATIONS,
+        Step::Application => names::APPLICATION,
+        Step::Mint => names::ANON_APPLICATION_TOKENS,
+        Step::AnonymousDiscovery => names::DISCOVER,
+    }
+}
