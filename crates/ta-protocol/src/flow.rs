@@ -900,7 +900,14 @@ impl Engine {
     }
 
     fn api_error(&self, response: &http::Response<Bytes>) -> ApiError {
-        let body = hal_model::from_slice::<hal_model::ErrorBody>(response.body()).ok();
+        // A message may echo what was sent (a token in a URL): mask it here,
+        // so that no Debug or Display of the error can show it.
+        let body = hal_model::from_slice::<hal_model::ErrorBody>(response.body())
+            .ok()
+            .map(|mut body| {
+                body.message = body.message.map(|m| redact(&m));
+                body
+            });
         let body_excerpt = match (&body, response.body().is_empty()) {
             (None, false) => {
                 let text = String::from_utf8_lossy(response.body());
