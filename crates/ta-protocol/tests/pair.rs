@@ -220,15 +220,26 @@ fn application_not_found_is_typed_with_correlation() {
     let mut inner = good_server("service:");
     let mut h = Harness::new(move |req: &Seen, i| {
         if req.url.contains("/applications?") && req.authorization.is_some() {
-            return json(
+            let mut r = json(
                 403,
-                r#"{"code":"Forbidden","subcode":"ApplicationNotFound","message":"No application endpoint sip:helpdesk@contoso.com"}"#,
+                r#"{"code":"Forbidden","subcode":"ApplicationNotFound","message":"No application endpoint sip:helpdesk@contoso.com","errorReportId":"rep-9"}"#,
+            )
+            .unwrap();
+            r.headers_mut().insert(
+                "x-ms-diagnostics",
+                r#"28032;reason="Application not found""#.parse().unwrap(),
             );
+            return Ok(r);
         }
         inner(req, i)
     });
     let err = bootstrap(&mut h).unwrap_err();
     let api = err.api_error().unwrap();
+    assert_eq!(
+        api.correlation.diagnostics.as_deref(),
+        Some(r#"28032;reason="Application not found""#)
+    );
+    assert_eq!(api.body.as_ref().unwrap().error_report_id(), Some("rep-9"));
     assert_eq!(api.kind(), ApiErrorKind::ApplicationNotFound);
     assert_eq!(api.step, Step::Applications);
     assert_eq!(api.correlation.correlation_id.as_deref(), Some("corr-1"));
