@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
 //! - `ci`: what CI checks, in order: `cargo fmt --check`, `cargo clippy` on
-//!   every target with warnings denied, then every test (unit, integration,
-//!   doc) of the workspace. The README's test command.
+//!   every target with warnings denied, `cargo doc` with warnings denied,
+//!   then every test (unit, integration, doc) of the workspace. The README's
+//!   test command.
 //! - `test`: the tests alone.
 //! - `lint`: fmt and clippy alone.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -56,15 +57,33 @@ fn test() -> Result<(), String> {
     run("cargo test", c)
 }
 
+fn doc() -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--all-features",
+        "--locked",
+    ]);
+    c.env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc -D warnings", c)
+}
+
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
-        "ci" => fmt().and_then(|()| clippy()).and_then(|()| test()),
+        "ci" => fmt()
+            .and_then(|()| clippy())
+            .and_then(|()| doc())
+            .and_then(|()| test()),
         "lint" => fmt().and_then(|()| clippy()),
         "test" => test(),
         _ => {
             eprintln!("usage: cargo xtask <ci|lint|test>");
-            eprintln!("  ci    fmt check, clippy -D warnings, all tests (what CI runs)");
+            eprintln!(
+                "  ci    fmt check, clippy -D warnings, doc -D warnings, all tests (what CI runs)"
+            );
             eprintln!("  lint  fmt check and clippy");
             eprintln!("  test  all tests");
             return ExitCode::from(2);

@@ -425,7 +425,11 @@ impl Flow<WidgetToken> {
     ) -> Self {
         let mut flow = Self::start_empty(config, entropy, Target::Mint, token);
         flow.engine.mint = Some(request);
-        flow.engine.begin_mint(capabilities.clone());
+        flow.engine.begin_mint(
+            capabilities.anon_application_tokens.clone(),
+            &capabilities.application_url,
+            Arc::clone(&capabilities.discovery.trusted_hosts),
+        );
         flow
     }
 }
@@ -1143,22 +1147,36 @@ impl Engine {
             self.learned.capabilities = Some(capabilities);
             self.finish(Ok(()));
         } else {
-            self.begin_mint(capabilities);
+            let anon = capabilities.anon_application_tokens.clone();
+            let application_url = capabilities.application_url.clone();
+            let trusted = Arc::clone(&capabilities.discovery.trusted_hosts);
+            self.learned.capabilities = Some(capabilities);
+            self.begin_mint(anon, &application_url, trusted);
         }
         Ok(())
     }
 
-    fn begin_mint(&mut self, capabilities: Capabilities) {
-        self.trusted = Arc::clone(&capabilities.discovery.trusted_hosts);
-        let url = capabilities.anon_application_tokens.clone();
+    /// Starts the mint, from the capabilities' `anonApplicationTokens` URL.
+    fn begin_mint(
+        &mut self,
+        anon_application_tokens: Option<Url>,
+        application_url: &Url,
+        trusted: Arc<TrustedHosts>,
+    ) {
+        self.trusted = trusted;
         let body = self.mint.as_ref().map(MintRequest::body);
-        self.learned.capabilities = Some(capabilities);
-        match (url, body) {
+        match (anon_application_tokens, body) {
             (Some(url), Some(body)) => {
                 self.ex = self.next_exchange(Step::Mint, Method::POST, url, Some(body));
             }
             (None, _) => {
-                self.ex.step = Step::Application;
+                // Not consented (or not listed): nothing is sent.
+                self.ex = Exchange::new(
+                    Step::Application,
+                    Method::GET,
+                    application_url.clone(),
+                    None,
+                );
                 let error = self.server_error(
                     None,
                     Correlation::default(),
@@ -1168,6 +1186,7 @@ impl Engine {
                 );
                 self.fail(error);
             }
+            // Every constructor of a minting flow sets the request.
             (Some(_), None) => self.fail(Error::Usage(UsageError::Finished)),
         }
     }

@@ -90,19 +90,17 @@ fn happy_path_rtc_saas_namespace() {
 }
 
 #[test]
-fn old_deployment_quirks_bom_and_ms_date() {
+fn an_expiry_in_the_microsoft_json_date_form() {
     let mut inner = good_server("ms:rtc:saas:");
     let mut h = Harness::new(move |req: &Seen, i| {
         if req.method == "POST" && req.authorization.is_some() {
-            let body = mint_body("ms:rtc:saas:", "/Date(1466991733094)/", ANON_DISCOVER);
-            let mut bytes = b"\xEF\xBB\xBF".to_vec();
-            bytes.extend_from_slice(body.as_bytes());
-            return Ok(http::Response::new(bytes::Bytes::from(bytes)));
+            let body = mint_body("ms:rtc:saas:", "/Date(1466991733094+0000)/", ANON_DISCOVER);
+            return json(200, &body);
         }
         inner(req, i)
     });
     let done = bootstrap(&mut h).unwrap();
-    assert_eq!(done.token.expiry.as_str(), "/Date(1466991733094)/");
+    assert_eq!(done.token.expiry.as_str(), "/Date(1466991733094+0000)/");
     assert_eq!(
         done.token.expiry.instant(),
         hal_model::ExpiryTime::parse("2016-06-27T01:42:13.094Z")
@@ -693,4 +691,55 @@ fn misuse_is_a_typed_error() {
         flow.handle_response(id, resp, now),
         Err(UsageError::Finished)
     );
+}
+
+#[test]
+fn a_mint_without_the_capability_sends_nothing() {
+    let mut inner = good_server("service:");
+    let mut h = Harness::new(move |req: &Seen, i| {
+        if req.url.contains("/1627259584?") && req.authorization.is_some() {
+            return json(200, &application_body("service:", false));
+        }
+        inner(req, i)
+    });
+    let caps = h
+        .run(Flow::capabilities(
+            config(),
+            h_discovery(),
+            Some(AccessToken::new("t")),
+            entropy(),
+        ))
+        .unwrap();
+    assert!(caps.anon_application_tokens.is_none());
+    let mut h = Harness::new(good_server("service:"));
+    let err = h
+        .run(Flow::mint(
+            config(),
+            &caps,
+            mint_request(),
+            Some(AccessToken::new("t")),
+            entropy(),
+        ))
+        .unwrap_err();
+    assert!(h.seen.is_empty());
+    assert_eq!(err.step(), Some(Step::Application));
+    assert!(err.to_string().contains("/1627259584"), "{err}");
+}
+
+fn h_discovery() -> Discovery {
+    let mut h = Harness::new(good_server("service:"));
+    h.run(Flow::discovery(config(), entropy())).unwrap()
+}
+
+#[test]
+fn a_utf8_bom_is_accepted_on_every_answer() {
+    let mut inner = good_server("service:");
+    let mut h = Harness::new(move |req: &Seen, i| {
+        let mut r = inner(req, i)?;
+        let mut body = b"\xEF\xBB\xBF".to_vec();
+        body.extend_from_slice(r.body());
+        *r.body_mut() = bytes::Bytes::from(body);
+        Ok(r)
+    });
+    bootstrap(&mut h).unwrap();
 }
