@@ -1,0 +1,237 @@
+//! The listener: TLS with tokio-rustls, each connection served by hyper-util.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+use crate::app::{State, lowercase_path, router};
+use crate::config::{ConfigError, EmulatorConfig};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::{TlsError, TlsMaterial};
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The signing key could not be loaded.
+    #[error("{0}")]
+    Keys(String),
+}
+
+/// A running emulator. Dropping it stops it (connections included).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), ta_emulator::StartError> {
+/// let emulator = ta_emulator::Emulator::start(ta_emulator::EmulatorConfig::default()).await?;
+/// println!("discover URL: {}", emulator.discover_url());
+/// println!("token URL:    {}", emulator.token_url());
+/// let trust_this = emulator.ca_pem(); // PEM of the emulator's fresh CA
+/// # let _ = trust_this;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Emulator {
+    state: Arc<State>,
+    addr: SocketAddr,
+    ca_pem: Option<String>,
+    stop: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Binds (loopback only), makes the TLS material, and starts serving.
+    pub async fn start(config: EmulatorConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        crate::tokens::keys().map_err(StartError::Keys)?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let tls = if config.tls {
+            Some(TlsMaterial::generate()?)
+        } else {
+            None
+        };
+        let state = Arc::new(State::new(config, addr.port()));
+        let (stop, stopped) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            tls.as_ref()
+                .map(|t| TlsAcceptor::from(Arc::clone(&t.server_config))),
+            Arc::clone(&state),
+            stopped,
+        ));
+        Ok(Self {
+            state,
+            addr,
+            ca_pem: tls.map(|t| t.ca_pem),
+            stop,
+            accept,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The discover URL (on `127.0.0.1`; the API's links point at
+    /// `localhost`).
+    pub fn discover_url(&self) -> String {
+        self.state.discover_url()
+    }
+
+    /// The AAD v2 token URL of the tenant.
+    pub fn token_url(&self) -> String {
+        self.state.token_url()
+    }
+
+    /// The AAD v1 token URL of the tenant.
+    pub fn token_url_v1(&self) -> String {
+        self.state
+            .token_url()
+            .replace("/oauth2/v2.0/token", "/oauth2/token")
+    }
+
+    /// The audience tokens must be issued for.
+    pub fn audience(&self) -> String {
+        self.state.audience()
+    }
+
+    /// The PEM of the CA that signed the emulator's certificate (`None` when
+    /// serving plain HTTP).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Writes the CA PEM to `path`.
+    pub fn write_ca_pem(&self, path: &Path) -> std::io::Result<()> {
+        match &self.ca_pem {
+            Some(pem) => std::fs::write(path, pem),
+            None => Err(std::io::Error::other(
+                "the emulator serves plain HTTP: no CA",
+            )),
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.state.config
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.state.stats.snapshot()
+    }
+
+    /// Moves the emulator's clock forward (or back): token expiry is checked
+    /// against it.
+    pub fn advance_clock(&self, by: Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.state.clock_offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Stops accepting, closes every connection, and waits for the listener
+    /// task to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = (&mut { self }.accept).await;
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let service = router(Arc::clone(&state)).map_request(lowercase_path::<hyper::body::Incoming>);
+    let service = TowerToHyperService::new(service);
+    // Dropping the set (when this task ends or is aborted) aborts every
+    // connection.
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of descriptors or a reset before accept: keep serving.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        Stats::bump(&state.stats.connections_accepted);
+        let service = service.clone();
+        let state = Arc::clone(&state);
+        let tls = tls.clone();
+        connections.spawn(async move {
+            let builder = Builder::new(TokioExecutor::new());
+            match tls {
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    Stats::bump(&state.stats.tls_handshakes);
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+                None => {
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
+        });
+    }
+}
