@@ -7,10 +7,11 @@
 
 use std::fmt;
 
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::{ExpiryTime, Link, Namespace, Rel, Resource, names};
+use crate::{Embedded, ExpiryTime, Link, Links, Namespace, Rel, Resource, names};
 
 macro_rules! resource_wrapper {
     ($(#[$meta:meta])* $name:ident) => {
@@ -183,7 +184,10 @@ impl<'de> Deserialize<'de> for PsatToken {
 }
 
 /// The answer of the `anonApplicationTokens` POST.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` hides the token and the hrefs (the discover link carries the
+/// token in its query).
+#[derive(Clone, PartialEq, Serialize)]
 pub struct AnonApplicationToken {
     /// The `psat=…` token for the widget.
     pub token: PsatToken,
@@ -194,6 +198,76 @@ pub struct AnonApplicationToken {
     /// member.
     #[serde(flatten)]
     pub resource: Resource,
+}
+
+// Written by hand rather than derived with `#[serde(flatten)]`: a flattened
+// `Resource` is buffered before it is read, so a bad member inside it (such as
+// `_links.self.href`) lost its JSON path in `from_slice`'s errors.
+impl<'de> Deserialize<'de> for AnonApplicationToken {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TokenVisitor;
+
+        impl<'de> Visitor<'de> for TokenVisitor {
+            type Value = AnonApplicationToken;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an anonymous application token object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut token = None;
+                let mut expiry_time = None;
+                let mut resource = Resource::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "token" if token.is_some() => {
+                            return Err(A::Error::duplicate_field("token"));
+                        }
+                        "token" => token = Some(map.next_value::<PsatToken>()?),
+                        "expiryTime" if expiry_time.is_some() => {
+                            return Err(A::Error::duplicate_field("expiryTime"));
+                        }
+                        "expiryTime" => expiry_time = Some(map.next_value::<ExpiryTime>()?),
+                        "_links" => {
+                            if let Some(links) = map.next_value::<Option<Links>>()? {
+                                *resource.links_mut() = links;
+                            }
+                        }
+                        "_embedded" => {
+                            if let Some(embedded) = map.next_value::<Option<Embedded>>()? {
+                                *resource.embedded_mut() = embedded;
+                            }
+                        }
+                        "rel" => resource.rel = map.next_value()?,
+                        "etag" => resource.etag = map.next_value()?,
+                        _ => {
+                            let value = map.next_value::<Value>()?;
+                            resource.properties.insert(key, value);
+                        }
+                    }
+                }
+                Ok(AnonApplicationToken {
+                    token: token.ok_or_else(|| A::Error::missing_field("token"))?,
+                    expiry_time: expiry_time
+                        .ok_or_else(|| A::Error::missing_field("expiryTime"))?,
+                    resource,
+                })
+            }
+        }
+
+        deserializer.deserialize_map(TokenVisitor)
+    }
+}
+
+impl fmt::Debug for AnonApplicationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnonApplicationToken")
+            .field("token", &self.token)
+            .field("expiry_time", &self.expiry_time)
+            .field("links", &self.resource.links().rels().collect::<Vec<_>>())
+            .field("rel", &self.resource.rel)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AnonApplicationToken {

@@ -65,8 +65,14 @@ impl ExpiryTime {
         {
             parse_ms_json(text, inner)?
         } else {
-            OffsetDateTime::parse(text, &Rfc3339)
-                .map_err(|_| ExpiryTimeError::new(text, "not a valid RFC 3339 date-time"))?
+            let at = OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| ExpiryTimeError::new(text, "not a valid RFC 3339 date-time"))?;
+            // The instant must be representable in UTC too (it is written
+            // back in UTC by `rfc3339`), as for `/Date(ms)/`.
+            if at.checked_to_offset(UtcOffset::UTC).is_none() {
+                return Err(ExpiryTimeError::new(text, "the instant is out of range"));
+            }
+            at
         };
         Ok(Self {
             raw: text.to_owned(),
@@ -93,7 +99,9 @@ impl ExpiryTime {
 
     /// `at` written as `/Date(ms)/`, as older deployments wrote it.
     pub fn microsoft_json(at: OffsetDateTime) -> Self {
-        let ms = at.unix_timestamp_nanos() / 1_000_000;
+        // Floor, not truncation: before 1970 the instant's millisecond is
+        // the earlier one (as `rfc3339` writes it).
+        let ms = at.unix_timestamp_nanos().div_euclid(1_000_000);
         Self {
             raw: format!("/Date({ms})/"),
             at,
@@ -158,9 +166,12 @@ fn parse_ms_json(text: &str, inner: &str) -> Result<OffsetDateTime, ExpiryTimeEr
             .ok_or_else(|| ExpiryTimeError::new(text, "the offset is not [+-]hhmm"))?
     };
     let nanos = i128::from(ms) * 1_000_000;
+    // `to_offset` would panic when the local date-time in `offset` leaves
+    // the supported range (e.g. the last millisecond of 9999 with +0100).
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .map(|at| at.to_offset(offset))
-        .map_err(|_| ExpiryTimeError::new(text, "the instant is out of range"))
+        .ok()
+        .and_then(|at| at.checked_to_offset(offset))
+        .ok_or_else(|| ExpiryTimeError::new(text, "the instant is out of range"))
 }
 
 fn parse_offset(text: &str) -> Option<UtcOffset> {

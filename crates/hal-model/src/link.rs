@@ -89,6 +89,9 @@ impl Link {
                 href: self.href.clone(),
             });
         }
+        if self.href.trim().is_empty() {
+            return Err(HrefError::Empty);
+        }
         match Url::parse(&self.href) {
             Ok(url) if url.has_host() => Ok(url),
             Ok(_) => Err(HrefError::NotAbsolute {

@@ -78,7 +78,7 @@ impl Rel {
     pub fn parse(name: &str) -> Self {
         let namespace = Namespace::ALL
             .into_iter()
-            .find(|ns| name.len() > ns.prefix().len() && name.starts_with(ns.prefix()));
+            .find(|ns| name.starts_with(ns.prefix()));
         Self {
             raw: name.to_owned(),
             namespace,

@@ -176,7 +176,10 @@ impl MintRequest {
 }
 
 /// A minted widget token: what the SA hands to the chat widget.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` hides the token and the discover link's query (which carries
+/// the token).
+#[derive(Clone)]
 pub struct WidgetToken {
     /// The `psat=…` token.
     pub token: PsatToken,
@@ -193,6 +196,19 @@ pub struct WidgetToken {
     pub allowed_origins: AllowedOrigins,
     /// The whole answer.
     pub resource: AnonApplicationToken,
+}
+
+impl fmt::Debug for WidgetToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WidgetToken")
+            .field("token", &self.token)
+            .field("expiry", &self.expiry)
+            .field("discover_url", &DisplayUrl::new(&self.discover_url))
+            .field("self_url", &self.self_url.as_ref().map(DisplayUrl::new))
+            .field("session_id", &self.session_id)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The outcome of a whole bootstrap: capabilities (to cache) and the token.

@@ -743,3 +743,12 @@ fn a_utf8_bom_is_accepted_on_every_answer() {
     });
     bootstrap(&mut h).unwrap();
 }
+
+#[test]
+fn debug_output_never_shows_the_psat_token() {
+    let mut h = Harness::new(good_server("service:"));
+    let done = bootstrap(&mut h).unwrap();
+    let text = format!("{done:?} {:?} {:?}", done.token, done.token.resource);
+    assert!(!text.contains("eyJ"), "{text}");
+    assert!(text.contains("anonymousContext=<redacted>"), "{text}");
+}
