@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::faults::FaultRule;
+
 /// The emulator's default tenant name.
 pub const DEFAULT_TENANT: &str = "contoso";
 /// The emulator's default tenant id.
@@ -163,6 +165,10 @@ pub struct EmulatorConfig {
     pub tls: bool,
     /// The address to listen on; loopback only. Port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Faults in force from the start (more can be added at run time).
+    pub faults: Vec<FaultRule>,
+    /// The seed of probabilistic faults.
+    pub fault_seed: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -187,6 +193,8 @@ impl Default for EmulatorConfig {
             quirks: Quirks::default(),
             tls: true,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            faults: Vec::new(),
+            fault_seed: 0x7A_E4_u64,
         }
     }
 }
@@ -332,6 +340,12 @@ impl EmulatorConfig {
     /// Sets the listen address (builder style).
     pub fn with_listen(mut self, listen: SocketAddr) -> Self {
         self.listen = listen;
+        self
+    }
+
+    /// Adds a fault rule (builder style).
+    pub fn with_fault(mut self, rule: FaultRule) -> Self {
+        self.faults.push(rule);
         self
     }
 

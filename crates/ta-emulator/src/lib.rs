@@ -30,6 +30,7 @@
 
 mod app;
 mod config;
+mod faults;
 mod server;
 mod stats;
 mod tls;
@@ -40,6 +41,7 @@ pub use config::{
     DEFAULT_ENDPOINT, DEFAULT_TENANT, DEFAULT_TENANT_ID, EmulatorConfig, EndpointConfig,
     EndpointIdStyle, ExpiryStyle, PathCasing, Quirks, RelNamespace,
 };
+pub use faults::{FaultKind, FaultRule, RouteMatch, Trigger};
 pub use server::{Emulator, StartError};
 pub use stats::{RequestCount, Route, StatsSnapshot};
 pub use tls::{LEAF_NAMES, TlsError};

@@ -10,13 +10,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::app::{State, lowercase_path, router};
+use crate::app::{ConnectionKill, State, lowercase_path, router};
 use crate::config::{ConfigError, EmulatorConfig};
+use crate::faults::FaultRule;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -172,6 +173,16 @@ impl Emulator {
         self.state.clock_offset.fetch_add(secs, Ordering::Relaxed);
     }
 
+    /// Adds a fault rule while running.
+    pub fn inject(&self, rule: FaultRule) {
+        self.state.faults.add(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
     /// Stops accepting, closes every connection, and waits for the listener
     /// task to end.
     pub async fn shutdown(self) {
@@ -193,8 +204,7 @@ async fn accept_loop(
     state: Arc<State>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let service = router(Arc::clone(&state)).map_request(lowercase_path::<hyper::body::Incoming>);
-    let service = TowerToHyperService::new(service);
+    let router = router(Arc::clone(&state));
     // Dropping the set (when this task ends or is aborted) aborts every
     // connection.
     let mut connections = JoinSet::new();
@@ -211,25 +221,37 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         Stats::bump(&state.stats.connections_accepted);
-        let service = service.clone();
+        let kill = ConnectionKill(Arc::new(Notify::new()));
+        let service = TowerToHyperService::new(router.clone().map_request({
+            let kill = kill.clone();
+            move |request| {
+                let mut request = lowercase_path::<hyper::body::Incoming>(request);
+                request.extensions_mut().insert(kill.clone());
+                request
+            }
+        }));
         let state = Arc::clone(&state);
         let tls = tls.clone();
         connections.spawn(async move {
             let builder = Builder::new(TokioExecutor::new());
+            // A fault may ask for the connection to be dropped unanswered.
+            let killed = kill.0.notified();
             match tls {
                 Some(acceptor) => {
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
                     Stats::bump(&state.stats.tls_handshakes);
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    tokio::select! {
+                        _ = builder.serve_connection(TokioIo::new(stream), service) => {}
+                        () = killed => {}
+                    }
                 }
                 None => {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    tokio::select! {
+                        _ = builder.serve_connection(TokioIo::new(stream), service) => {}
+                        () = killed => {}
+                    }
                 }
             }
         });

@@ -48,7 +48,6 @@ impl Stats {
         }
     }
 
-    #[allow(dead_code)]
     pub(crate) fn count_fault(&self, name: &str) {
         if let Ok(mut map) = self.faults.lock() {
             *map.entry(name.to_owned()).or_default() += 1;

@@ -67,6 +67,9 @@ pub(crate) struct AccessClaims {
     pub(crate) nbf: u64,
     pub(crate) exp: u64,
     pub(crate) jti: String,
+    /// The emulator's issue counter (revocation revokes up to a number).
+    #[serde(default)]
+    pub(crate) seq: u64,
 }
 
 /// The claims of a psat token, as in the seed's example.

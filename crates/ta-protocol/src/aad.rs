@@ -229,9 +229,8 @@ pub struct TokenResponse {
 #[non_exhaustive]
 pub enum AadError {
     /// AAD refused: `{"error": "invalid_client", "error_description": "AADSTS7000215: …"}`.
-    #[error("Azure AD refused the token request ({status}): {error}{}{}{}",
-        self.aadsts().map(|c| format!(" AADSTS{c}")).unwrap_or_default(),
-        .description.as_deref().map(|d| format!(": {}", first_line(d))).unwrap_or_default(),
+    #[error("Azure AD refused the token request ({status}): {error}{}{}",
+        self.summary(),
         .correlation_id.as_deref().map(|c| format!(" (correlation id {c})")).unwrap_or_default())]
     Rejected {
         /// HTTP status.
@@ -284,6 +283,19 @@ impl AadError {
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         })
+    }
+
+    /// `: AADSTSnnnn: first line of the description`, the code written once.
+    fn summary(&self) -> String {
+        let Self::Rejected { description, .. } = self else {
+            return String::new();
+        };
+        let line = description.as_deref().map(first_line).unwrap_or_default();
+        match self.aadsts() {
+            Some(code) if !line.starts_with("AADSTS") => format!(": AADSTS{code}: {line}"),
+            _ if line.is_empty() => String::new(),
+            _ => format!(": {line}"),
+        }
     }
 
     /// The OAuth error code, if AAD sent one.

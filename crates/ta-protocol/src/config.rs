@@ -209,6 +209,10 @@ pub struct OriginPolicy {
     /// Accept `http://` origins (the service did; an SA should only on
     /// purpose).
     pub allow_http: bool,
+    /// Accept `http://` origins on loopback hosts (`localhost`,
+    /// 127.0.0.0/8, `[::1]`), for local development, even without
+    /// `allow_http`.
+    pub allow_loopback_http: bool,
 }
 
 /// A web origin, `https://host[:port]`, normalized (lower-case scheme and
@@ -267,7 +271,8 @@ impl Origin {
         if url.host().is_none() {
             return Err(fail("has no host"));
         }
-        if scheme == "http" && !policy.allow_http {
+        let loopback_ok = policy.allow_loopback_http && is_loopback_http(&url);
+        if scheme == "http" && !policy.allow_http && !loopback_ok {
             return Err(OriginError::HttpNotAllowed {
                 origin: text.to_owned(),
             });

@@ -10,8 +10,34 @@
 use proptest::prelude::*;
 use ta_protocol::*;
 
-const HTTPS: OriginPolicy = OriginPolicy { allow_http: false };
-const HTTP_OK: OriginPolicy = OriginPolicy { allow_http: true };
+const HTTPS: OriginPolicy = OriginPolicy {
+    allow_http: false,
+    allow_loopback_http: false,
+};
+const HTTP_OK: OriginPolicy = OriginPolicy {
+    allow_http: true,
+    allow_loopback_http: false,
+};
+const LOOPBACK_DEV: OriginPolicy = OriginPolicy {
+    allow_http: false,
+    allow_loopback_http: true,
+};
+
+#[test]
+fn loopback_http_origins_for_development() {
+    for ok in [
+        "http://localhost:3000",
+        "http://127.0.0.1:8080",
+        "http://[::1]:9",
+    ] {
+        assert!(Origin::parse(ok, LOOPBACK_DEV).is_ok(), "{ok}");
+        assert!(Origin::parse(ok, HTTPS).is_err(), "{ok}");
+    }
+    assert!(matches!(
+        Origin::parse("http://contoso.com", LOOPBACK_DEV),
+        Err(OriginError::HttpNotAllowed { .. })
+    ));
+}
 
 #[test]
 fn origins_are_normalized() {
