@@ -52,6 +52,8 @@ pub(crate) struct State {
     /// Seconds added to the wall clock (tests move time forward).
     pub(crate) clock_offset: AtomicI64,
     sessions: Mutex<HashMap<String, (String, String)>>,
+    /// Client assertion ids seen (replays are refused).
+    assertion_ids: Mutex<std::collections::HashSet<String>>,
     correlation: AtomicU64,
     pub(crate) faults: Faults,
     /// AAD tokens issued so far (each token carries its number).
@@ -71,6 +73,7 @@ impl State {
             port,
             clock_offset: AtomicI64::new(0),
             sessions: Mutex::new(HashMap::new()),
+            assertion_ids: Mutex::new(std::collections::HashSet::new()),
             correlation: AtomicU64::new(0),
         }
     }
@@ -943,19 +946,29 @@ fn check_origins(origins: &str) -> Result<(), String> {
 async fn aad_v2(
     AxState(state): AxState<Shared>,
     Path(tenant): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    tagged(Route::AadToken, state.aad(&tenant, &headers, &body, true))
+    let endpoint = state.endpoint_url(&uri, &headers);
+    tagged(
+        Route::AadToken,
+        state.aad(&tenant, &endpoint, &headers, &body, true),
+    )
 }
 
 async fn aad_v1(
     AxState(state): AxState<Shared>,
     Path(tenant): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    tagged(Route::AadToken, state.aad(&tenant, &headers, &body, false))
+    let endpoint = state.endpoint_url(&uri, &headers);
+    tagged(
+        Route::AadToken,
+        state.aad(&tenant, &endpoint, &headers, &body, false),
+    )
 }
 
 impl State {
@@ -980,7 +993,75 @@ impl State {
         )
     }
 
-    fn aad(&self, tenant: &str, headers: &HeaderMap, body: &[u8], v2: bool) -> Response {
+    /// Checks a client assertion; the error is the answer to send.
+    fn check_assertion(
+        &self,
+        app: &AppConfig,
+        assertion: &str,
+        assertion_type: Option<&str>,
+        endpoint: &str,
+    ) -> Result<(), Response> {
+        if assertion_type != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+            return Err(self.aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_assertion_type' (urn:ietf:params:oauth:client-assertion-type:jwt-bearer).",
+            ));
+        }
+        let Some(certificate) = app.certificate_pem.as_deref() else {
+            return Err(self.aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation: the application has no registered certificate.",
+            ));
+        };
+        let jti = crate::tokens::verify_assertion(
+            assertion,
+            certificate,
+            &app.client_id,
+            endpoint,
+            self.now_u64(),
+        )
+        .map_err(|(code, message)| {
+            self.aad_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &message)
+        })?;
+        let fresh = self
+            .assertion_ids
+            .lock()
+            .map(|mut seen| seen.insert(jti))
+            .unwrap_or(false);
+        if !fresh {
+            return Err(self.aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700025,
+                "The client assertion was already used (its jti is replayed).",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The URL a request was sent to, without its query (a client
+    /// assertion's `aud`).
+    fn endpoint_url(&self, uri: &Uri, headers: &HeaderMap) -> String {
+        format!(
+            "{}://{}{}",
+            self.scheme(),
+            host_of(uri, headers).unwrap_or_default(),
+            uri.path()
+        )
+    }
+
+    fn aad(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        v2: bool,
+    ) -> Response {
         let bad = StatusCode::BAD_REQUEST;
         if !tenant.eq_ignore_ascii_case(&self.config.tenant)
             && !tenant.eq_ignore_ascii_case(&self.config.tenant_id)
@@ -1093,13 +1174,12 @@ impl State {
                     );
                 }
             }
-            (None, Some(_)) => {
-                return self.aad_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    700027,
-                    "Client assertions are not supported by this emulator yet.",
-                );
+            (None, Some(assertion)) => {
+                if let Err(response) =
+                    self.check_assertion(app, assertion, param("client_assertion_type"), endpoint)
+                {
+                    return response;
+                }
             }
             (None, None) => {
                 return self.aad_error(

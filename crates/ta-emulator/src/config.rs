@@ -343,6 +343,18 @@ impl EmulatorConfig {
         self
     }
 
+    /// Registers the development certificate
+    /// ([`crate::dev_client_certificate_pem`]) for the default application,
+    /// so that it can authenticate with client assertions signed with
+    /// [`crate::DEV_CLIENT_CERTIFICATE_KEY`] (builder style).
+    pub fn with_dev_client_certificate(mut self) -> Result<Self, ConfigError> {
+        let pem = crate::tokens::dev_client_certificate_pem().map_err(ConfigError::Invalid)?;
+        if let Some(app) = self.applications.first_mut() {
+            app.certificate_pem = Some(pem.to_owned());
+        }
+        Ok(self)
+    }
+
     /// Adds a fault rule (builder style).
     pub fn with_fault(mut self, rule: FaultRule) -> Self {
         self.faults.push(rule);

@@ -21,7 +21,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/platformservice/discover` | discovery (unauthenticated unless configured) |
-//! | POST | `/{tenant}/oauth2/v2.0/token`, `/{tenant}/oauth2/token` | AAD client credentials (client secret) |
+//! | POST | `/{tenant}/oauth2/v2.0/token`, `/{tenant}/oauth2/token` | AAD client credentials (client secret or certificate assertion) |
 //! | GET | `/platformservice/v1/applications?endpointId=` | 401 challenge, 403 `ApplicationNotFound`, or the application link |
 //! | GET | `/platformservice/v1/applications/{id}?endpointId=` | the capabilities |
 //! | POST | `/platformservice/v1/applications/{id}/anonApplicationTokens?endpointId=` | mints a `psat` token |
@@ -45,4 +45,4 @@ pub use faults::{FaultKind, FaultRule, RouteMatch, Trigger};
 pub use server::{Emulator, StartError};
 pub use stats::{RequestCount, Route, StatsSnapshot};
 pub use tls::{LEAF_NAMES, TlsError};
-pub use tokens::DEV_CLIENT_CERTIFICATE_KEY;
+pub use tokens::{DEV_CLIENT_CERTIFICATE_KEY, dev_client_certificate_pem};

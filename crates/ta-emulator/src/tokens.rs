@@ -108,3 +108,152 @@ impl Keys {
             .map(|data| data.claims)
     }
 }
+
+/// The default application's development certificate (PEM), made once per
+/// process from [`DEV_CLIENT_CERTIFICATE_KEY`] (RSA, signed by itself).
+///
+/// Use it with [`crate::EmulatorConfig::with_dev_client_certificate`] and
+/// sign client assertions with the key.
+pub fn dev_client_certificate_pem() -> Result<&'static str, String> {
+    static CERT: LazyLock<Result<String, String>> = LazyLock::new(|| {
+        let key = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(
+            DEV_CLIENT_CERTIFICATE_KEY,
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .map_err(|e| format!("development client key: {e}"))?;
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "ta-emulator development application",
+        );
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(365);
+        params
+            .self_signed(&key)
+            .map(|cert| cert.pem())
+            .map_err(|e| format!("development client certificate: {e}"))
+    });
+    CERT.as_deref().map_err(Clone::clone)
+}
+
+/// The SHA-1 thumbprint of a certificate's DER, base64url (a JWT's `x5t`).
+pub(crate) fn x5t_of(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// Why a client assertion was refused: the AADSTS code and message.
+pub(crate) type AssertionRefusal = (u64, String);
+
+/// The claims AAD checks in a client assertion.
+#[derive(Debug, Deserialize)]
+struct AssertionClaims {
+    aud: String,
+    iss: String,
+    sub: String,
+    jti: String,
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+}
+
+/// Verifies a client assertion against the registered certificate: RS256
+/// signature, `x5t`, `aud` (the token endpoint), `iss` = `sub` = client id,
+/// the time window; returns the `jti` (for replay detection).
+pub(crate) fn verify_assertion(
+    assertion: &str,
+    certificate_pem: &str,
+    client_id: &str,
+    token_url: &str,
+    now: u64,
+) -> Result<String, AssertionRefusal> {
+    let malformed = || (50027, "JWT token is invalid or malformed.".to_owned());
+    let mut parts = assertion.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    let header: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .ok_or_else(malformed)?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("RS256") {
+        return Err((
+            700027,
+            "Client assertion failed signature validation: only RS256 is accepted.".to_owned(),
+        ));
+    }
+    let der = pem_body(certificate_pem).ok_or((
+        700027,
+        "The registered certificate cannot be read.".to_owned(),
+    ))?;
+    let x5t = header
+        .get("x5t")
+        .and_then(|x| x.as_str())
+        .unwrap_or_default();
+    if x5t != x5t_of(&der) {
+        return Err((
+            700027,
+            format!(
+                "Client assertion failed signature validation: no registered certificate has thumbprint (x5t) '{x5t}'."
+            ),
+        ));
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| malformed())?;
+    let cert_der = rustls_pki_types::CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&cert_der).map_err(|_| {
+        (
+            700027,
+            "The registered certificate cannot be read.".to_owned(),
+        )
+    })?;
+    let signed = assertion
+        .rsplit_once('.')
+        .map(|(signed, _)| signed)
+        .unwrap_or_default();
+    cert.verify_signature(
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+        signed.as_bytes(),
+        &signature,
+    )
+    .map_err(|_| {
+        (
+            700027,
+            "Client assertion failed signature validation.".to_owned(),
+        )
+    })?;
+    let claims: AssertionClaims = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or_else(malformed)?;
+    if !claims.aud.eq_ignore_ascii_case(token_url) {
+        return Err((
+            50027,
+            format!(
+                "The client assertion's audience '{}' is not this token endpoint '{token_url}'.",
+                claims.aud
+            ),
+        ));
+    }
+    if claims.iss != client_id || claims.sub != client_id {
+        return Err((
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter."
+                .to_owned(),
+        ));
+    }
+    if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(300)) {
+        return Err((
+            700024,
+            "Client assertion is not within its valid time range.".to_owned(),
+        ));
+    }
+    if claims.jti.is_empty() {
+        return Err(malformed());
+    }
+    Ok(claims.jti)
+}
