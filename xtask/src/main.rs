@@ -6,6 +6,8 @@
 //!   test command.
 //! - `test`: the tests alone.
 //! - `lint`: fmt and clippy alone.
+//! - `bench [emulator]`: criterion benchmarks; speed targets live there,
+//!   never in timed tests.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::env;
@@ -70,8 +72,27 @@ fn doc() -> Result<(), String> {
     run("cargo doc -D warnings", c)
 }
 
+fn bench(which: Option<&str>) -> Result<(), String> {
+    let mut c = cargo();
+    match which {
+        None | Some("emulator") => {
+            c.args([
+                "bench",
+                "--locked",
+                "-p",
+                "ta-emulator",
+                "--bench",
+                "emulator",
+            ]);
+        }
+        Some(other) => return Err(format!("no benchmark named {other:?} (known: emulator)")),
+    }
+    run("cargo bench", c)
+}
+
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
+    let arg = env::args().nth(2);
     let result = match task.as_str() {
         "ci" => fmt()
             .and_then(|()| clippy())
@@ -79,13 +100,15 @@ fn main() -> ExitCode {
             .and_then(|()| test()),
         "lint" => fmt().and_then(|()| clippy()),
         "test" => test(),
+        "bench" => bench(arg.as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test>");
+            eprintln!("usage: cargo xtask <ci|lint|test|bench [emulator]>");
             eprintln!(
                 "  ci    fmt check, clippy -D warnings, doc -D warnings, all tests (what CI runs)"
             );
             eprintln!("  lint  fmt check and clippy");
             eprintln!("  test  all tests");
+            eprintln!("  bench criterion benchmarks (emulator: its own mint and AAD rates)");
             return ExitCode::from(2);
         }
     };
