@@ -392,7 +392,7 @@ pub fn parse_token_response(response: &http::Response<Bytes>) -> Result<TokenRes
 pub enum TokenError {
     /// AAD refused or answered nonsense.
     #[error(transparent)]
-    Aad(#[from] AadError),
+    Aad(Box<AadError>),
     /// AAD could not be reached.
     #[error("the Azure AD token endpoint could not be reached: {0}")]
     Transport(#[from] TransportError),
@@ -402,6 +402,12 @@ pub enum TokenError {
     /// Another failure of the token source.
     #[error("no token: {0}")]
     Other(String),
+}
+
+impl From<AadError> for TokenError {
+    fn from(error: AadError) -> Self {
+        Self::Aad(Box::new(error))
+    }
 }
 
 /// A signing failure.

@@ -541,7 +541,7 @@ fn transport_errors_are_retried_only_when_that_can_help() {
 
 #[test]
 fn a_token_source_failure_ends_the_flow_with_the_aad_code() {
-    let mut h = Harness::new(good_server("service:")).with_tokens(vec![Err(TokenError::Aad(
+    let mut h = Harness::new(good_server("service:")).with_tokens(vec![Err(TokenError::from(
         AadError::Rejected {
             status: http::StatusCode::UNAUTHORIZED,
             error: "invalid_client".into(),

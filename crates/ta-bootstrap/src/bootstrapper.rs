@@ -1,0 +1,454 @@
+//! The orchestrator: drives `ta-protocol`'s flows over a transport, with a
+//! shared capabilities cache and a token provider.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use hal_model::{ExpiryTime, PsatToken};
+use ta_protocol::aad::TokenError;
+use ta_protocol::{
+    AllowedOrigins, ApplicationSessionId, Capabilities, Config, DisplayUrl, Driveable, Error, Flow,
+    MintRequest, Output, Transport, UsageError, WidgetToken,
+};
+use tracing::{Instrument, debug, info, info_span, warn};
+use url::Url;
+
+use crate::clock::{Clock, SystemClock};
+use crate::ids::{EntropyFrom, IdSource, RandomIds};
+use crate::token::TokenProvider;
+
+/// Why a widget token could not be minted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BootstrapError {
+    /// The protocol failed (the server said no, misbehaved, or could not be
+    /// reached; or the client refused to send the token somewhere).
+    #[error(transparent)]
+    Protocol(#[from] Error),
+    /// No AAD token could be had.
+    #[error("{0}")]
+    Token(#[from] TokenError),
+}
+
+impl BootstrapError {
+    /// The protocol error, if it is one.
+    pub fn protocol(&self) -> Option<&Error> {
+        match self {
+            Self::Protocol(e) => Some(e),
+            Self::Token(_) => None,
+        }
+    }
+}
+
+/// A minted widget token: what the SA hands to the chat widget.
+///
+/// `Debug` hides the token and the discover link's query.
+#[derive(Clone)]
+pub struct MintedToken {
+    /// The `psat=…` token.
+    pub token: PsatToken,
+    /// When it expires.
+    pub expires_at: SystemTime,
+    /// The expiry as the API wrote it.
+    pub expiry: ExpiryTime,
+    /// The anonymous discover link the widget goes to first (it carries the
+    /// token).
+    pub discover_uri: Url,
+    /// The session id it was minted for.
+    pub session_id: ApplicationSessionId,
+    /// The origins it was minted for.
+    pub allowed_origins: AllowedOrigins,
+}
+
+impl fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("token", &self.token)
+            .field("expiry", &self.expiry)
+            .field("discover_uri", &DisplayUrl::new(&self.discover_uri))
+            .field("session_id", &self.session_id)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+impl From<WidgetToken> for MintedToken {
+    fn from(token: WidgetToken) -> Self {
+        Self {
+            expires_at: token.expiry.system_time(),
+            token: token.token,
+            expiry: token.expiry,
+            discover_uri: token.discover_url,
+            session_id: token.session_id,
+            allowed_origins: token.allowed_origins,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct CapsState {
+    caps: Option<Arc<Capabilities>>,
+    generation: u64,
+    last_error: Option<BootstrapError>,
+}
+
+#[derive(Debug, Default)]
+struct CapsCache {
+    state: Mutex<CapsState>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl CapsCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CapsState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+struct Inner {
+    config: Arc<Config>,
+    transport: Arc<dyn Transport>,
+    tokens: Arc<dyn TokenProvider>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    caps: CapsCache,
+}
+
+/// Mints widget tokens: discovery and capabilities are fetched once and
+/// shared (single flight), the AAD token comes from a [`TokenProvider`], and
+/// each widget token then costs one request.
+///
+/// Cheap to clone; clones share the caches.
+#[derive(Clone)]
+pub struct Bootstrapper {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Bootstrapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bootstrapper")
+            .field("discover_url", &self.inner.config.discover_url().as_str())
+            .field("endpoint_id", self.inner.config.endpoint_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Bootstrapper`].
+pub struct BootstrapperBuilder {
+    config: Arc<Config>,
+    transport: Arc<dyn Transport>,
+    tokens: Arc<dyn TokenProvider>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl fmt::Debug for BootstrapperBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BootstrapperBuilder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl BootstrapperBuilder {
+    /// Sets the clock (default: the system's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the id source (default: UUID v4s).
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Builds it.
+    pub fn build(self) -> Bootstrapper {
+        Bootstrapper {
+            inner: Arc::new(Inner {
+                config: self.config,
+                transport: self.transport,
+                tokens: self.tokens,
+                clock: self.clock,
+                ids: self.ids,
+                caps: CapsCache::default(),
+            }),
+        }
+    }
+}
+
+/// Whether a failure on a cached link means the cache is stale.
+fn stale_cache(error: &BootstrapError) -> bool {
+    error
+        .protocol()
+        .and_then(Error::status)
+        .is_some_and(|s| matches!(s.as_u16(), 401 | 403 | 404 | 410))
+}
+
+impl Bootstrapper {
+    /// Starts a bootstrapper for a configuration, a transport and a token
+    /// provider.
+    pub fn builder(
+        config: Arc<Config>,
+        transport: Arc<dyn Transport>,
+        tokens: Arc<dyn TokenProvider>,
+    ) -> BootstrapperBuilder {
+        BootstrapperBuilder {
+            config,
+            transport,
+            tokens,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// The token provider.
+    pub fn tokens(&self) -> &Arc<dyn TokenProvider> {
+        &self.inner.tokens
+    }
+
+    /// The capabilities, from the cache or fetched now (discovery, then
+    /// applications and application with the AAD token sent at once).
+    /// Concurrent callers share one fetch and its result or error.
+    pub async fn capabilities(&self) -> Result<Arc<Capabilities>, BootstrapError> {
+        let cache = &self.inner.caps;
+        let seen = {
+            let state = cache.lock();
+            if let Some(caps) = &state.caps {
+                return Ok(Arc::clone(caps));
+            }
+            state.generation
+        };
+        let _fetching = cache.fetching.lock().await;
+        {
+            let state = cache.lock();
+            if let Some(caps) = &state.caps {
+                return Ok(Arc::clone(caps));
+            }
+            if state.generation != seen {
+                if let Some(error) = &state.last_error {
+                    return Err(error.clone());
+                }
+            }
+        }
+        let result = self.fetch_capabilities().await;
+        let mut state = cache.lock();
+        state.generation += 1;
+        match result {
+            Ok(caps) => {
+                let caps = Arc::new(caps);
+                state.caps = Some(Arc::clone(&caps));
+                state.last_error = None;
+                Ok(caps)
+            }
+            Err(error) => {
+                state.last_error = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    async fn fetch_capabilities(&self) -> Result<Capabilities, BootstrapError> {
+        let config = &self.inner.config;
+        let discovery = self
+            .drive(Flow::discovery(Arc::clone(config), self.entropy()))
+            .instrument(info_span!("discovery", url = %config.discover_url()))
+            .await?;
+        info!(
+            applications = %discovery.applications_url,
+            namespace = ?discovery.namespace,
+            "discovered the API"
+        );
+        // Fetch the token first, so that the applications request carries it
+        // at once instead of drawing the 401 challenge.
+        let token = self.inner.tokens.token(config.audience()).await?;
+        let caps = self
+            .drive(Flow::capabilities(
+                Arc::clone(config),
+                discovery,
+                Some(token),
+                self.entropy(),
+            ))
+            .instrument(info_span!("capabilities", endpoint_id = %config.endpoint_id()))
+            .await?;
+        info!(
+            capabilities = ?caps.application.capabilities(),
+            anonymous_tokens = caps.anon_application_tokens.is_some(),
+            "read the application's capabilities"
+        );
+        Ok(caps)
+    }
+
+    /// Forgets the cached capabilities if they are still `stale` (another
+    /// caller may already have replaced them).
+    fn invalidate(&self, stale: &Arc<Capabilities>) {
+        let mut state = self.inner.caps.lock();
+        if state.caps.as_ref().is_some_and(|c| Arc::ptr_eq(c, stale)) {
+            warn!("dropping the cached capabilities: a cached link was refused");
+            state.caps = None;
+        }
+    }
+
+    /// Forgets the cached capabilities.
+    pub fn invalidate_capabilities(&self) {
+        self.inner.caps.lock().caps = None;
+    }
+
+    /// Fills the caches: AAD token and capabilities.
+    pub async fn warm_up(&self) -> Result<(), BootstrapError> {
+        self.inner
+            .tokens
+            .token(self.inner.config.audience())
+            .await?;
+        self.capabilities().await.map(|_| ())
+    }
+
+    /// Mints a widget token for `origins`, with a new session id.
+    pub async fn mint(&self, origins: AllowedOrigins) -> Result<MintedToken, BootstrapError> {
+        let session_id = self.inner.ids.session_id();
+        self.mint_with_session(origins, session_id).await
+    }
+
+    /// Mints a widget token for `origins` and a given session id.
+    ///
+    /// Warm, this is one request. If a cached link is refused (401, 403,
+    /// 404, 410), the capabilities are fetched again and the mint redone
+    /// once; a second failure is returned.
+    pub async fn mint_with_session(
+        &self,
+        origins: AllowedOrigins,
+        session_id: ApplicationSessionId,
+    ) -> Result<MintedToken, BootstrapError> {
+        let span = info_span!("mint", session_id = %session_id);
+        async {
+            let request = MintRequest {
+                session_id,
+                allowed_origins: origins,
+            };
+            let mut redone = false;
+            loop {
+                let caps = self.capabilities().await?;
+                let token = self
+                    .inner
+                    .tokens
+                    .token(self.inner.config.audience())
+                    .await?;
+                let flow = Flow::mint(
+                    Arc::clone(&self.inner.config),
+                    &caps,
+                    request.clone(),
+                    Some(token),
+                    self.entropy(),
+                );
+                match self.drive(flow).await {
+                    Ok(token) => {
+                        let minted = MintedToken::from(token);
+                        info!(expiry = %minted.expiry, "minted a widget token");
+                        return Ok(minted);
+                    }
+                    Err(error) => {
+                        let error = BootstrapError::from(error);
+                        if !redone && stale_cache(&error) {
+                            redone = true;
+                            self.invalidate(&caps);
+                            continue;
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn entropy(&self) -> Box<dyn ta_protocol::Entropy> {
+        Box::new(EntropyFrom(Arc::clone(&self.inner.ids)))
+    }
+
+    /// Drives a flow to its end over the transport.
+    pub async fn drive<T>(&self, flow: Flow<T>) -> Result<T, Error>
+    where
+        Flow<T>: Driveable<T>,
+    {
+        drive(
+            flow,
+            self.inner.transport.as_ref(),
+            self.inner.tokens.as_ref(),
+            self.inner.clock.as_ref(),
+        )
+        .await
+    }
+}
+
+/// Drives any flow over `transport`, asking `tokens` when it needs a token.
+/// Each request is logged (method, URL with token-bearing parts masked,
+/// status, correlation ids); no token or secret ever is.
+pub async fn drive<T>(
+    mut flow: Flow<T>,
+    transport: &dyn Transport,
+    tokens: &dyn TokenProvider,
+    clock: &dyn Clock,
+) -> Result<T, Error>
+where
+    Flow<T>: Driveable<T>,
+{
+    loop {
+        match flow.poll_output(clock.now()) {
+            Some(Output::Transmit(transmit)) => {
+                let step = transmit.step();
+                let (id, request) = transmit.into_parts();
+                let method = request.method().clone();
+                // The anonymous discover link carries a token: mask it.
+                let url = ta_protocol::redact(&request.uri().to_string());
+                let request_id = request
+                    .headers()
+                    .get(ta_protocol::CLIENT_REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let span =
+                    info_span!("request", %step, %method, %url, client_request_id = %request_id);
+                let outcome = transport.send(request).instrument(span.clone()).await;
+                let _entered = span.enter();
+                match outcome {
+                    Ok(response) => {
+                        let correlation =
+                            ta_protocol::Correlation::from_headers(response.headers());
+                        debug!(
+                            status = response.status().as_u16(),
+                            correlation_id = correlation.correlation_id.as_deref().unwrap_or(""),
+                            server = correlation.server_fqdn.as_deref().unwrap_or(""),
+                            "answer"
+                        );
+                        flow.handle_response(id, response, clock.now())?;
+                    }
+                    Err(error) => {
+                        warn!(%error, "transport failure");
+                        flow.handle_transport_error(id, error, clock.now())?;
+                    }
+                }
+            }
+            Some(Output::NeedToken(need)) => {
+                if let Some(rejected) = &need.rejected {
+                    tokens.invalidate(&need.audience, rejected);
+                }
+                let token = tokens.token(&need.audience).await;
+                flow.handle_token(token)?;
+            }
+            Some(Output::Timeout(at)) => {
+                debug!(wait = ?at.saturating_duration_since(clock.now()), "backing off");
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            }
+            Some(Output::Done(result)) => return result,
+            Some(_) | None => return Err(UsageError::Waiting("an answer or a token").into()),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! AAD tokens: the provider trait, and a client-credentials provider with a
+//! refresh-ahead, single-flight cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ta_protocol::aad::{
+    self, AssertionClaims, ClientCredential, ClientId, TokenEndpoint, TokenError,
+};
+use ta_protocol::{AccessToken, Audience, Transport};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::clock::Clock;
+use crate::credentials::Credential;
+use crate::ids::IdSource;
+
+/// Gives AAD tokens for an audience.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// A token valid for a while yet: cached, or fetched now.
+    async fn token(&self, audience: &Audience) -> Result<AccessToken, TokenError>;
+    /// A cached token that has not expired, without fetching.
+    fn cached(&self, audience: &Audience) -> Option<AccessToken>;
+    /// Drops `token` (the API refused it) so that the next call fetches.
+    fn invalidate(&self, audience: &Audience, token: &AccessToken);
+}
+
+/// Lifetimes below this count as "already near expiry".
+pub const MIN_USABLE_LIFETIME: Duration = Duration::from_secs(10);
+/// Near-expiry tokens accepted in a row before giving up.
+const MAX_SHORT_TOKENS: u32 = 3;
+/// The longest refresh margin.
+const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// A client assertion's lifetime.
+const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+struct Cached {
+    token: AccessToken,
+    expires_at: Instant,
+    refresh_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    token: Option<Cached>,
+    /// Bumped by every completed fetch.
+    generation: u64,
+    /// The last fetch's error, for those who waited on it.
+    last_error: Option<TokenError>,
+    /// Near-expiry tokens received in a row.
+    short_tokens: u32,
+    /// No fetch before this (after near-expiry tokens).
+    hold_until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// The client-credentials grant against one token endpoint for one
+/// application, with a cache per audience.
+///
+/// - Refresh ahead: a token is replaced once it enters the last fifth of its
+///   life (at most five minutes before expiry), with jitter; if that fetch
+///   fails while the old token is still valid, the old token is used.
+/// - Single flight: callers arriving while a token is being fetched wait for
+///   that one request and all get its result, or its error; the next call
+///   tries again.
+/// - After a token AAD issues already near expiry (under
+///   [`MIN_USABLE_LIFETIME`]), AAD is not asked again for a backoff (1 s,
+///   2 s, 4 s, …): calls in between get that token while it is valid, or an
+///   error at once. After three such tokens in a row, the provider answers an
+///   error (and keeps backing off) until AAD issues a normal token.
+pub struct ClientCredentialsProvider {
+    transport: Arc<dyn Transport>,
+    endpoint: TokenEndpoint,
+    client_id: ClientId,
+    credential: Credential,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    slots: Mutex<HashMap<Audience, Arc<Slot>>>,
+}
+
+impl fmt::Debug for ClientCredentialsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsProvider")
+            .field("endpoint", &self.endpoint.url().as_str())
+            .field("client_id", &self.client_id)
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentialsProvider {
+    /// A provider for `client_id` at `endpoint`.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        endpoint: TokenEndpoint,
+        client_id: ClientId,
+        credential: Credential,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Self {
+        Self {
+            transport,
+            endpoint,
+            client_id,
+            credential,
+            clock,
+            ids,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, audience: &Audience) -> Arc<Slot> {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(slots.entry(audience.clone()).or_default())
+    }
+
+    async fn fetch(&self, audience: &Audience) -> Result<aad::TokenResponse, TokenError> {
+        let credential = match &self.credential {
+            Credential::Secret(secret) => ClientCredential::Secret(secret.clone()),
+            Credential::Certificate(signer) => {
+                let jti = uuid::Uuid::new_v4().to_string();
+                let claims = AssertionClaims {
+                    client_id: &self.client_id,
+                    endpoint: &self.endpoint,
+                    jti: &jti,
+                    issued_at: self.clock.unix_seconds(),
+                    lifetime: ASSERTION_LIFETIME,
+                };
+                ClientCredential::Assertion(aad::client_assertion(signer.as_ref(), &claims)?)
+            }
+        };
+        let request_id = self.ids.request_id();
+        let request = aad::token_request(
+            &self.endpoint,
+            &self.client_id,
+            audience,
+            &credential,
+            &request_id,
+        );
+        let span = info_span!(
+            "aad_token",
+            endpoint = %self.endpoint.url(),
+            client_id = %self.client_id,
+            audience = %audience,
+            client_request_id = %request_id,
+        );
+        async {
+            let response = self.transport.send(request).await?;
+            let status = response.status().as_u16();
+            match aad::parse_token_response(&response) {
+                Ok(token) => {
+                    debug!(
+                        status,
+                        expires_in = token.expires_in.as_secs(),
+                        "AAD issued a token"
+                    );
+                    Ok(token)
+                }
+                Err(error) => {
+                    warn!(status, %error, "AAD refused the token request");
+                    Err(TokenError::from(error))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn refresh_margin(&self, lifetime: Duration) -> Duration {
+        let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
+        // Spread refreshes: 80 % to 100 % of the margin.
+        margin.mul_f64(0.8 + 0.2 * self.ids.jitter().clamp(0.0, 1.0))
+    }
+}
+
+fn usable(state: &SlotState, now: Instant) -> Option<AccessToken> {
+    state
+        .token
+        .as_ref()
+        .filter(|c| now < c.expires_at)
+        .map(|c| c.token.clone())
+}
+
+fn fresh(state: &SlotState, now: Instant) -> Option<AccessToken> {
+    state
+        .token
+        .as_ref()
+        .filter(|c| now < c.refresh_at)
+        .map(|c| c.token.clone())
+}
+
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, SlotState> {
+    slot.state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for ClientCredentialsProvider {
+    async fn token(&self, audience: &Audience) -> Result<AccessToken, TokenError> {
+        let slot = self.slot(audience);
+        let seen_generation = {
+            let state = lock(&slot);
+            if let Some(token) = fresh(&state, self.clock.now()) {
+                return Ok(token);
+            }
+            state.generation
+        };
+        let _fetching = slot.fetching.lock().await;
+        let now = self.clock.now();
+        {
+            let state = lock(&slot);
+            if state.generation != seen_generation {
+                // A fetch completed while this call waited: share its outcome.
+                if let Some(token) = usable(&state, now) {
+                    return Ok(token);
+                }
+                if let Some(error) = &state.last_error {
+                    return Err(error.clone());
+                }
+            }
+            if let Some(token) = fresh(&state, now) {
+                return Ok(token);
+            }
+            if let Some(until) = state.hold_until.filter(|until| now < *until) {
+                // Backing off after near-expiry tokens: no request to AAD.
+                if let Some(token) = usable(&state, now) {
+                    return Ok(token);
+                }
+                return Err(state.last_error.clone().unwrap_or_else(|| {
+                    TokenError::Other(format!(
+                        "Azure AD's last token expired at once; asking again in {} ms",
+                        until.saturating_duration_since(now).as_millis()
+                    ))
+                }));
+            }
+        }
+        let result = self.fetch(audience).await;
+        let now = self.clock.now();
+        let mut state = lock(&slot);
+        state.generation += 1;
+        match result {
+            Ok(response) => {
+                let lifetime = response.expires_in;
+                if lifetime < MIN_USABLE_LIFETIME {
+                    state.short_tokens += 1;
+                    let backoff = Duration::from_secs(1 << (state.short_tokens - 1).min(6));
+                    state.hold_until = now.checked_add(backoff);
+                    if state.short_tokens >= MAX_SHORT_TOKENS {
+                        let error = TokenError::Other(format!(
+                            "Azure AD issued {} tokens in a row that expire within {} s; check the clock and the token lifetime policy",
+                            state.short_tokens,
+                            lifetime.as_secs()
+                        ));
+                        state.last_error = Some(error.clone());
+                        state.token = None;
+                        return Err(error);
+                    }
+                } else {
+                    state.short_tokens = 0;
+                    state.hold_until = None;
+                }
+                let expires_at = now.checked_add(lifetime).unwrap_or(now);
+                let refresh_at = expires_at
+                    .checked_sub(self.refresh_margin(lifetime))
+                    .unwrap_or(now);
+                state.token = Some(Cached {
+                    token: response.access_token.clone(),
+                    expires_at,
+                    refresh_at,
+                });
+                state.last_error = None;
+                Ok(response.access_token)
+            }
+            Err(error) => {
+                state.last_error = Some(error.clone());
+                // Refresh ahead failed: the old token still works for now.
+                match usable(&state, now) {
+                    Some(token) => {
+                        warn!(%error, "refreshing the AAD token failed; the current one is still valid");
+                        Ok(token)
+                    }
+                    None => Err(error),
+                }
+            }
+        }
+    }
+
+    fn cached(&self, audience: &Audience) -> Option<AccessToken> {
+        let slot = self.slot(audience);
+        let state = lock(&slot);
+        usable(&state, self.clock.now())
+    }
+
+    fn invalidate(&self, audience: &Audience, token: &AccessToken) {
+        let slot = self.slot(audience);
+        let mut state = lock(&slot);
+        if state.token.as_ref().is_some_and(|c| &c.token == token) {
+            debug!(audience = %audience, "dropping the AAD token the API refused");
+            state.token = None;
+            state.hold_until = None;
+        }
+    }
+}
