@@ -369,7 +369,9 @@ impl Bootstrapper {
         .await
     }
 
-    fn entropy(&self) -> Box<dyn ta_protocol::Entropy> {
+    /// Request ids and jitter from this bootstrapper's [`IdSource`], for
+    /// flows driven by hand.
+    pub fn entropy(&self) -> Box<dyn ta_protocol::Entropy> {
         Box::new(EntropyFrom(Arc::clone(&self.inner.ids)))
     }
 

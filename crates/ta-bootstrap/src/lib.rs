@@ -41,12 +41,14 @@ mod bootstrapper;
 mod clock;
 mod credentials;
 mod ids;
+mod report;
 mod token;
 
 pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, MintedToken, drive};
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError};
 pub use ids::{IdSource, RandomIds};
+pub use report::FailureKind;
 #[cfg(feature = "mock")]
 pub use token::MockTokenProvider;
 pub use token::{ClientCredentialsProvider, MIN_USABLE_LIFETIME, TokenProvider};

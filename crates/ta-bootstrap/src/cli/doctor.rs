@@ -1,0 +1,203 @@
+//! `doctor`: checks a deployment step by step.
+
+use std::sync::Arc;
+
+use clap::Args;
+use ta_bootstrap::{BootstrapError, FailureKind, TokenProvider};
+use ta_protocol::Flow;
+
+use super::upstream::UpstreamArgs;
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// Also mint a real test token (it is not printed).
+    #[arg(long)]
+    mint: bool,
+}
+
+struct Checklist {
+    first_failure: Option<FailureKind>,
+}
+
+impl Checklist {
+    fn pass(&self, what: &str, answer: &str) {
+        println!("[PASS] {what} — {answer}");
+    }
+
+    fn fail(&mut self, what: &str, error: &BootstrapError) {
+        println!(
+            "[FAIL] {what} — {}",
+            error.to_string().replace(['\r', '\n'], " ")
+        );
+        match error.hint() {
+            Some(hint) => println!("       likely cause and fix: {hint}"),
+            None => println!("       likely cause and fix: see the server's answer above"),
+        }
+        self.first_failure.get_or_insert(error.kind());
+    }
+
+    fn fail_config(&mut self, what: &str, message: &str) {
+        println!("[FAIL] {what} — {message}");
+        println!("       fix: correct the flag or environment variable named above");
+        self.first_failure.get_or_insert(FailureKind::Config);
+    }
+
+    fn skip(what: &str) {
+        println!("[SKIP] {what} — an earlier check failed");
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.first_failure.map_or(0, FailureKind::exit_code)
+    }
+}
+
+const CHECKS: [&str; 6] = [
+    "discover URL reachable, TLS verified",
+    "applications link found",
+    "AAD token obtained for the API's audience",
+    "application endpoint registered for the tenant",
+    "anonApplicationTokens consented",
+    "test mint",
+];
+
+pub(crate) async fn run(args: DoctorArgs) -> u8 {
+    let mut list = Checklist {
+        first_failure: None,
+    };
+    let origins = if args.mint {
+        match args.upstream.origins() {
+            Ok(origins) => Some(origins),
+            Err(e) => {
+                list.fail_config("configuration valid", &e);
+                return list.exit_code();
+            }
+        }
+    } else {
+        None
+    };
+    let upstream = match args.upstream.build() {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            list.fail_config("configuration valid", &e);
+            for what in CHECKS {
+                Checklist::skip(what);
+            }
+            return list.exit_code();
+        }
+    };
+    list.pass(
+        "configuration valid",
+        &format!(
+            "discover URL {}, endpoint {}, token endpoint {}, audience {}",
+            upstream.config.discover_url(),
+            upstream.config.endpoint_id(),
+            upstream.token_endpoint.url(),
+            upstream.config.audience()
+        ),
+    );
+    let b = &upstream.bootstrapper;
+    let entropy = || b.entropy();
+
+    let discovery = match b
+        .drive(Flow::discovery(Arc::clone(&upstream.config), entropy()))
+        .await
+    {
+        Ok(discovery) => discovery,
+        Err(e) => {
+            list.fail(CHECKS[0], &e.into());
+            for what in &CHECKS[1..] {
+                Checklist::skip(what);
+            }
+            return list.exit_code();
+        }
+    };
+    list.pass(CHECKS[0], &format!("answered from {}", discovery.url));
+    list.pass(
+        CHECKS[1],
+        &format!(
+            "{} (rel namespace {})",
+            discovery.applications_url,
+            discovery
+                .namespace
+                .map_or("none".to_owned(), |ns| ns.prefix().to_owned())
+        ),
+    );
+
+    let token = match upstream.tokens.token(upstream.config.audience()).await {
+        Ok(token) => token,
+        Err(e) => {
+            list.fail(CHECKS[2], &e.into());
+            for what in &CHECKS[3..] {
+                Checklist::skip(what);
+            }
+            return list.exit_code();
+        }
+    };
+    list.pass(
+        CHECKS[2],
+        &format!(
+            "audience {} (the token is not shown)",
+            upstream.config.audience()
+        ),
+    );
+
+    let caps = match b
+        .drive(Flow::capabilities(
+            Arc::clone(&upstream.config),
+            discovery,
+            Some(token),
+            entropy(),
+        ))
+        .await
+    {
+        Ok(caps) => caps,
+        Err(e) => {
+            list.fail(CHECKS[3], &e.into());
+            for what in &CHECKS[4..] {
+                Checklist::skip(what);
+            }
+            return list.exit_code();
+        }
+    };
+    list.pass(
+        CHECKS[3],
+        &format!(
+            "{} answered; capabilities: {}",
+            caps.application_url,
+            caps.application.capabilities().join(", ")
+        ),
+    );
+    match &caps.anon_application_tokens {
+        Some(url) => list.pass(CHECKS[4], url.as_str()),
+        None => {
+            println!(
+                "[FAIL] {} — the application resource lists no anonApplicationTokens link",
+                CHECKS[4]
+            );
+            println!(
+                "       likely cause and fix: a tenant admin must consent to anonymous application tokens for this application endpoint"
+            );
+            list.first_failure.get_or_insert(FailureKind::NotFound);
+            if args.mint {
+                Checklist::skip(CHECKS[5]);
+            }
+            return list.exit_code();
+        }
+    }
+    if let Some(origins) = origins {
+        match b.mint(origins).await {
+            Ok(minted) => list.pass(
+                CHECKS[5],
+                &format!(
+                    "minted for session {}; expires {} (the token is not shown)",
+                    minted.session_id, minted.expiry
+                ),
+            ),
+            Err(e) => list.fail(CHECKS[5], &e),
+        }
+    }
+    list.exit_code()
+}

@@ -1,0 +1,24 @@
+//! The subcommands.
+
+pub(crate) mod demo;
+pub(crate) mod doctor;
+pub(crate) mod emulator;
+pub(crate) mod inspect;
+pub(crate) mod token;
+pub(crate) mod upstream;
+
+/// Exit code for configuration and usage errors.
+pub(crate) const EXIT_CONFIG: u8 = 2;
+
+/// Prints the one-line failure report and returns its exit code.
+pub(crate) fn fail(error: &ta_bootstrap::BootstrapError) -> u8 {
+    eprintln!("error: {}: {}", error.kind().code(), error.report_line());
+    error.kind().exit_code()
+}
+
+/// Prints a configuration error and returns its exit code.
+pub(crate) fn config_error(message: impl std::fmt::Display) -> u8 {
+    let line = message.to_string().replace(['\r', '\n'], " ");
+    eprintln!("error: config: {line}");
+    EXIT_CONFIG
+}

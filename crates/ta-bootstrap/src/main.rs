@@ -1,0 +1,73 @@
+//! `ta-bootstrap`: mint anonymous widget tokens on the Skype for Business
+//! Trusted Application API, check a deployment, run the emulator.
+//!
+//! Every flag is also an environment variable (`TA_…`); see `--help` and
+//! `docs/operations.md`. Exit codes: 0 success, 2 usage or configuration,
+//! 3 authentication, 4 not found or not consented, 5 upstream or transport.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Bootstraps anonymous chat widgets on the Skype for Business Trusted
+/// Application API.
+#[derive(Debug, Parser)]
+#[command(name = "ta-bootstrap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the whole flow against an embedded emulator, narrating each step
+    /// on stderr; prints the minted token and discover link on stdout.
+    Demo(cli::demo::DemoArgs),
+    /// Mints one widget token against a deployment; prints one JSON object.
+    Token(cli::token::TokenArgs),
+    /// Checks a deployment step by step and prints a checklist.
+    Doctor(cli::doctor::DoctorArgs),
+    /// Runs the emulator standalone until Ctrl-C.
+    Emulator(cli::emulator::EmulatorArgs),
+    /// Decodes a psat token's claims, without verifying it.
+    Inspect(cli::inspect::InspectArgs),
+}
+
+fn init_logging() {
+    // Logs go to stderr, and only when RUST_LOG asks for them: a failing
+    // `token` prints exactly one `error:` line.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the runtime: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => cli::demo::run(args).await,
+            Command::Token(args) => cli::token::run(args).await,
+            Command::Doctor(args) => cli::doctor::run(args).await,
+            Command::Emulator(args) => cli::emulator::run(args).await,
+            Command::Inspect(args) => cli::inspect::run(&args),
+        }
+    });
+    ExitCode::from(code)
+}

@@ -1,0 +1,175 @@
+//! Failures sorted for people: what kind, which exit code, what to check.
+
+use ta_protocol::aad::TokenError;
+use ta_protocol::{
+    ApiErrorKind, AuthErrorKind, Error, ServerErrorKind, TransportErrorKind, UntrustedReason,
+};
+
+use crate::BootstrapError;
+
+/// The kinds of failure the command line reports, each with its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The command line or configuration is wrong (exit code 2).
+    Config,
+    /// Authentication failed: AAD refused, or the API refused the token
+    /// (exit code 3).
+    Authentication,
+    /// Not found or not consented: the endpoint, the application, or a
+    /// capability (exit code 4).
+    NotFound,
+    /// The service misbehaved, refused for another reason, or could not be
+    /// reached (exit code 5).
+    Upstream,
+}
+
+impl FailureKind {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Config => 2,
+            Self::Authentication => 3,
+            Self::NotFound => 4,
+            Self::Upstream => 5,
+        }
+    }
+
+    /// A stable, machine-readable name.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Authentication => "authentication",
+            Self::NotFound => "not_found",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
+fn protocol_kind(error: &Error) -> FailureKind {
+    match error {
+        Error::Auth(auth) => match &auth.kind {
+            AuthErrorKind::TokenUnavailable(token) => token_kind(token),
+            _ => FailureKind::Authentication,
+        },
+        Error::Rejected(api) => match (api.kind(), api.status.as_u16()) {
+            (ApiErrorKind::ApplicationNotFound | ApiErrorKind::ConsentMissing, _) => {
+                FailureKind::NotFound
+            }
+            (_, 401) => FailureKind::Authentication,
+            (_, 403 | 404 | 410) => FailureKind::NotFound,
+            _ => FailureKind::Upstream,
+        },
+        Error::Server(server) => match server.kind {
+            ServerErrorKind::MissingLink {
+                rel: "anonApplicationTokens",
+            } => FailureKind::NotFound,
+            _ => FailureKind::Upstream,
+        },
+        Error::Untrusted(_) => FailureKind::Config,
+        Error::RetriesExhausted { last, .. } => protocol_kind(last),
+        _ => FailureKind::Upstream,
+    }
+}
+
+fn token_kind(error: &TokenError) -> FailureKind {
+    match error {
+        TokenError::Transport(_) => FailureKind::Upstream,
+        TokenError::Signer(_) => FailureKind::Config,
+        _ => FailureKind::Authentication,
+    }
+}
+
+fn protocol_hint(error: &Error) -> Option<&'static str> {
+    match error {
+        Error::Rejected(api) => api.hint(),
+        Error::Auth(auth) => match &auth.kind {
+            AuthErrorKind::TokenUnavailable(token) => token_hint(token),
+            AuthErrorKind::Rejected { .. } => Some(
+                "the API refused the AAD token: check that the tenant admin consented to the application and that the token's audience is the discover URL's host",
+            ),
+            _ => None,
+        },
+        Error::Server(server) => match server.kind {
+            ServerErrorKind::MissingLink {
+                rel: "anonApplicationTokens",
+            } => Some(
+                "the tenant has not consented to anonymous application tokens (anonApplicationTokens) for this application endpoint",
+            ),
+            _ => None,
+        },
+        Error::Untrusted(untrusted) => match untrusted.reason {
+            UntrustedReason::Insecure => Some("use https URLs"),
+            _ => {
+                Some("if that host genuinely belongs to the deployment, add it with --trusted-host")
+            }
+        },
+        Error::Transport { source, .. } => transport_hint(source.kind()),
+        Error::RetriesExhausted { last, .. } => protocol_hint(last),
+        _ => None,
+    }
+}
+
+fn transport_hint(kind: TransportErrorKind) -> Option<&'static str> {
+    match kind {
+        TransportErrorKind::Tls => Some(
+            "the server's certificate is not trusted: pass its CA with --ca-file, or check the host name",
+        ),
+        TransportErrorKind::Connect => Some("check the URL, the port and the network path"),
+        TransportErrorKind::Timeout => Some("the service is slow or unreachable; try again later"),
+        _ => None,
+    }
+}
+
+fn token_hint(error: &TokenError) -> Option<&'static str> {
+    match error {
+        TokenError::Aad(aad) => match aad.aadsts() {
+            Some(7_000_215) => Some(
+                "the client secret is wrong: use the secret's value (not its id), and check that it has not expired",
+            ),
+            Some(700_016) => Some("the application was not found: check --client-id and --tenant"),
+            Some(500_011) => Some(
+                "the resource (audience) was not found in the tenant: the discover URL's scheme and host must be the API the tenant consented to",
+            ),
+            Some(90_002) => Some("the tenant was not found: check --tenant or --token-url"),
+            Some(7_000_218) => Some("pass --client-secret or --client-certificate"),
+            Some(700_027 | 700_024 | 700_021 | 50_027) => Some(
+                "the certificate credential was refused: check that this certificate is registered for the application and that the clock is right",
+            ),
+            _ => None,
+        },
+        TokenError::Transport(transport) => transport_hint(transport.kind()),
+        _ => None,
+    }
+}
+
+impl BootstrapError {
+    /// Which kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Protocol(error) => protocol_kind(error),
+            Self::Token(error) => token_kind(error),
+        }
+    }
+
+    /// What an operator should check, when there is a usual cause.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Protocol(error) => protocol_hint(error),
+            Self::Token(error) => token_hint(error),
+        }
+    }
+
+    /// One line for people: the failure with the server's codes and
+    /// correlation ids, then the hint. No token or secret is in it.
+    pub fn report_line(&self) -> String {
+        let mut line = self.to_string();
+        if let Some(hint) = self.hint() {
+            line.push_str(" (hint: ");
+            line.push_str(hint);
+            line.push(')');
+        }
+        // One line, whatever the server put in its messages.
+        line.replace(['\r', '\n'], " ")
+    }
+}

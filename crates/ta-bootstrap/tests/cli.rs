@@ -1,0 +1,402 @@
+//! The `ta-bootstrap` binary: the `token` contract, exit codes, `doctor`,
+//! `inspect`, `demo` and the standalone `emulator`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use ta_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ta-bootstrap");
+
+struct Deployment {
+    emulator: Emulator,
+    ca: PathBuf,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.ca);
+    }
+}
+
+async fn deployment(config: EmulatorConfig) -> Deployment {
+    let emulator = Emulator::start(config).await.unwrap();
+    let ca = std::env::temp_dir().join(format!("ta-cli-ca-{}.pem", emulator.addr().port()));
+    emulator.write_ca_pem(&ca).unwrap();
+    Deployment { emulator, ca }
+}
+
+/// The binary, with no TA_ variable inherited.
+fn command() -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TA_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn args(d: &Deployment) -> Vec<String> {
+    vec![
+        "--discover-url".into(),
+        d.emulator.discover_url(),
+        "--token-url".into(),
+        d.emulator.token_url(),
+        "--client-id".into(),
+        DEFAULT_CLIENT_ID.into(),
+        "--client-secret".into(),
+        DEFAULT_CLIENT_SECRET.into(),
+        "--endpoint-id".into(),
+        DEFAULT_ENDPOINT.into(),
+        "--ca-file".into(),
+        d.ca.display().to_string(),
+    ]
+}
+
+async fn run(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_prints_exactly_one_json_object() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let mut c = command();
+    c.arg("token").args(args(&d)).args([
+        "--allowed-origin",
+        "https://contoso.com",
+        "--allowed-origin",
+        "https://Litware.com",
+        "--session-id",
+        "cli-session-1",
+    ]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let object = json.as_object().unwrap();
+    let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "allowedOrigins",
+            "applicationSessionId",
+            "discoverUri",
+            "expiresAt",
+            "token"
+        ]
+    );
+    assert!(json["token"].as_str().unwrap().starts_with("psat="));
+    assert_eq!(json["applicationSessionId"], "cli-session-1");
+    assert_eq!(
+        json["allowedOrigins"],
+        serde_json::json!(["https://contoso.com", "https://litware.com"])
+    );
+    let expires = json["expiresAt"].as_str().unwrap();
+    assert!(expires.ends_with('Z'));
+    time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(
+        json["discoverUri"]
+            .as_str()
+            .unwrap()
+            .contains("anonymousContext=psat%253d")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reads_the_environment() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let mut c = command();
+    c.arg("token")
+        .env("TA_DISCOVER_URL", d.emulator.discover_url())
+        .env("TA_TOKEN_URL", d.emulator.token_url())
+        .env("TA_CLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("TA_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .env("TA_ENDPOINT_ID", DEFAULT_ENDPOINT)
+        .env("TA_CA_FILE", &d.ca)
+        .env(
+            "TA_ALLOWED_ORIGINS",
+            "https://contoso.com;https://litware.com",
+        );
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["allowedOrigins"].as_array().unwrap().len(), 2);
+    // A fresh UUID v4 session id.
+    let id = json["applicationSessionId"].as_str().unwrap();
+    assert_eq!(id.len(), 36);
+    assert_eq!(&id[14..15], "4");
+}
+
+/// Runs `token` and checks the failure contract: nothing on stdout, one
+/// `error:` line on stderr, the exit code.
+async fn failure(
+    d: &Deployment,
+    extra: &[&str],
+    replace: Option<(&str, &str)>,
+    code: i32,
+) -> String {
+    let mut argv = args(d);
+    if let Some((flag, value)) = replace {
+        let i = argv.iter().position(|a| a == flag).unwrap();
+        argv[i + 1] = value.to_owned();
+    }
+    let mut c = command();
+    c.arg("token").args(argv).args(extra);
+    let out = run(c).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout must stay empty: {}",
+        text(&out.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_failures_have_one_line_and_an_exit_code_by_kind() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let origin = ["--allowed-origin", "https://contoso.com"];
+
+    let e = failure(
+        &d,
+        &origin,
+        Some(("--client-secret", "wrong-secret-sentinel")),
+        3,
+    )
+    .await;
+    assert!(e.contains("AADSTS7000215") && e.contains("hint:"), "{e}");
+    assert!(!e.contains("wrong-secret-sentinel"), "{e}");
+
+    let e = failure(
+        &d,
+        &origin,
+        Some(("--endpoint-id", "sip:nobody@contoso.com")),
+        4,
+    )
+    .await;
+    assert!(
+        e.contains("ApplicationNotFound") && e.contains("correlation id"),
+        "{e}"
+    );
+
+    let e = failure(&d, &origin, Some(("--ca-file", "/dev/null")), 2).await;
+    assert!(e.contains("error: config:"), "{e}");
+
+    let e = failure(
+        &d,
+        &["--allowed-origin", "https://contoso.com/page"],
+        None,
+        2,
+    )
+    .await;
+    assert!(e.contains("path"), "{e}");
+
+    let e = failure(&d, &["--allowed-origin", "http://contoso.com"], None, 2).await;
+    assert!(e.contains("plain http"), "{e}");
+
+    let e = failure(&d, &[], None, 2).await;
+    assert!(e.contains("--allowed-origin"), "{e}");
+
+    // The emulator's CA not trusted: TLS, with the --ca-file hint.
+    let mut argv = args(&d);
+    argv.truncate(argv.len() - 2);
+    let mut c = command();
+    c.arg("token").args(argv).args(origin);
+    let out = run(c).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("--ca-file"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_consent_is_exit_code_4_naming_the_rel() {
+    let d = deployment(EmulatorConfig::default().with_app(|a| a.endpoints[0].anon_tokens = false))
+        .await;
+    let e = failure(&d, &["--allowed-origin", "https://contoso.com"], None, 4).await;
+    assert!(
+        e.contains("anonApplicationTokens") && e.contains("consent"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2() {
+    let mut c = command();
+    c.args(["token", "--client-id", "x"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_step() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let mut c = command();
+    c.arg("doctor")
+        .args(args(&d))
+        .args(["--mint", "--allowed-origin", "https://contoso.com"]);
+    let out = run(c).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout.matches("[PASS]").count(), 7, "{stdout}");
+    assert!(stdout.contains("rel namespace service:"), "{stdout}");
+    assert!(!stdout.contains("psat="), "{stdout}");
+
+    let d = deployment(EmulatorConfig::default().with_app(|a| a.endpoints[0].anon_tokens = false))
+        .await;
+    let mut c = command();
+    c.arg("doctor").args(args(&d));
+    let out = run(c).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(
+        stdout.contains("[FAIL] anonApplicationTokens consented"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("consent"), "{stdout}");
+
+    let mut argv = args(&d);
+    let i = argv.iter().position(|a| a == "--client-secret").unwrap();
+    argv[i + 1] = "nope".into();
+    let mut c = command();
+    c.arg("doctor").args(argv);
+    let out = run(c).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("[FAIL] AAD token") && stdout.contains("AADSTS7000215"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[SKIP]"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_with_no_flags() {
+    let out = run({
+        let mut c = command();
+        c.arg("demo");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("psat=eyJ"));
+    assert!(lines[1].starts_with("https://127.0.0.1:"));
+    let stderr = text(&out.stderr);
+    for step in [
+        "discovery",
+        "401 Unauthorized",
+        "Azure AD",
+        "capabilities",
+        "anonApplicationTokens",
+        "Access-Control-Allow-Origin: https://contoso.com",
+    ] {
+        assert!(stderr.contains(step), "{step}: {stderr}");
+    }
+    assert!(!stderr.contains("eyJ"), "no token in the narration");
+
+    // inspect reads what demo printed.
+    let mut c = command();
+    c.args(["inspect", lines[1]]);
+    let out = run(c).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.starts_with("NOT VERIFIED"), "{stdout}");
+    assert!(
+        stdout.contains("sip:helpdesk@contoso.com") && stdout.contains("https://contoso.com"),
+        "{stdout}"
+    );
+    let mut c = command();
+    c.args(["inspect", "not-a-token"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_emulator_serves_token() {
+    let ca = std::env::temp_dir().join(format!("ta-standalone-ca-{}.pem", std::process::id()));
+    let mut child = command()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--ca-out"])
+        .arg(&ca)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("stats:");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    })
+    .await
+    .unwrap();
+    let field = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let discover = field("discover URL:");
+    let token_url = field("token URL:");
+    let mut c = command();
+    c.args([
+        "token",
+        "--discover-url",
+        &discover,
+        "--token-url",
+        &token_url,
+    ])
+    .args([
+        "--client-id",
+        &field("TA_CLIENT_ID="),
+        "--client-secret",
+        &field("TA_CLIENT_SECRET="),
+    ])
+    .args([
+        "--endpoint-id",
+        &field("TA_ENDPOINT_ID="),
+        "--allowed-origin",
+        "https://contoso.com",
+    ])
+    .arg("--ca-file")
+    .arg(&ca);
+    let out = run(c).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"token\":\"psat="));
+}
