@@ -1,6 +1,6 @@
 //! Failures sorted for people: what kind, which exit code, what to check.
 
-use ta_protocol::aad::TokenError;
+use ta_protocol::aad::{AadError, TokenError};
 use ta_protocol::{
     ApiErrorKind, AuthErrorKind, Error, ServerErrorKind, TransportErrorKind, UntrustedReason,
 };
@@ -75,6 +75,16 @@ fn protocol_kind(error: &Error) -> FailureKind {
 fn token_kind(error: &TokenError) -> FailureKind {
     match error {
         TokenError::Transport(_) => FailureKind::Upstream,
+        // AAD itself failing (5xx, 429, or an answer that is not AAD's) is
+        // not an authentication failure of the caller.
+        TokenError::Aad(aad)
+            if matches!(aad.as_ref(), AadError::Malformed { .. })
+                || aad
+                    .status()
+                    .is_some_and(|s| s.is_server_error() || s.as_u16() == 429) =>
+        {
+            FailureKind::Upstream
+        }
         TokenError::Signer(_) => FailureKind::Config,
         _ => FailureKind::Authentication,
     }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use ta_protocol::aad::{
     self, AssertionClaims, ClientCredential, ClientId, TokenEndpoint, TokenError,
 };
-use ta_protocol::{AccessToken, Audience, Transport};
+use ta_protocol::{
+    AccessToken, Audience, RetryDecision, RetryPolicy, Transport, is_retryable_status,
+    retry_after_delay,
+};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::clock::Clock;
@@ -69,6 +72,8 @@ struct Slot {
 /// - Refresh ahead: a token is replaced once it enters the last fifth of its
 ///   life (at most five minutes before expiry), with jitter; if that fetch
 ///   fails while the old token is still valid, the old token is used.
+/// - Busy answers (429, 502, 503, 504) and retryable transport failures are
+///   retried with `ta-protocol`'s [`RetryPolicy`], honouring `Retry-After`.
 /// - Single flight: callers arriving while a token is being fetched wait for
 ///   that one request and all get its result, or its error; the next call
 ///   tries again.
@@ -126,8 +131,82 @@ impl ClientCredentialsProvider {
         Arc::clone(slots.entry(audience.clone()).or_default())
     }
 
+    /// One token request, retried on 429/502/503/504 and on retryable
+    /// transport failures with the protocol's retry policy (a fresh client
+    /// assertion each time: AAD refuses a replayed `jti`).
     async fn fetch(&self, audience: &Audience) -> Result<aad::TokenResponse, TokenError> {
-        let credential = match &self.credential {
+        let policy = RetryPolicy::default();
+        let started = self.clock.now();
+        let mut failures = 0;
+        loop {
+            let request_id = self.ids.request_id();
+            let request = aad::token_request(
+                &self.endpoint,
+                &self.client_id,
+                audience,
+                &self.credential_for_now()?,
+                &request_id,
+            );
+            let span = info_span!(
+                "aad_token",
+                endpoint = %self.endpoint.url(),
+                client_id = %self.client_id,
+                audience = %audience,
+                client_request_id = %request_id,
+            );
+            let outcome = self.transport.send(request).instrument(span.clone()).await;
+            let _entered = span.enter();
+            let (failure, server_delay) = match outcome {
+                Ok(response) if is_retryable_status(response.status()) => {
+                    let delay = retry_after_delay(response.headers());
+                    let error = aad::parse_token_response(&response).err().map_or_else(
+                        || TokenError::Other("AAD is unavailable".to_owned()),
+                        TokenError::from,
+                    );
+                    warn!(
+                        status = response.status().as_u16(),
+                        "AAD is busy or unavailable"
+                    );
+                    (error, delay)
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    return match aad::parse_token_response(&response) {
+                        Ok(token) => {
+                            debug!(
+                                status,
+                                expires_in = token.expires_in.as_secs(),
+                                "AAD issued a token"
+                            );
+                            Ok(token)
+                        }
+                        Err(error) => {
+                            warn!(status, %error, "AAD refused the token request");
+                            Err(TokenError::from(error))
+                        }
+                    };
+                }
+                Err(error) if error.kind().is_retryable() => {
+                    warn!(%error, "the AAD token request failed");
+                    (TokenError::Transport(error), None)
+                }
+                Err(error) => return Err(TokenError::Transport(error)),
+            };
+            failures += 1;
+            let elapsed = self.clock.now().saturating_duration_since(started);
+            match policy.decide(failures, elapsed, server_delay, self.ids.jitter()) {
+                RetryDecision::Wait(wait) => {
+                    debug!(?wait, "retrying the AAD token request");
+                    drop(_entered);
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(failure),
+            }
+        }
+    }
+
+    fn credential_for_now(&self) -> Result<ClientCredential, TokenError> {
+        Ok(match &self.credential {
             Credential::Secret(secret) => ClientCredential::Secret(secret.clone()),
             Credential::Certificate(signer) => {
                 let jti = uuid::Uuid::new_v4().to_string();
@@ -140,42 +219,7 @@ impl ClientCredentialsProvider {
                 };
                 ClientCredential::Assertion(aad::client_assertion(signer.as_ref(), &claims)?)
             }
-        };
-        let request_id = self.ids.request_id();
-        let request = aad::token_request(
-            &self.endpoint,
-            &self.client_id,
-            audience,
-            &credential,
-            &request_id,
-        );
-        let span = info_span!(
-            "aad_token",
-            endpoint = %self.endpoint.url(),
-            client_id = %self.client_id,
-            audience = %audience,
-            client_request_id = %request_id,
-        );
-        async {
-            let response = self.transport.send(request).await?;
-            let status = response.status().as_u16();
-            match aad::parse_token_response(&response) {
-                Ok(token) => {
-                    debug!(
-                        status,
-                        expires_in = token.expires_in.as_secs(),
-                        "AAD issued a token"
-                    );
-                    Ok(token)
-                }
-                Err(error) => {
-                    warn!(status, %error, "AAD refused the token request");
-                    Err(TokenError::from(error))
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        })
     }
 
     fn refresh_margin(&self, lifetime: Duration) -> Duration {

@@ -1303,6 +1303,9 @@ async fn inject_faults(AxState(state): AxState<Shared>, request: Request, next: 
                 return tagged(route, response);
             }
             FaultKind::CloseBeforeResponse => {
+                // No answer will be counted by `finish`: count it here, with
+                // status 0 ("closed without an answer").
+                state.stats.count_request(route, 0);
                 if let Some(kill) = &kill {
                     kill.0.notify_one();
                     // The connection is dropped, and this future with it.

@@ -89,7 +89,8 @@ impl Stats {
 pub struct RequestCount {
     /// The route.
     pub route: Route,
-    /// The status answered.
+    /// The status answered; 0 when the connection was closed without an
+    /// answer (the `close_before_response` fault).
     pub status: u16,
     /// How many.
     pub count: u64,

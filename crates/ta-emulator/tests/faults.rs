@@ -174,6 +174,12 @@ async fn a_connection_closed_before_the_answer() {
     let stats = emu.stats();
     assert_eq!(stats.faults_fired["close_before_response"], 1);
     assert_eq!(stats.connections_accepted, 2);
+    assert_eq!(
+        stats.requests_with_status(Route::Discovery, 0),
+        1,
+        "counted as unanswered"
+    );
+    assert_eq!(stats.requests_with_status(Route::Discovery, 200), 1);
 }
 
 #[tokio::test]

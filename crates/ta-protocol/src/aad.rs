@@ -298,6 +298,14 @@ impl AadError {
         }
     }
 
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Rejected { status, .. } | Self::Malformed { status, .. } => Some(*status),
+            Self::UnsupportedTokenType { .. } => None,
+        }
+    }
+
     /// The OAuth error code, if AAD sent one.
     pub fn error_code(&self) -> Option<&str> {
         match self {
