@@ -407,17 +407,24 @@ where
             Some(Output::Transmit(transmit)) => {
                 let step = transmit.step();
                 let (id, request) = transmit.into_parts();
-                let method = request.method().clone();
-                // The anonymous discover link carries a token: mask it.
-                let url = ta_protocol::redact(&request.uri().to_string());
-                let request_id = request
-                    .headers()
-                    .get(ta_protocol::CLIENT_REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let span =
-                    info_span!("request", %step, %method, %url, client_request_id = %request_id);
+                let span = info_span!(
+                    "request",
+                    %step,
+                    method = %request.method(),
+                    url = tracing::field::Empty,
+                    client_request_id = tracing::field::Empty,
+                );
+                if !span.is_disabled() {
+                    // The anonymous discover link carries a token: mask it.
+                    span.record("url", ta_protocol::redact(&request.uri().to_string()));
+                    if let Some(id) = request
+                        .headers()
+                        .get(ta_protocol::CLIENT_REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        span.record("client_request_id", id);
+                    }
+                }
                 let outcome = transport.send(request).instrument(span.clone()).await;
                 let _entered = span.enter();
                 match outcome {
