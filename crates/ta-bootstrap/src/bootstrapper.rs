@@ -296,6 +296,17 @@ impl Bootstrapper {
         }
     }
 
+    /// Whether a mint would go through now without warming up: the
+    /// capabilities are cached and the token provider holds a valid token.
+    pub fn is_warm(&self) -> bool {
+        self.inner.caps.lock().caps.is_some()
+            && self
+                .inner
+                .tokens
+                .cached(self.inner.config.audience())
+                .is_some()
+    }
+
     /// Forgets the cached capabilities.
     pub fn invalidate_capabilities(&self) {
         self.inner.caps.lock().caps = None;

@@ -42,6 +42,7 @@ mod clock;
 mod credentials;
 mod ids;
 mod report;
+mod service;
 mod token;
 
 pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, MintedToken, drive};
@@ -49,6 +50,7 @@ pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError};
 pub use ids::{IdSource, RandomIds};
 pub use report::FailureKind;
+pub use service::{ServiceConfig, WidgetService};
 #[cfg(feature = "mock")]
 pub use token::MockTokenProvider;
 pub use token::{ClientCredentialsProvider, MIN_USABLE_LIFETIME, TokenProvider};

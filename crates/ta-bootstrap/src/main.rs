@@ -34,6 +34,8 @@ enum Command {
     Emulator(cli::emulator::EmulatorArgs),
     /// Decodes a psat token's claims, without verifying it.
     Inspect(cli::inspect::InspectArgs),
+    /// Serves widget tokens to browsers on the allowed origins.
+    Serve(cli::serve::ServeArgs),
 }
 
 fn init_logging() {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
             Command::Doctor(args) => cli::doctor::run(args).await,
             Command::Emulator(args) => cli::emulator::run(args).await,
             Command::Inspect(args) => cli::inspect::run(&args),
+            Command::Serve(args) => cli::serve::run(args).await,
         }
     });
     ExitCode::from(code)

@@ -400,3 +400,52 @@ async fn the_standalone_emulator_serves_token() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("\"token\":\"psat="));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_widgets_and_stops_gracefully_on_sigterm() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let mut child = command()
+        .arg("serve")
+        .args(args(&d))
+        .args([
+            "--allowed-origin",
+            "https://contoso.com",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("serving widget tokens on ")
+        .unwrap()
+        .to_owned();
+    let transport = ta_hyper::HyperTransport::builder().build().unwrap();
+    let request = http::Request::post(&url)
+        .header("origin", "https://contoso.com")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let response = ta_protocol::Transport::send(&transport, request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert!(body["token"].as_str().unwrap().starts_with("psat="));
+    let pid = child.id().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

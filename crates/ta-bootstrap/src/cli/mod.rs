@@ -4,6 +4,7 @@ pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod emulator;
 pub(crate) mod inspect;
+pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod upstream;
 

@@ -1,0 +1,79 @@
+//! `serve`: the widget-token service.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use ta_bootstrap::{ServiceConfig, WidgetService};
+use ta_protocol::OriginPolicy;
+
+use super::config_error;
+use super::upstream::UpstreamArgs;
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// The address to listen on (plain HTTP; put TLS in front, or see the
+    /// operations guide).
+    #[arg(long, env = "TA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+pub(crate) async fn run(args: ServeArgs) -> u8 {
+    // The site allowlist takes the same flag as `token`.
+    let policy = OriginPolicy {
+        allow_http: args.upstream.allow_http_origins,
+        allow_loopback_http: false,
+    };
+    let allowlist = match WidgetService::allowlist(&args.upstream.allowed_origins, policy) {
+        Ok(allowlist) => allowlist,
+        Err(e) => return config_error(format!("site allowlist (--allowed-origin): {e}")),
+    };
+    let upstream = match args.upstream.build() {
+        Ok(upstream) => upstream,
+        Err(e) => return config_error(e),
+    };
+    let service = WidgetService::new(upstream.bootstrapper, ServiceConfig::new(allowlist));
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => return config_error(format!("listening on {}: {e}", args.listen)),
+    };
+    let address = listener.local_addr().map_or(args.listen, |a| a);
+    // Printed on stdout so that scripts and tests can find the port.
+    println!("serving widget tokens on http://{address}/v1/widget-token");
+    let warm = service.clone();
+    let warming = tokio::spawn(async move { warm.keep_warm().await });
+    let served = axum::serve(listener, service.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    warming.abort();
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: upstream: the service stopped: {e}");
+            5
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The widget-token service over real HTTP, in front of the emulator.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use common::*;
+use ta_bootstrap::{ServiceConfig, WidgetService};
+use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
+use ta_protocol::{OriginPolicy, Transport};
+
+struct Service {
+    setup: Setup,
+    service: WidgetService,
+    addr: SocketAddr,
+    client: ta_hyper::HyperTransport,
+}
+
+async fn service(config: EmulatorConfig) -> Service {
+    let setup = setup(config).await;
+    let allowlist = WidgetService::allowlist(
+        &[
+            "https://contoso.com".to_owned(),
+            "https://LITWARE.com:8443".to_owned(),
+        ],
+        OriginPolicy::default(),
+    )
+    .unwrap();
+    let mut service_config = ServiceConfig::new(allowlist);
+    service_config.max_body_bytes = 256;
+    let service = WidgetService::new(setup.bootstrapper.clone(), service_config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = service.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    Service {
+        setup,
+        service,
+        addr,
+        client,
+    }
+}
+
+async fn call(
+    s: &Service,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> http::Response<Bytes> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", s.addr));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    s.client
+        .send(request.body(Bytes::from(body.to_owned())).unwrap())
+        .await
+        .unwrap()
+}
+
+fn json(response: &http::Response<Bytes>) -> serde_json::Value {
+    serde_json::from_slice(response.body()).unwrap()
+}
+
+fn header<'a>(response: &'a http::Response<Bytes>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn an_allowed_origin_gets_a_token_minted_for_it_alone() {
+    let s = service(EmulatorConfig::default()).await;
+    let response = call(&s, "POST", "/v1/widget-token", &[("origin", "https://litware.com:8443")], r#"{"applicationSessionId":"chosen-by-the-browser","allowedOrigins":"https://evil.example"}"#).await;
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some("https://litware.com:8443")
+    );
+    assert!(
+        response.headers().get_all("vary").iter().any(|v| v
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("origin"))
+    );
+    assert!(header(&response, "x-request-id").is_some());
+    let body = json(&response);
+    let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "applicationSessionId",
+            "discoverUri",
+            "expiresAt",
+            "expiresIn",
+            "token"
+        ]
+    );
+    assert_ne!(body["applicationSessionId"], "chosen-by-the-browser");
+    assert!(body["expiresIn"].as_u64().unwrap() > 7 * 3600);
+    // The token's allowed origins are the requesting origin alone.
+    let jwt = body["token"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("psat=")
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["ao"], "https://litware.com:8443");
+}
+
+#[tokio::test]
+async fn other_callers_are_refused_without_any_upstream_request() {
+    let s = service(EmulatorConfig::default()).await;
+    for origin in [
+        None,
+        Some("null"),
+        Some("https://evil.example"),
+        Some("https://contoso.com:444"),
+        Some("http://contoso.com"),
+        Some("https://contoso.com/"),
+        Some("https://CONTOSO.com"),
+        Some("https://contoso.com/widget"),
+        Some("https://sub.contoso.com"),
+        Some("*"),
+    ] {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        let response = call(&s, "POST", "/v1/widget-token", &headers, "").await;
+        assert_eq!(response.status(), 403, "{origin:?}");
+        assert_eq!(
+            header(&response, "access-control-allow-origin"),
+            None,
+            "{origin:?}"
+        );
+        let body = json(&response);
+        assert!(
+            body["error"].as_str().unwrap().starts_with("origin_"),
+            "{body}"
+        );
+        assert_eq!(
+            body["requestId"].as_str(),
+            header(&response, "x-request-id")
+        );
+    }
+    assert_eq!(
+        s.setup.emulator.stats().total_requests(),
+        0,
+        "no upstream request at all"
+    );
+}
+
+#[tokio::test]
+async fn preflight_allowed_and_refused() {
+    let s = service(EmulatorConfig::default()).await;
+    let allowed = call(
+        &s,
+        "OPTIONS",
+        "/v1/widget-token",
+        &[
+            ("origin", "https://contoso.com"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type"),
+        ],
+        "",
+    )
+    .await;
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some("https://contoso.com")
+    );
+    assert!(
+        header(&allowed, "access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    let refused = call(
+        &s,
+        "OPTIONS",
+        "/v1/widget-token",
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    assert_eq!(s.setup.emulator.stats().total_requests(), 0);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let s = service(EmulatorConfig::default()).await;
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        &"x".repeat(10_000),
+    )
+    .await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(s.setup.emulator.stats().total_requests(), 0);
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_stable_codes_without_details() {
+    let s = service(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::RevokeConsent,
+        Trigger::Always,
+    )))
+    .await;
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    let body = json(&response);
+    assert_eq!(body["error"], "upstream_not_configured");
+    assert_eq!(
+        body["requestId"].as_str(),
+        header(&response, "x-request-id")
+    );
+    assert!(
+        !String::from_utf8_lossy(response.body()).contains("Consented"),
+        "details stay in the logs"
+    );
+
+    let s = service(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Status {
+            status: 502,
+            retry_after_secs: Some(0),
+        },
+        Trigger::Always,
+    )))
+    .await;
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(json(&response)["error"], "upstream_error");
+}
+
+#[tokio::test]
+async fn readiness_follows_the_warm_up() {
+    let s = service(EmulatorConfig::default()).await;
+    let response = call(&s, "GET", "/readyz", &[], "").await;
+    assert_eq!(response.status(), 503);
+    assert!(
+        json(&response)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("warming up")
+    );
+    assert_eq!(call(&s, "GET", "/healthz", &[], "").await.status(), 200);
+    let warm = s.service.clone();
+    let task = tokio::spawn(async move { warm.keep_warm().await });
+    for _ in 0..100 {
+        if call(&s, "GET", "/readyz", &[], "").await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(call(&s, "GET", "/readyz", &[], "").await.status(), 200);
+    task.abort();
+    // Warm: one widget token is one upstream request.
+    let before = s.setup.emulator.stats().total_requests();
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(s.setup.emulator.stats().total_requests() - before, 1);
+}
+
+#[tokio::test]
+async fn readiness_says_why_warm_up_fails() {
+    let s = service(EmulatorConfig::default().with_app(|a| a.consented = false)).await;
+    let warm = s.service.clone();
+    let task = tokio::spawn(async move { warm.keep_warm().await });
+    let mut reason = String::new();
+    for _ in 0..100 {
+        let response = call(&s, "GET", "/readyz", &[], "").await;
+        reason = json(&response)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if reason.contains("ApplicationNotConsented") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(reason.contains("ApplicationNotConsented"), "{reason}");
+}
