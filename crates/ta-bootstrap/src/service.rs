@@ -4,20 +4,27 @@
 //! allowlist answers a fresh widget token minted for that origin alone; any
 //! other caller is refused before anything goes upstream.
 //!
-//! First step of the service: the endpoint, CORS (tower-http, a predicate
-//! over the allowlist), request ids, body and time limits, a bound on mints
-//! in flight, warm-up, and `/healthz` and `/readyz`. Rate limits, metrics and
-//! configuration reload are still to come.
+//! The service so far: the endpoint, CORS (tower-http, a predicate over the
+//! allowlist), rate limits per client address and overall (governor;
+//! `X-Forwarded-For`/`Forwarded` honoured only from trusted proxies), request
+//! ids, body and time limits, a bound on mints in flight, warm-up, and
+//! `/healthz` and `/readyz`. Metrics and configuration reload are still to
+//! come.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use ta_protocol::{AllowedOrigins, Origin, OriginPolicy};
 use tokio::sync::Semaphore;
@@ -40,17 +47,28 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// Mints in flight at most; more callers get 503 at once.
     pub max_mints_in_flight: usize,
+    /// Requests per minute one client address may make.
+    pub per_client_per_minute: u32,
+    /// Requests per second all clients together may make.
+    pub global_per_second: u32,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed; from any
+    /// other peer they are ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl ServiceConfig {
     /// An allowlist with the defaults: 1 KiB bodies, 30 s per request, 256
-    /// mints in flight.
+    /// mints in flight, 60 requests a minute per client, 200 a second in
+    /// all, no trusted proxy.
     pub fn new(allowlist: Vec<Origin>) -> Self {
         Self {
             allowlist,
             max_body_bytes: 1024,
             request_timeout: Duration::from_secs(30),
             max_mints_in_flight: 256,
+            per_client_per_minute: 60,
+            global_per_second: 200,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -66,6 +84,78 @@ struct Shared {
     allowlist: Arc<Vec<Origin>>,
     mints: Semaphore,
     readiness: Mutex<Readiness>,
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    global: DefaultDirectRateLimiter,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy,
+/// the rightmost address of `X-Forwarded-For` (else `Forwarded: for=`) that
+/// is not a trusted proxy.
+fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let Some(peer) = peer else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let parse = |text: &str| -> Option<IpAddr> {
+        let text = text.trim().trim_matches('"');
+        if let Ok(ip) = text.parse() {
+            return Some(ip);
+        }
+        // `[v6]:port` or `v4:port`
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Some(addr.ip());
+        }
+        text.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
+    };
+    let mut chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(parse)
+        .collect();
+    if chain.is_empty() {
+        chain = headers
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .flat_map(|element| element.split(';'))
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse(value))
+                    .flatten()
+            })
+            .collect();
+    }
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .copied()
+        .unwrap_or(peer)
+}
+
+fn too_many(wait: Duration, request_id: &str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests; retry after the time in Retry-After",
+        request_id,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// A running service's handle: its router, and its warm-up loop.
@@ -148,8 +238,23 @@ fn upstream_answer(failure: &BootstrapError) -> (StatusCode, &'static str) {
     }
 }
 
-async fn widget_token(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let request_id = request_id_of(&headers);
+async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Response {
+    let headers = &parts.headers;
+    let request_id = request_id_of(headers);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = client_address(peer, headers, &shared.trusted_proxies);
+    let now = DefaultClock::default().now();
+    if let Err(not_until) = shared.per_client.check_key(&client) {
+        warn!(request_id, %client, "refused: per-client rate limit");
+        return too_many(not_until.wait_time_from(now), &request_id);
+    }
+    if let Err(not_until) = shared.global.check() {
+        warn!(request_id, "refused: global rate limit");
+        return too_many(not_until.wait_time_from(now), &request_id);
+    }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return error(
             StatusCode::FORBIDDEN,
@@ -260,12 +365,18 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 impl WidgetService {
     /// A service minting with `bootstrapper` for the origins of `config`.
     pub fn new(bootstrapper: Bootstrapper, config: ServiceConfig) -> Self {
+        let one = NonZeroU32::MIN;
+        let per_client = NonZeroU32::new(config.per_client_per_minute).unwrap_or(one);
+        let global = NonZeroU32::new(config.global_per_second).unwrap_or(one);
         Self {
             shared: Arc::new(Shared {
                 bootstrapper,
                 allowlist: Arc::new(config.allowlist.clone()),
                 mints: Semaphore::new(config.max_mints_in_flight.max(1)),
                 readiness: Mutex::new(Readiness::default()),
+                per_client: RateLimiter::keyed(Quota::per_minute(per_client)),
+                global: RateLimiter::direct(Quota::per_second(global)),
+                trusted_proxies: config.trusted_proxies.clone(),
             }),
             config,
         }
@@ -327,6 +438,9 @@ impl WidgetService {
                         readiness.last_error = None;
                     }
                     backoff = Duration::from_secs(1);
+                    // Forget clients whose rate-limit state is back to full.
+                    self.shared.per_client.retain_recent();
+                    self.shared.per_client.shrink_to_fit();
                     tokio::time::sleep(Duration::from_secs(30)).await;
                 }
                 Err(failure) => {

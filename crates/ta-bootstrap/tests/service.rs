@@ -26,6 +26,10 @@ struct Service {
 }
 
 async fn service(config: EmulatorConfig) -> Service {
+    service_with(config, |_| {}).await
+}
+
+async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceConfig)) -> Service {
     let setup = setup(config).await;
     let allowlist = WidgetService::allowlist(
         &[
@@ -37,11 +41,19 @@ async fn service(config: EmulatorConfig) -> Service {
     .unwrap();
     let mut service_config = ServiceConfig::new(allowlist);
     service_config.max_body_bytes = 256;
+    tweak(&mut service_config);
     let service = WidgetService::new(setup.bootstrapper.clone(), service_config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = service.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     Service {
         setup,
@@ -325,4 +337,124 @@ async fn readiness_says_why_warm_up_fails() {
     }
     task.abort();
     assert!(reason.contains("ApplicationNotConsented"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let s = service_with(EmulatorConfig::default(), |c| c.per_client_per_minute = 3).await;
+    for _ in 0..3 {
+        assert_eq!(
+            call(&s, "POST", "/v1/widget-token", &[], "").await.status(),
+            403
+        );
+    }
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = header(&response, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert_eq!(json(&response)["error"], "rate_limited");
+    assert_eq!(s.setup.emulator.stats().total_requests(), 0);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    // An untrusted peer cannot pick its own key by spoofing X-Forwarded-For.
+    let s = service_with(EmulatorConfig::default(), |c| c.per_client_per_minute = 3).await;
+    for i in 0..3 {
+        let xff = format!("203.0.113.{i}");
+        assert_eq!(
+            call(
+                &s,
+                "POST",
+                "/v1/widget-token",
+                &[("x-forwarded-for", &xff)],
+                ""
+            )
+            .await
+            .status(),
+            403
+        );
+    }
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("x-forwarded-for", "198.51.100.9")],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 429);
+
+    // Behind a trusted proxy (this test's loopback peer), each forwarded
+    // client has its own budget; the rightmost untrusted address counts.
+    let s = service_with(EmulatorConfig::default(), |c| {
+        c.per_client_per_minute = 3;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..3 {
+        let status = call(
+            &s,
+            "POST",
+            "/v1/widget-token",
+            &[("x-forwarded-for", "198.51.100.1, 203.0.113.7, 10.0.0.1")],
+            "",
+        )
+        .await
+        .status();
+        assert_eq!(status, 403);
+    }
+    let limited = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("x-forwarded-for", "203.0.113.7")],
+        "",
+    )
+    .await;
+    assert_eq!(limited.status(), 429, "203.0.113.7 used its budget");
+    let other = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("x-forwarded-for", "203.0.113.8")],
+        "",
+    )
+    .await;
+    assert_eq!(other.status(), 403, "another client is not limited");
+    let forwarded = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("forwarded", "for=\"[2001:db8::1]:4711\";proto=https")],
+        "",
+    )
+    .await;
+    assert_eq!(forwarded.status(), 403, "Forwarded: for= is read too");
+}
+
+#[tokio::test]
+async fn a_global_cap_applies_to_everyone() {
+    let s = service_with(EmulatorConfig::default(), |c| {
+        c.global_per_second = 2;
+        c.per_client_per_minute = 1000;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            call(&s, "POST", "/v1/widget-token", &[], "")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
 }

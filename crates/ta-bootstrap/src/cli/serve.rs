@@ -18,6 +18,23 @@ pub(crate) struct ServeArgs {
     /// operations guide).
     #[arg(long, env = "TA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Requests per minute one client address may make.
+    #[arg(long, env = "TA_PER_CLIENT_RATE", default_value_t = 60)]
+    per_client_rate: u32,
+    /// Requests per second all clients together may make.
+    #[arg(long, env = "TA_GLOBAL_RATE", default_value_t = 200)]
+    global_rate: u32,
+    /// Mints in flight at most (more callers get 503 at once).
+    #[arg(long, env = "TA_MAX_MINTS_IN_FLIGHT", default_value_t = 256)]
+    max_mints_in_flight: usize,
+    /// A reverse proxy whose X-Forwarded-For / Forwarded is believed
+    /// (repeatable; an IP address).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TA_TRUSTED_PROXIES",
+        value_delimiter = ';'
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 async fn shutdown_signal() {
@@ -55,7 +72,12 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         Ok(upstream) => upstream,
         Err(e) => return config_error(e),
     };
-    let service = WidgetService::new(upstream.bootstrapper, ServiceConfig::new(allowlist));
+    let mut config = ServiceConfig::new(allowlist);
+    config.per_client_per_minute = args.per_client_rate;
+    config.global_per_second = args.global_rate;
+    config.max_mints_in_flight = args.max_mints_in_flight;
+    config.trusted_proxies = args.trusted_proxies;
+    let service = WidgetService::new(upstream.bootstrapper, config);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => return config_error(format!("listening on {}: {e}", args.listen)),
@@ -65,9 +87,14 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     println!("serving widget tokens on http://{address}/v1/widget-token");
     let warm = service.clone();
     let warming = tokio::spawn(async move { warm.keep_warm().await });
-    let served = axum::serve(listener, service.router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        service
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     warming.abort();
     match served {
         Ok(()) => 0,
