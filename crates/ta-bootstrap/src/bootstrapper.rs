@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{EntropyFrom, IdSource, RandomIds};
+use crate::metrics::{Metrics, UpstreamLabels};
 use crate::token::TokenProvider;
 
 /// Why a widget token could not be minted.
@@ -114,6 +115,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     caps: CapsCache,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Mints widget tokens: discovery and capabilities are fetched once and
@@ -142,6 +144,7 @@ pub struct BootstrapperBuilder {
     tokens: Arc<dyn TokenProvider>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for BootstrapperBuilder {
@@ -164,6 +167,12 @@ impl BootstrapperBuilder {
         self
     }
 
+    /// Counts upstream requests, cache look-ups and mint times in `metrics`.
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Builds it.
     pub fn build(self) -> Bootstrapper {
         Bootstrapper {
@@ -174,6 +183,7 @@ impl BootstrapperBuilder {
                 clock: self.clock,
                 ids: self.ids,
                 caps: CapsCache::default(),
+                metrics: self.metrics,
             }),
         }
     }
@@ -201,6 +211,7 @@ impl Bootstrapper {
             tokens,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::new()),
+            metrics: None,
         }
     }
 
@@ -221,6 +232,9 @@ impl Bootstrapper {
         let cache = &self.inner.caps;
         let seen = {
             let state = cache.lock();
+            if let Some(metrics) = &self.inner.metrics {
+                metrics.cache_lookup("capabilities", state.caps.is_some());
+            }
             if let Some(caps) = &state.caps {
                 return Ok(Arc::clone(caps));
             }
@@ -338,7 +352,8 @@ impl Bootstrapper {
         session_id: ApplicationSessionId,
     ) -> Result<MintedToken, BootstrapError> {
         let span = info_span!("mint", session_id = %session_id);
-        async {
+        let started = self.inner.clock.now();
+        let result = async {
             let request = MintRequest {
                 session_id,
                 allowed_origins: origins,
@@ -377,7 +392,12 @@ impl Bootstrapper {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        if let Some(metrics) = &self.inner.metrics {
+            let elapsed = self.inner.clock.now().saturating_duration_since(started);
+            metrics.mint_seconds.observe(elapsed.as_secs_f64());
+        }
+        result
     }
 
     /// Request ids and jitter from this bootstrapper's [`IdSource`], for
@@ -396,19 +416,34 @@ impl Bootstrapper {
             self.inner.transport.as_ref(),
             self.inner.tokens.as_ref(),
             self.inner.clock.as_ref(),
+            self.inner.metrics.as_deref(),
         )
         .await
     }
 }
 
+/// The metric label of a step.
+fn step_label(step: ta_protocol::Step) -> &'static str {
+    match step {
+        ta_protocol::Step::Discovery => "discovery",
+        ta_protocol::Step::Applications => "applications",
+        ta_protocol::Step::Application => "application",
+        ta_protocol::Step::Mint => "mint",
+        ta_protocol::Step::AnonymousDiscovery => "anonymous_discovery",
+        _ => "other",
+    }
+}
+
 /// Drives any flow over `transport`, asking `tokens` when it needs a token.
 /// Each request is logged (method, URL with token-bearing parts masked,
-/// status, correlation ids); no token or secret ever is.
+/// status, correlation ids); no token or secret ever is. With `metrics`,
+/// each request is counted by step and status.
 pub async fn drive<T>(
     mut flow: Flow<T>,
     transport: &dyn Transport,
     tokens: &dyn TokenProvider,
     clock: &dyn Clock,
+    metrics: Option<&Metrics>,
 ) -> Result<T, Error>
 where
     Flow<T>: Driveable<T>,
@@ -438,6 +473,16 @@ where
                 }
                 let outcome = transport.send(request).instrument(span.clone()).await;
                 let _entered = span.enter();
+                if let Some(metrics) = metrics {
+                    let status = outcome.as_ref().map_or(0, |r| r.status().as_u16());
+                    metrics
+                        .upstream
+                        .get_or_create(&UpstreamLabels {
+                            step: step_label(step),
+                            status,
+                        })
+                        .inc();
+                }
                 match outcome {
                     Ok(response) => {
                         let correlation =

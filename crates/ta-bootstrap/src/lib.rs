@@ -41,6 +41,7 @@ mod bootstrapper;
 mod clock;
 mod credentials;
 mod ids;
+mod metrics;
 mod report;
 mod service;
 mod token;
@@ -49,6 +50,7 @@ pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, Minted
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError};
 pub use ids::{IdSource, RandomIds};
+pub use metrics::Metrics;
 pub use report::FailureKind;
 pub use service::{ServiceConfig, WidgetService};
 #[cfg(feature = "mock")]

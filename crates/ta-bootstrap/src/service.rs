@@ -7,9 +7,9 @@
 //! The service so far: the endpoint, CORS (tower-http, a predicate over the
 //! allowlist), rate limits per client address and overall (governor;
 //! `X-Forwarded-For`/`Forwarded` honoured only from trusted proxies), request
-//! ids, body and time limits, a bound on mints in flight, warm-up, and
-//! `/healthz` and `/readyz`. Metrics and configuration reload are still to
-//! come.
+//! ids, body and time limits, a bound on mints in flight, warm-up,
+//! `/healthz`, `/readyz` and `/metrics` (Prometheus text). Configuration
+//! reload, TLS, JSON logs and the demo site are still to come.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -34,6 +34,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tracing::{info, warn};
 
+use crate::metrics::{LimitLabels, Metrics, RouteLabels};
 use crate::{BootstrapError, Bootstrapper, FailureKind};
 
 /// The settings of the service.
@@ -87,6 +88,7 @@ struct Shared {
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
     trusted_proxies: Vec<IpAddr>,
+    metrics: Arc<Metrics>,
 }
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy,
@@ -249,10 +251,20 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     let now = DefaultClock::default().now();
     if let Err(not_until) = shared.per_client.check_key(&client) {
         warn!(request_id, %client, "refused: per-client rate limit");
+        shared
+            .metrics
+            .rate_limited
+            .get_or_create(&LimitLabels { scope: "client" })
+            .inc();
         return too_many(not_until.wait_time_from(now), &request_id);
     }
     if let Err(not_until) = shared.global.check() {
         warn!(request_id, "refused: global rate limit");
+        shared
+            .metrics
+            .rate_limited
+            .get_or_create(&LimitLabels { scope: "global" })
+            .inc();
         return too_many(not_until.wait_time_from(now), &request_id);
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -309,6 +321,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
             info!(request_id, origin = %origin, session_id = %minted.session_id, "served a widget token");
+            shared.metrics.tokens_served.inc();
             let mut response = axum::Json(TokenAnswer {
                 token: minted.token.expose(),
                 discover_uri: minted.discover_uri.as_str(),
@@ -339,6 +352,43 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        shared.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Counts every answer by route and status.
+async fn count(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = match request.uri().path() {
+        "/v1/widget-token" if request.method() == Method::OPTIONS => "preflight",
+        "/v1/widget-token" => "widget_token",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    shared
+        .metrics
+        .requests
+        .get_or_create(&RouteLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.bootstrapper.is_warm() {
         return (
@@ -363,8 +413,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 impl WidgetService {
-    /// A service minting with `bootstrapper` for the origins of `config`.
-    pub fn new(bootstrapper: Bootstrapper, config: ServiceConfig) -> Self {
+    /// A service minting with `bootstrapper` for the origins of `config`,
+    /// exporting `metrics` (give the same `Arc` to the bootstrapper and the
+    /// token provider) at `/metrics`.
+    pub fn new(bootstrapper: Bootstrapper, config: ServiceConfig, metrics: Arc<Metrics>) -> Self {
         let one = NonZeroU32::MIN;
         let per_client = NonZeroU32::new(config.per_client_per_minute).unwrap_or(one);
         let global = NonZeroU32::new(config.global_per_second).unwrap_or(one);
@@ -377,6 +429,7 @@ impl WidgetService {
                 per_client: RateLimiter::keyed(Quota::per_minute(per_client)),
                 global: RateLimiter::direct(Quota::per_second(global)),
                 trusted_proxies: config.trusted_proxies.clone(),
+                metrics,
             }),
             config,
         }
@@ -416,6 +469,11 @@ impl WidgetService {
             .route("/v1/widget-token", post(widget_token).layer(cors))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&self.shared),
+                count,
+            ))
             .with_state(Arc::clone(&self.shared))
             .layer(RequestBodyLimitLayer::new(self.config.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(

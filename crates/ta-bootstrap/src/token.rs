@@ -18,6 +18,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::clock::Clock;
 use crate::credentials::Credential;
 use crate::ids::IdSource;
+use crate::metrics::{Metrics, OutcomeLabels};
 
 /// Gives AAD tokens for an audience.
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -90,6 +91,7 @@ pub struct ClientCredentialsProvider {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     slots: Mutex<HashMap<Audience, Arc<Slot>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for ClientCredentialsProvider {
@@ -120,6 +122,24 @@ impl ClientCredentialsProvider {
             clock,
             ids,
             slots: Mutex::new(HashMap::new()),
+            metrics: None,
+        }
+    }
+
+    /// Counts token requests and cache look-ups in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_fetch(&self, ok: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .aad_fetches
+                .get_or_create(&OutcomeLabels {
+                    outcome: if ok { "ok" } else { "error" },
+                })
+                .inc();
         }
     }
 
@@ -257,7 +277,11 @@ impl TokenProvider for ClientCredentialsProvider {
         let slot = self.slot(audience);
         let seen_generation = {
             let state = lock(&slot);
-            if let Some(token) = fresh(&state, self.clock.now()) {
+            let hit = fresh(&state, self.clock.now());
+            if let Some(metrics) = &self.metrics {
+                metrics.cache_lookup("aad_token", hit.is_some());
+            }
+            if let Some(token) = hit {
                 return Ok(token);
             }
             state.generation
@@ -292,6 +316,7 @@ impl TokenProvider for ClientCredentialsProvider {
             }
         }
         let result = self.fetch(audience).await;
+        self.count_fetch(result.is_ok());
         let now = self.clock.now();
         let mut state = lock(&slot);
         state.generation += 1;

@@ -42,7 +42,11 @@ async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceCon
     let mut service_config = ServiceConfig::new(allowlist);
     service_config.max_body_bytes = 256;
     tweak(&mut service_config);
-    let service = WidgetService::new(setup.bootstrapper.clone(), service_config);
+    let service = WidgetService::new(
+        setup.bootstrapper.clone(),
+        service_config,
+        std::sync::Arc::clone(&setup.metrics),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = service.router();
@@ -457,4 +461,63 @@ async fn a_global_cap_applies_to_everyone() {
         );
     }
     assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_upstream_calls_caches_and_limits() {
+    let s = service_with(EmulatorConfig::default(), |c| c.per_client_per_minute = 3).await;
+    assert_eq!(
+        call(
+            &s,
+            "POST",
+            "/v1/widget-token",
+            &[("origin", "https://contoso.com")],
+            ""
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        call(
+            &s,
+            "POST",
+            "/v1/widget-token",
+            &[("origin", "https://contoso.com")],
+            ""
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        call(&s, "POST", "/v1/widget-token", &[], "").await.status(),
+        403
+    );
+    assert_eq!(
+        call(&s, "POST", "/v1/widget-token", &[], "").await.status(),
+        429
+    );
+    let response = call(&s, "GET", "/metrics", &[], "").await;
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8_lossy(response.body()).into_owned();
+    for line in [
+        "ta_widget_tokens_served_total 2",
+        r#"ta_requests_total{route="widget_token",status="200"} 2"#,
+        r#"ta_requests_total{route="widget_token",status="403"} 1"#,
+        r#"ta_requests_total{route="widget_token",status="429"} 1"#,
+        r#"ta_rate_limited_total{scope="client"} 1"#,
+        r#"ta_upstream_requests_total{step="discovery",status="200"} 1"#,
+        r#"ta_upstream_requests_total{step="mint",status="200"} 2"#,
+        r#"ta_aad_fetches_total{outcome="ok"} 1"#,
+        r#"ta_cache_lookups_total{cache="capabilities",result="miss"} 1"#,
+        r#"ta_cache_lookups_total{cache="capabilities",result="hit"} 1"#,
+        "ta_mint_duration_seconds_count 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(!text.contains("psat") && !text.contains("eyJ"));
 }

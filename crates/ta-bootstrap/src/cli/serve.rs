@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use clap::Args;
-use ta_bootstrap::{ServiceConfig, WidgetService};
+use std::sync::Arc;
+
+use ta_bootstrap::{Metrics, ServiceConfig, WidgetService};
 use ta_protocol::OriginPolicy;
 
 use super::config_error;
@@ -68,7 +70,8 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         Ok(allowlist) => allowlist,
         Err(e) => return config_error(format!("site allowlist (--allowed-origin): {e}")),
     };
-    let upstream = match args.upstream.build() {
+    let metrics = Arc::new(Metrics::new());
+    let upstream = match args.upstream.build_with(Some(Arc::clone(&metrics))) {
         Ok(upstream) => upstream,
         Err(e) => return config_error(e),
     };
@@ -77,7 +80,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     config.global_per_second = args.global_rate;
     config.max_mints_in_flight = args.max_mints_in_flight;
     config.trusted_proxies = args.trusted_proxies;
-    let service = WidgetService::new(upstream.bootstrapper, config);
+    let service = WidgetService::new(upstream.bootstrapper, config, metrics);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => return config_error(format!("listening on {}: {e}", args.listen)),

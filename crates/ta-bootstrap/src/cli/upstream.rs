@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use ta_bootstrap::{
-    Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, RandomIds, SystemClock,
-    TokenProvider,
+    Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, Metrics, RandomIds,
+    SystemClock, TokenProvider,
 };
 use ta_hyper::HyperTransport;
 use ta_protocol::aad::{ClientId, TokenEndpoint};
@@ -99,6 +99,11 @@ impl UpstreamArgs {
 
     /// Builds the configuration, transport, token provider and bootstrapper.
     pub(crate) fn build(&self) -> Result<Upstream, String> {
+        self.build_with(None)
+    }
+
+    /// The same, counting in `metrics`.
+    pub(crate) fn build_with(&self, metrics: Option<Arc<Metrics>>) -> Result<Upstream, String> {
         let mut builder = Config::builder(&self.discover_url, &self.endpoint_id)
             .allow_insecure_loopback(self.allow_insecure_loopback);
         for host in &self.trusted_hosts {
@@ -135,20 +140,27 @@ impl UpstreamArgs {
                 .map_err(|e| e.to_string())?;
         }
         let transport: Arc<dyn Transport> = Arc::new(transport.build().map_err(|e| e.to_string())?);
-        let tokens = Arc::new(ClientCredentialsProvider::new(
+        let mut provider = ClientCredentialsProvider::new(
             Arc::clone(&transport),
             token_endpoint.clone(),
             client_id,
             credential,
             Arc::new(SystemClock),
             Arc::new(RandomIds::new()),
-        ));
-        let bootstrapper = Bootstrapper::builder(
+        );
+        if let Some(metrics) = &metrics {
+            provider = provider.with_metrics(Arc::clone(metrics));
+        }
+        let tokens = Arc::new(provider);
+        let mut bootstrapper = Bootstrapper::builder(
             Arc::clone(&config),
             Arc::clone(&transport),
             Arc::clone(&tokens) as Arc<dyn TokenProvider>,
-        )
-        .build();
+        );
+        if let Some(metrics) = metrics {
+            bootstrapper = bootstrapper.metrics(metrics);
+        }
+        let bootstrapper = bootstrapper.build();
         Ok(Upstream {
             config,
             tokens,

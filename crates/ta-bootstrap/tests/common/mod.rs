@@ -24,6 +24,7 @@ pub struct Setup {
     pub transport: Arc<dyn Transport>,
     pub tokens: Arc<ClientCredentialsProvider>,
     pub bootstrapper: Bootstrapper,
+    pub metrics: Arc<Metrics>,
 }
 
 pub async fn setup(config: EmulatorConfig) -> Setup {
@@ -43,14 +44,18 @@ pub async fn setup_with(config: EmulatorConfig, credential: Credential) -> Setup
             .build()
             .unwrap(),
     );
-    let tokens = Arc::new(ClientCredentialsProvider::new(
-        Arc::clone(&transport),
-        TokenEndpoint::parse(&emulator.token_url(), false).unwrap(),
-        ClientId::new(DEFAULT_CLIENT_ID).unwrap(),
-        credential,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds::new()),
-    ));
+    let metrics = Arc::new(Metrics::new());
+    let tokens = Arc::new(
+        ClientCredentialsProvider::new(
+            Arc::clone(&transport),
+            TokenEndpoint::parse(&emulator.token_url(), false).unwrap(),
+            ClientId::new(DEFAULT_CLIENT_ID).unwrap(),
+            credential,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds::new()),
+        )
+        .with_metrics(Arc::clone(&metrics)),
+    );
     let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
         .build()
         .unwrap()
@@ -60,12 +65,14 @@ pub async fn setup_with(config: EmulatorConfig, credential: Credential) -> Setup
         Arc::clone(&transport),
         Arc::clone(&tokens) as Arc<dyn TokenProvider>,
     )
+    .metrics(Arc::clone(&metrics))
     .build();
     Setup {
         emulator,
         transport,
         tokens,
         bootstrapper,
+        metrics,
     }
 }
 

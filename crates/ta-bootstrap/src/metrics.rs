@@ -1,0 +1,148 @@
+//! Prometheus metrics of the orchestrator and the widget-token service.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A request of the service, by route and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RouteLabels {
+    pub(crate) route: &'static str,
+    pub(crate) status: u16,
+}
+
+/// An upstream request, by step and status (0: no answer).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UpstreamLabels {
+    pub(crate) step: &'static str,
+    pub(crate) status: u16,
+}
+
+/// An outcome: `ok` or `error`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutcomeLabels {
+    pub(crate) outcome: &'static str,
+}
+
+/// A cache look-up.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CacheLabels {
+    pub(crate) cache: &'static str,
+    pub(crate) result: &'static str,
+}
+
+/// A rate-limit rejection, by scope (`client` or `global`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LimitLabels {
+    pub(crate) scope: &'static str,
+}
+
+/// The metrics, and the registry they are exported from.
+///
+/// Give one `Arc<Metrics>` to the [`crate::Bootstrapper`], the
+/// [`crate::ClientCredentialsProvider`] and the [`crate::WidgetService`];
+/// [`Metrics::encode`] writes the Prometheus text format.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub(crate) requests: Family<RouteLabels, Counter>,
+    pub(crate) tokens_served: Counter,
+    pub(crate) upstream: Family<UpstreamLabels, Counter>,
+    pub(crate) aad_fetches: Family<OutcomeLabels, Counter>,
+    pub(crate) cache: Family<CacheLabels, Counter>,
+    pub(crate) rate_limited: Family<LimitLabels, Counter>,
+    pub(crate) mint_seconds: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, registered under the `ta` prefix.
+    pub fn new() -> Self {
+        let requests = Family::<RouteLabels, Counter>::default();
+        let tokens_served = Counter::default();
+        let upstream = Family::<UpstreamLabels, Counter>::default();
+        let aad_fetches = Family::<OutcomeLabels, Counter>::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        // 5 ms to ~20 s.
+        let mint_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        let mut registry = Registry::with_prefix("ta");
+        registry.register(
+            "requests",
+            "Requests served, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "widget_tokens_served",
+            "Widget tokens handed to browsers",
+            tokens_served.clone(),
+        );
+        registry.register(
+            "upstream_requests",
+            "Requests to the API, by step and status (0: no answer)",
+            upstream.clone(),
+        );
+        registry.register(
+            "aad_fetches",
+            "Tokens fetched from Azure AD (retries of one fetch count once), by outcome",
+            aad_fetches.clone(),
+        );
+        registry.register(
+            "cache_lookups",
+            "Cache look-ups, by cache and result",
+            cache.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by scope",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "mint_duration_seconds",
+            "Time to mint a widget token, upstream included",
+            mint_seconds.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            tokens_served,
+            upstream,
+            aad_fetches,
+            cache,
+            rate_limited,
+            mint_seconds,
+        }
+    }
+
+    /// The Prometheus/OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        }
+        out
+    }
+
+    pub(crate) fn cache_lookup(&self, cache: &'static str, hit: bool) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache,
+                result: if hit { "hit" } else { "miss" },
+            })
+            .inc();
+    }
+}
