@@ -6,7 +6,7 @@
 //!   test command.
 //! - `test`: the tests alone.
 //! - `lint`: fmt and clippy alone.
-//! - `bench [emulator]`: criterion benchmarks; speed targets live there,
+//! - `bench [emulator|serve]`: criterion benchmarks; speed targets live there,
 //!   never in timed tests.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -102,13 +102,15 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench(arg.as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|bench [emulator]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|bench [emulator|serve]>");
             eprintln!(
                 "  ci    fmt check, clippy -D warnings, doc -D warnings, all tests (what CI runs)"
             );
             eprintln!("  lint  fmt check and clippy");
             eprintln!("  test  all tests");
-            eprintln!("  bench criterion benchmarks (emulator: its own mint and AAD rates)");
+            eprintln!(
+                "  bench criterion benchmarks (emulator: its own rates; serve: serve against the mint)"
+            );
             return ExitCode::from(2);
         }
     };
