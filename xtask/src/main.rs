@@ -74,19 +74,17 @@ fn doc() -> Result<(), String> {
 
 fn bench(which: Option<&str>) -> Result<(), String> {
     let mut c = cargo();
+    c.args(["bench", "--locked"]);
     match which {
-        None | Some("emulator") => {
-            c.args([
-                "bench",
-                "--locked",
-                "-p",
-                "ta-emulator",
-                "--bench",
-                "emulator",
-            ]);
+        Some("emulator") => c.args(["-p", "ta-emulator", "--bench", "emulator"]),
+        Some("serve") => c.args(["-p", "ta-bootstrap", "--bench", "serve"]),
+        None => c.arg("--workspace"),
+        Some(other) => {
+            return Err(format!(
+                "no benchmark named {other:?} (known: emulator, serve)"
+            ));
         }
-        Some(other) => return Err(format!("no benchmark named {other:?} (known: emulator)")),
-    }
+    };
     run("cargo bench", c)
 }
 
