@@ -87,9 +87,14 @@ impl From<WidgetToken> for MintedToken {
     }
 }
 
+/// How long fetched capabilities are used before they are fetched again
+/// (consent can change).
+pub const CAPABILITIES_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 #[derive(Debug, Default)]
 struct CapsState {
     caps: Option<Arc<Capabilities>>,
+    fetched_at: Option<std::time::Instant>,
     generation: u64,
     last_error: Option<BootstrapError>,
 }
@@ -231,7 +236,15 @@ impl Bootstrapper {
     pub async fn capabilities(&self) -> Result<Arc<Capabilities>, BootstrapError> {
         let cache = &self.inner.caps;
         let seen = {
-            let state = cache.lock();
+            let mut state = cache.lock();
+            let now = self.inner.clock.now();
+            if state
+                .fetched_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= CAPABILITIES_TTL)
+            {
+                state.caps = None;
+                state.fetched_at = None;
+            }
             if let Some(metrics) = &self.inner.metrics {
                 metrics.cache_lookup("capabilities", state.caps.is_some());
             }
@@ -259,6 +272,7 @@ impl Bootstrapper {
             Ok(caps) => {
                 let caps = Arc::new(caps);
                 state.caps = Some(Arc::clone(&caps));
+                state.fetched_at = Some(self.inner.clock.now());
                 state.last_error = None;
                 Ok(caps)
             }
@@ -297,6 +311,20 @@ impl Bootstrapper {
             anonymous_tokens = caps.anon_application_tokens.is_some(),
             "read the application's capabilities"
         );
+        if caps.anon_application_tokens.is_none() {
+            // Not consented (yet): nothing to cache; the next call asks again.
+            return Err(BootstrapError::Protocol(Error::Server(Box::new(
+                ta_protocol::ServerError {
+                    step: ta_protocol::Step::Application,
+                    url: DisplayUrl::new(&caps.application_url),
+                    status: None,
+                    kind: ta_protocol::ServerErrorKind::MissingLink {
+                        rel: hal_model::names::ANON_APPLICATION_TOKENS,
+                    },
+                    correlation: ta_protocol::Correlation::default(),
+                },
+            ))));
+        }
         Ok(caps)
     }
 
@@ -509,8 +537,10 @@ where
                 flow.handle_token(token)?;
             }
             Some(Output::Timeout(at)) => {
-                debug!(wait = ?at.saturating_duration_since(clock.now()), "backing off");
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                // Measured on the injected clock, so that any clock works.
+                let wait = at.saturating_duration_since(clock.now());
+                debug!(?wait, "backing off");
+                tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))).await;
             }
             Some(Output::Done(result)) => return result,
             Some(_) | None => return Err(UsageError::Waiting("an answer or a token").into()),

@@ -46,7 +46,9 @@ mod report;
 mod service;
 mod token;
 
-pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, MintedToken, drive};
+pub use bootstrapper::{
+    BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL, MintedToken, drive,
+};
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError};
 pub use ids::{IdSource, RandomIds};

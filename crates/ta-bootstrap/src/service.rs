@@ -91,59 +91,78 @@ struct Shared {
     metrics: Arc<Metrics>,
 }
 
+/// The rate-limit key of an address: IPv4 as is, IPv6 by its /64 (one host
+/// usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// The client's address: the peer's, or, when the peer is a trusted proxy,
 /// the rightmost address of `X-Forwarded-For` (else `Forwarded: for=`) that
-/// is not a trusted proxy.
+/// is not a trusted proxy. An entry that is not an address (`unknown`,
+/// `_hidden`) stops the walk: the client is then unknown and the proxy's
+/// own address is used, so a client cannot pick its key by writing entries
+/// to the left of it.
 fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let Some(peer) = peer else {
+    let Some(peer) = peer.map(|p| p.to_canonical()) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
-    if !trusted.contains(&peer) {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !is_trusted(&peer) {
         return peer;
     }
     let parse = |text: &str| -> Option<IpAddr> {
         let text = text.trim().trim_matches('"');
-        if let Ok(ip) = text.parse() {
-            return Some(ip);
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Some(ip.to_canonical());
         }
         // `[v6]:port` or `v4:port`
         if let Ok(addr) = text.parse::<SocketAddr>() {
-            return Some(addr.ip());
+            return Some(addr.ip().to_canonical());
         }
         text.trim_start_matches('[')
             .trim_end_matches(']')
-            .parse()
+            .parse::<IpAddr>()
             .ok()
+            .map(|ip| ip.to_canonical())
     };
-    let mut chain: Vec<IpAddr> = headers
+    let mut entries: Vec<String> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(parse)
+        .map(str::to_owned)
         .collect();
-    if chain.is_empty() {
-        chain = headers
+    if entries.is_empty() {
+        entries = headers
             .get_all(header::FORWARDED)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .flat_map(|element| element.split(';'))
-            .filter_map(|pair| {
-                let (key, value) = pair.split_once('=')?;
-                key.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| parse(value))
-                    .flatten()
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    key.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| value.to_owned())
+                })
             })
             .collect();
     }
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .copied()
-        .unwrap_or(peer)
+    for entry in entries.iter().rev() {
+        match parse(entry) {
+            Some(ip) if is_trusted(&ip) => {}
+            Some(ip) => return ip,
+            None => return peer,
+        }
+    }
+    peer
 }
 
 fn too_many(wait: Duration, request_id: &str) -> Response {
@@ -249,21 +268,12 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
         .map(|info| info.0.ip());
     let client = client_address(peer, headers, &shared.trusted_proxies);
     let now = DefaultClock::default().now();
-    if let Err(not_until) = shared.per_client.check_key(&client) {
+    if let Err(not_until) = shared.per_client.check_key(&rate_key(client)) {
         warn!(request_id, %client, "refused: per-client rate limit");
         shared
             .metrics
             .rate_limited
             .get_or_create(&LimitLabels { scope: "client" })
-            .inc();
-        return too_many(not_until.wait_time_from(now), &request_id);
-    }
-    if let Err(not_until) = shared.global.check() {
-        warn!(request_id, "refused: global rate limit");
-        shared
-            .metrics
-            .rate_limited
-            .get_or_create(&LimitLabels { scope: "global" })
             .inc();
         return too_many(not_until.wait_time_from(now), &request_id);
     }
@@ -287,6 +297,16 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
             &request_id,
         );
     };
+    // Only callers on the allowlist use up the global budget.
+    if let Err(not_until) = shared.global.check() {
+        warn!(request_id, "refused: global rate limit");
+        shared
+            .metrics
+            .rate_limited
+            .get_or_create(&LimitLabels { scope: "global" })
+            .inc();
+        return too_many(not_until.wait_time_from(now), &request_id);
+    }
     let Ok(_permit) = shared.mints.try_acquire() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -397,14 +417,13 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         )
             .into_response();
     }
+    // Only the kind of failure: the details are in the service's logs.
     let reason = shared
         .readiness
         .lock()
         .ok()
         .and_then(|r| r.last_error.clone())
-        .unwrap_or_else(|| {
-            "warming up: discovery, AAD token and capabilities not cached yet".to_owned()
-        });
+        .unwrap_or_else(|| "warming_up".to_owned());
     (
         StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(serde_json::json!({"ready": false, "reason": reason})),
@@ -424,7 +443,7 @@ impl WidgetService {
             shared: Arc::new(Shared {
                 bootstrapper,
                 allowlist: Arc::new(config.allowlist.clone()),
-                mints: Semaphore::new(config.max_mints_in_flight.max(1)),
+                mints: Semaphore::new(config.max_mints_in_flight.clamp(1, Semaphore::MAX_PERMITS)),
                 readiness: Mutex::new(Readiness::default()),
                 per_client: RateLimiter::keyed(Quota::per_minute(per_client)),
                 global: RateLimiter::direct(Quota::per_second(global)),
@@ -464,24 +483,39 @@ impl WidgetService {
             }))
             .allow_methods([Method::POST])
             .allow_headers([header::CONTENT_TYPE])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::HeaderName::from_static("x-request-id"),
+            ])
             .max_age(Duration::from_secs(600));
         Router::new()
-            .route("/v1/widget-token", post(widget_token).layer(cors))
+            .route("/v1/widget-token", post(widget_token))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&self.shared),
-                count,
-            ))
             .with_state(Arc::clone(&self.shared))
+            // Layers, innermost first. CORS and counting sit outside the
+            // limits, so that a 413 or a 504 is counted and readable by the
+            // page.
             .layer(RequestBodyLimitLayer::new(self.config.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
                 self.config.request_timeout,
             ))
+            .layer(cors)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&self.shared),
+                count,
+            ))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            // The id is this service's: one a client sent is dropped.
+            .layer(axum::middleware::map_request(
+                |mut request: axum::extract::Request| async move {
+                    request.headers_mut().remove("x-request-id");
+                    request
+                },
+            ))
     }
 
     /// Keeps the caches warm: warms up at once, retries with backoff (1 s
@@ -502,11 +536,11 @@ impl WidgetService {
                     tokio::time::sleep(Duration::from_secs(30)).await;
                 }
                 Err(failure) => {
-                    let line = failure.report_line();
-                    warn!(error = %line, retry_in = ?backoff, "warm-up failed");
+                    warn!(error = %failure.report_line(), retry_in = ?backoff, "warm-up failed");
                     if let Ok(mut readiness) = self.shared.readiness.lock() {
-                        readiness.last_error = Some(line);
+                        readiness.last_error = Some(format!("upstream_{}", failure.kind().code()));
                     }
+                    self.shared.per_client.retain_recent();
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }

@@ -38,6 +38,11 @@ pub const MIN_USABLE_LIFETIME: Duration = Duration::from_secs(10);
 const MAX_SHORT_TOKENS: u32 = 3;
 /// The longest refresh margin.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// The longest token lifetime believed.
+const MAX_BELIEVED_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// After a failed refresh while the old token is still valid, no new attempt
+/// before this.
+const REFRESH_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// A client assertion's lifetime.
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
@@ -245,7 +250,13 @@ impl ClientCredentialsProvider {
     fn refresh_margin(&self, lifetime: Duration) -> Duration {
         let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
         // Spread refreshes: 80 % to 100 % of the margin.
-        margin.mul_f64(0.8 + 0.2 * self.ids.jitter().clamp(0.0, 1.0))
+        let jitter = self.ids.jitter();
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        margin.mul_f64(0.8 + 0.2 * jitter)
     }
 }
 
@@ -286,7 +297,17 @@ impl TokenProvider for ClientCredentialsProvider {
             }
             state.generation
         };
-        let _fetching = slot.fetching.lock().await;
+        // Refreshing ahead: while another caller fetches, the current token
+        // still works; only callers without a usable token wait.
+        let _fetching = match slot.fetching.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Some(token) = usable(&lock(&slot), self.clock.now()) {
+                    return Ok(token);
+                }
+                slot.fetching.lock().await
+            }
+        };
         let now = self.clock.now();
         {
             let state = lock(&slot);
@@ -322,7 +343,9 @@ impl TokenProvider for ClientCredentialsProvider {
         state.generation += 1;
         match result {
             Ok(response) => {
-                let lifetime = response.expires_in;
+                // A lifetime beyond a day is not believed (and cannot
+                // overflow the clock).
+                let lifetime = response.expires_in.min(MAX_BELIEVED_LIFETIME);
                 if lifetime < MIN_USABLE_LIFETIME {
                     state.short_tokens += 1;
                     let backoff = Duration::from_secs(1 << (state.short_tokens - 1).min(6));
@@ -355,10 +378,12 @@ impl TokenProvider for ClientCredentialsProvider {
             }
             Err(error) => {
                 state.last_error = Some(error.clone());
-                // Refresh ahead failed: the old token still works for now.
+                // Refresh ahead failed: the old token still works for now,
+                // and AAD is left alone for a moment.
                 match usable(&state, now) {
                     Some(token) => {
                         warn!(%error, "refreshing the AAD token failed; the current one is still valid");
+                        state.hold_until = now.checked_add(REFRESH_RETRY_BACKOFF);
                         Ok(token)
                     }
                     None => Err(error),

@@ -149,9 +149,33 @@ async fn refresh_ahead_of_expiry_and_keep_the_old_token_if_that_fails() {
     tokio::time::advance(Duration::from_secs(6)).await;
     assert_eq!(tokens.token(&audience()).await.unwrap().expose(), "t1");
     assert_eq!(aad.calls(), 2);
-    // Next call refreshes again, and gets the new token.
+    // AAD is left alone for 5 s: the old token is served meanwhile.
+    assert_eq!(tokens.token(&audience()).await.unwrap().expose(), "t1");
+    assert_eq!(aad.calls(), 2);
+    // Then the next call refreshes again, and gets the new token.
+    tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(tokens.token(&audience()).await.unwrap().expose(), "t3");
     assert_eq!(aad.calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_refresh_does_not_hold_up_callers_with_a_valid_token() {
+    let aad = FakeAad::new(Duration::from_secs(20), vec![ok(100, "t1"), ok(100, "t2")]);
+    let tokens = provider(&aad);
+    tokens.token(&audience()).await.unwrap();
+    tokio::time::advance(Duration::from_secs(85)).await;
+    // One caller starts the (slow) refresh.
+    let refreshing = {
+        let tokens = Arc::clone(&tokens);
+        tokio::spawn(async move { tokens.token(&audience()).await })
+    };
+    tokio::task::yield_now().await;
+    // Another gets the current token at once.
+    let started = tokio::time::Instant::now();
+    assert_eq!(tokens.token(&audience()).await.unwrap().expose(), "t1");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(refreshing.await.unwrap().unwrap().expose(), "t2");
+    assert_eq!(aad.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -67,7 +67,8 @@ pub enum BuildError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Time to establish TCP (per address tried).
+    /// Time to establish TCP (hyper-util shares it among the addresses
+    /// tried).
     pub connect_timeout: Duration,
     /// Time from sending to the answer's head (TLS included on a new
     /// connection).
@@ -335,7 +336,10 @@ fn classify(error: hyper_util::client::legacy::Error) -> TransportError {
         let tls = source_is::<rustls::Error>(&error);
         let kind = if tls {
             TransportErrorKind::Tls
-        } else if text.contains("timed out") || text.contains("timeout") {
+        } else if text.contains("timed out")
+            || text.contains("timeout")
+            || text.contains("deadline has elapsed")
+        {
             TransportErrorKind::Timeout
         } else {
             TransportErrorKind::Connect
@@ -343,7 +347,8 @@ fn classify(error: hyper_util::client::legacy::Error) -> TransportError {
         return TransportError::new(kind, false).with_source(Cause(text));
     }
     if source_is::<rustls::Error>(&error) {
-        return TransportError::new(TransportErrorKind::Tls, false).with_source(Cause(text));
+        // After the connection was up: the request may have been written.
+        return TransportError::new(TransportErrorKind::Tls, true).with_source(Cause(text));
     }
     // The connection broke after the request was (perhaps) written.
     TransportError::new(TransportErrorKind::Io, true).with_source(Cause(text))
