@@ -239,17 +239,23 @@ fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Res
 /// How an upstream failure is answered to the browser: a status and a
 /// stable code; the details go to the log only.
 fn upstream_answer(failure: &BootstrapError) -> (StatusCode, &'static str) {
-    let timeout = failure
-        .protocol()
-        .and_then(|e| match e {
-            ta_protocol::Error::Transport { source, .. } => Some(source.kind()),
-            ta_protocol::Error::RetriesExhausted { last, .. } => match last.as_ref() {
+    let token_timeout = matches!(
+        failure,
+        BootstrapError::Token(ta_protocol::aad::TokenError::Transport(t))
+            if t.kind() == ta_protocol::TransportErrorKind::Timeout
+    );
+    let timeout = token_timeout
+        || failure
+            .protocol()
+            .and_then(|e| match e {
                 ta_protocol::Error::Transport { source, .. } => Some(source.kind()),
+                ta_protocol::Error::RetriesExhausted { last, .. } => match last.as_ref() {
+                    ta_protocol::Error::Transport { source, .. } => Some(source.kind()),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
-        })
-        .is_some_and(|k| k == ta_protocol::TransportErrorKind::Timeout);
+            })
+            .is_some_and(|k| k == ta_protocol::TransportErrorKind::Timeout);
     match failure.kind() {
         _ if timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
         FailureKind::Upstream => (StatusCode::BAD_GATEWAY, "upstream_error"),

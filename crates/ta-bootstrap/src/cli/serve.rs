@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Args;
+use std::future::IntoFuture as _;
 use std::sync::Arc;
 
 use ta_bootstrap::{Metrics, ServiceConfig, WidgetService};
@@ -39,6 +40,9 @@ pub(crate) struct ServeArgs {
     trusted_proxies: Vec<std::net::IpAddr>,
 }
 
+/// How long requests in flight may take to finish at shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -71,7 +75,16 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         Err(e) => return config_error(format!("site allowlist (--allowed-origin): {e}")),
     };
     let metrics = Arc::new(Metrics::new());
-    let upstream = match args.upstream.build_with(Some(Arc::clone(&metrics))) {
+    // Upstream calls give up well before the service's own 30 s deadline,
+    // so that a browser gets a typed 504 rather than a cut connection.
+    let limits = ta_hyper::Limits::default()
+        .with_connect_timeout(std::time::Duration::from_secs(3))
+        .with_request_timeout(std::time::Duration::from_secs(8))
+        .with_call_timeout(std::time::Duration::from_secs(10));
+    let upstream = match args
+        .upstream
+        .build_with(Some(Arc::clone(&metrics)), Some(limits))
+    {
         Ok(upstream) => upstream,
         Err(e) => return config_error(e),
     };
@@ -90,14 +103,33 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     println!("serving widget tokens on http://{address}/v1/widget-token");
     let warm = service.clone();
     let warming = tokio::spawn(async move { warm.keep_warm().await });
-    let served = axum::serve(
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         service
             .router()
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    .with_graceful_shutdown(async move {
+        let mut stopped = stopped;
+        let _ = stopped.changed().await;
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown_signal() => {
+            // Let requests in flight finish, but not forever (a client that
+            // never finishes its request must not hold the process).
+            let _ = stop.send(true);
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    eprintln!("stopping: requests still open after {SHUTDOWN_GRACE:?} were dropped");
+                    Ok(())
+                }
+            }
+        }
+    };
     warming.abort();
     match served {
         Ok(()) => 0,

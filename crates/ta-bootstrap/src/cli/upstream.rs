@@ -15,6 +15,24 @@ use ta_protocol::{
     OriginPolicy, Transport,
 };
 
+/// A secret from the command line or the environment; `Debug` hides it.
+#[derive(Clone)]
+pub(crate) struct SecretArg(String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Where the deployment is and how to authenticate.
 #[derive(Debug, Args)]
 pub(crate) struct UpstreamArgs {
@@ -30,14 +48,16 @@ pub(crate) struct UpstreamArgs {
     /// The AAD application (client) id.
     #[arg(long, env = "TA_CLIENT_ID")]
     pub(crate) client_id: String,
-    /// The client secret.
+    /// The client secret (prefer the environment variable: command lines
+    /// are visible to other users).
     #[arg(
         long,
         env = "TA_CLIENT_SECRET",
         hide_env_values = true,
-        conflicts_with = "client_certificate"
+        conflicts_with = "client_certificate",
+        allow_hyphen_values = true
     )]
-    pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret: Option<SecretArg>,
     /// A PEM file with the application certificate and its PKCS#8 key.
     #[arg(long, env = "TA_CLIENT_CERTIFICATE")]
     pub(crate) client_certificate: Option<PathBuf>,
@@ -99,11 +119,15 @@ impl UpstreamArgs {
 
     /// Builds the configuration, transport, token provider and bootstrapper.
     pub(crate) fn build(&self) -> Result<Upstream, String> {
-        self.build_with(None)
+        self.build_with(None, None)
     }
 
     /// The same, counting in `metrics`.
-    pub(crate) fn build_with(&self, metrics: Option<Arc<Metrics>>) -> Result<Upstream, String> {
+    pub(crate) fn build_with(
+        &self,
+        metrics: Option<Arc<Metrics>>,
+        limits: Option<ta_hyper::Limits>,
+    ) -> Result<Upstream, String> {
         let mut builder = Config::builder(&self.discover_url, &self.endpoint_id)
             .allow_insecure_loopback(self.allow_insecure_loopback);
         for host in &self.trusted_hosts {
@@ -120,7 +144,7 @@ impl UpstreamArgs {
         .map_err(|e| e.to_string())?;
         let client_id = ClientId::new(&self.client_id).map_err(|e| e.to_string())?;
         let credential = match (&self.client_secret, &self.client_certificate) {
-            (Some(secret), None) if !secret.is_empty() => {
+            (Some(SecretArg(secret)), None) if !secret.is_empty() => {
                 Credential::Secret(ClientSecret::new(secret.clone()))
             }
             (None, Some(path)) => Credential::Certificate(Box::new(
@@ -134,6 +158,9 @@ impl UpstreamArgs {
             }
         };
         let mut transport = HyperTransport::builder();
+        if let Some(limits) = limits {
+            transport = transport.limits(limits);
+        }
         if let Some(ca) = &self.ca_file {
             transport = transport
                 .add_root_certificates_file(ca)
