@@ -421,7 +421,7 @@ impl Bootstrapper {
         }
         .instrument(span)
         .await;
-        if let Some(metrics) = &self.inner.metrics {
+        if let (Some(metrics), Ok(_)) = (&self.inner.metrics, &result) {
             let elapsed = self.inner.clock.now().saturating_duration_since(started);
             metrics.mint_seconds.observe(elapsed.as_secs_f64());
         }

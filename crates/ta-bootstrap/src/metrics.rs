@@ -113,7 +113,7 @@ impl Metrics {
         );
         registry.register(
             "mint_duration_seconds",
-            "Time to mint a widget token, upstream included",
+            "Time to mint a widget token, upstream included (successful mints)",
             mint_seconds.clone(),
         );
         Self {

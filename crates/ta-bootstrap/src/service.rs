@@ -32,7 +32,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::{LimitLabels, Metrics, RouteLabels};
 use crate::{BootstrapError, Bootstrapper, FailureKind};
@@ -275,7 +275,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     let client = client_address(peer, headers, &shared.trusted_proxies);
     let now = DefaultClock::default().now();
     if let Err(not_until) = shared.per_client.check_key(&rate_key(client)) {
-        warn!(request_id, %client, "refused: per-client rate limit");
+        debug!(request_id, %client, "refused: per-client rate limit");
         shared
             .metrics
             .rate_limited
@@ -295,7 +295,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     // serialized origin, so anything else (a path, upper case, `null`) is
     // refused.
     let Some(origin) = shared.allowlist.iter().find(|o| o.as_str() == origin) else {
-        warn!(request_id, origin, "refused: origin not on the allowlist");
+        debug!(request_id, origin, "refused: origin not on the allowlist");
         return error(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
@@ -305,7 +305,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     };
     // Only callers on the allowlist use up the global budget.
     if let Err(not_until) = shared.global.check() {
-        warn!(request_id, "refused: global rate limit");
+        debug!(request_id, "refused: global rate limit");
         shared
             .metrics
             .rate_limited

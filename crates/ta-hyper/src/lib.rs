@@ -173,9 +173,18 @@ impl HyperTransportBuilder {
     /// Builds the transport. Needs a Tokio runtime when used, not here.
     pub fn build(mut self) -> Result<HyperTransport, BuildError> {
         let limits = self.limits;
-        if limits.max_body_bytes == 0 || limits.call_timeout.is_zero() {
+        if limits.max_body_bytes == 0
+            || limits.call_timeout.is_zero()
+            || limits.request_timeout.is_zero()
+            || limits.connect_timeout.is_zero()
+        {
             return Err(BuildError::Setting(
-                "the body limit and the call timeout must be positive",
+                "the body limit and every timeout must be positive",
+            ));
+        }
+        if limits.request_timeout > limits.call_timeout {
+            return Err(BuildError::Setting(
+                "the request timeout must not exceed the call timeout",
             ));
         }
         if self.webpki_roots {

@@ -235,3 +235,18 @@ async fn the_protocol_flow_end_to_end() {
     // localhost (the API).
     assert_eq!(emu.stats().connections_accepted, 2);
 }
+
+#[test]
+fn impossible_limits_are_build_errors() {
+    for limits in [
+        Limits::default().with_max_body_bytes(0),
+        Limits::default().with_connect_timeout(Duration::ZERO),
+        Limits::default().with_request_timeout(Duration::ZERO),
+        Limits::default().with_request_timeout(Duration::from_secs(120)),
+    ] {
+        assert!(
+            HyperTransport::builder().limits(limits).build().is_err(),
+            "{limits:?}"
+        );
+    }
+}

@@ -72,12 +72,22 @@ pub(crate) fn run(args: &InspectArgs) -> u8 {
         Ok(claims) => claims,
         Err(e) => return config_error(format!("the token's claims could not be read: {e}")),
     };
+    // The claims are untrusted: control characters (terminal escapes) are
+    // shown escaped, never written raw.
     let text = |name: &str| {
         claims
             .get(name)
             .and_then(Value::as_str)
             .unwrap_or("(absent)")
-            .to_owned()
+            .chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect::<String>()
     };
     let expired = claims
         .get("exp")
