@@ -449,3 +449,56 @@ async fn serve_answers_widgets_and_stops_gracefully_on_sigterm() {
     .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_forever_for_a_half_sent_request() {
+    use std::io::Write as _;
+    let d = deployment(EmulatorConfig::default()).await;
+    let mut child = command()
+        .arg("serve")
+        .args(args(&d))
+        .args([
+            "--allowed-origin",
+            "https://contoso.com",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let address = first
+        .trim()
+        .strip_prefix("serving widget tokens on http://")
+        .unwrap()
+        .trim_end_matches("/v1/widget-token")
+        .to_owned();
+    // A client that starts a request and never finishes it.
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    stalled
+        .write_all(b"POST /v1/widget-token HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let pid = child.id().to_string();
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    drop(stalled);
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
