@@ -228,7 +228,7 @@ pub(crate) async fn run(args: DemoArgs) -> u8 {
     eprintln!(
         "stdout: the widget token, then the discover link (an emulator token: it opens nothing else)."
     );
-    println!("{}", done.token.token.expose());
-    println!("{}", done.token.discover_url);
+    out!("{}", done.token.token.expose());
+    out!("{}", done.token.discover_url);
     0
 }

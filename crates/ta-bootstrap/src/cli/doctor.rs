@@ -24,29 +24,29 @@ struct Checklist {
 
 impl Checklist {
     fn pass(&self, what: &str, answer: &str) {
-        println!("[PASS] {what} — {answer}");
+        out!("[PASS] {what} — {answer}");
     }
 
     fn fail(&mut self, what: &str, error: &BootstrapError) {
-        println!(
+        out!(
             "[FAIL] {what} — {}",
             error.to_string().replace(['\r', '\n'], " ")
         );
         match error.hint() {
-            Some(hint) => println!("       likely cause and fix: {hint}"),
-            None => println!("       likely cause and fix: see the server's answer above"),
+            Some(hint) => out!("       likely cause and fix: {hint}"),
+            None => out!("       likely cause and fix: see the server's answer above"),
         }
         self.first_failure.get_or_insert(error.kind());
     }
 
     fn fail_config(&mut self, what: &str, message: &str) {
-        println!("[FAIL] {what} — {message}");
-        println!("       fix: correct the flag or environment variable named above");
+        out!("[FAIL] {what} — {message}");
+        out!("       fix: correct the flag or environment variable named above");
         self.first_failure.get_or_insert(FailureKind::Config);
     }
 
     fn skip(what: &str) {
-        println!("[SKIP] {what} — an earlier check failed");
+        out!("[SKIP] {what} — an earlier check failed");
     }
 
     fn exit_code(&self) -> u8 {
@@ -173,11 +173,11 @@ pub(crate) async fn run(args: DoctorArgs) -> u8 {
     match &caps.anon_application_tokens {
         Some(url) => list.pass(CHECKS[4], url.as_str()),
         None => {
-            println!(
+            out!(
                 "[FAIL] {} — the application resource lists no anonApplicationTokens link",
                 CHECKS[4]
             );
-            println!(
+            out!(
                 "       likely cause and fix: a tenant admin must consent to anonymous application tokens for this application endpoint"
             );
             list.first_failure.get_or_insert(FailureKind::NotFound);

@@ -65,21 +65,21 @@ pub(crate) async fn run(args: EmulatorArgs) -> u8 {
     } else {
         format!(" --ca-file {}", args.ca_out.display())
     };
-    println!("ta-emulator listening on {}", emulator.addr());
-    println!("discover URL:   {}", emulator.discover_url());
-    println!("token URL:      {}", emulator.token_url());
-    println!("CA certificate: {ca_note}");
-    println!("development credentials (they open nothing but this emulator):");
-    println!("  TA_CLIENT_ID={client_id}");
-    println!("  TA_CLIENT_SECRET={secret}");
-    println!("  TA_ENDPOINT_ID={endpoint}");
-    println!("try:");
-    println!(
+    out!("ta-emulator listening on {}", emulator.addr());
+    out!("discover URL:   {}", emulator.discover_url());
+    out!("token URL:      {}", emulator.token_url());
+    out!("CA certificate: {ca_note}");
+    out!("development credentials (they open nothing but this emulator):");
+    out!("  TA_CLIENT_ID={client_id}");
+    out!("  TA_CLIENT_SECRET={secret}");
+    out!("  TA_ENDPOINT_ID={endpoint}");
+    out!("try:");
+    out!(
         "  ta-bootstrap token --discover-url {} --token-url {} --client-id {client_id} --client-secret {secret} --endpoint-id {endpoint} --allowed-origin https://contoso.com{ca_flag}{insecure}",
         emulator.discover_url(),
         emulator.token_url()
     );
-    println!(
+    out!(
         "stats: {}/_emulator/stats (Ctrl-C stops)",
         emulator
             .discover_url()

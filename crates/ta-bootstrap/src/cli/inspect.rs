@@ -93,18 +93,18 @@ pub(crate) fn run(args: &InspectArgs) -> u8 {
         .get("exp")
         .and_then(Value::as_i64)
         .is_some_and(|exp| exp <= OffsetDateTime::now_utc().unix_timestamp());
-    println!("NOT VERIFIED: the signature was not checked; these are the claims as written.");
-    println!("application session id (asi): {}", text("asi"));
-    println!("application endpoint  (aeu): {}", text("aeu"));
-    println!(
+    out!("NOT VERIFIED: the signature was not checked; these are the claims as written.");
+    out!("application session id (asi): {}", text("asi"));
+    out!("application endpoint  (aeu): {}", text("aeu"));
+    out!(
         "allowed origins        (ao): {}",
         text("ao").replace(';', ", ")
     );
-    println!(
+    out!(
         "not before            (nbf): {}",
         time_of(claims.get("nbf"))
     );
-    println!(
+    out!(
         "expires               (exp): {}{}",
         time_of(claims.get("exp")),
         if expired { " (expired)" } else { "" }

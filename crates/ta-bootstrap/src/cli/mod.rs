@@ -1,5 +1,13 @@
 //! The subcommands.
 
+/// `println!` that does not panic when stdout is closed (`… | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod emulator;

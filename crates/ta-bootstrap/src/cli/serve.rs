@@ -100,7 +100,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     };
     let address = listener.local_addr().map_or(args.listen, |a| a);
     // Printed on stdout so that scripts and tests can find the port.
-    println!("serving widget tokens on http://{address}/v1/widget-token");
+    out!("serving widget tokens on http://{address}/v1/widget-token");
     let warm = service.clone();
     let warming = tokio::spawn(async move { warm.keep_warm().await });
     let (stop, stopped) = tokio::sync::watch::channel(false);

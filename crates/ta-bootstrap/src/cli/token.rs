@@ -69,7 +69,7 @@ pub(crate) async fn run(args: TokenArgs) -> u8 {
     match serde_json::to_string(&output) {
         // The one place a token is printed: this command's stdout.
         Ok(json) => {
-            println!("{json}");
+            out!("{json}");
             0
         }
         Err(e) => {
