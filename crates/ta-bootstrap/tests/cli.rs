@@ -404,31 +404,7 @@ async fn the_standalone_emulator_serves_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_widgets_and_stops_gracefully_on_sigterm() {
     let d = deployment(EmulatorConfig::default()).await;
-    let mut child = command()
-        .arg("serve")
-        .args(args(&d))
-        .args([
-            "--allowed-origin",
-            "https://contoso.com",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("serving widget tokens on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = spawn_serve(&d).await;
     let transport = ta_hyper::HyperTransport::builder().build().unwrap();
     let request = http::Request::post(&url)
         .header("origin", "https://contoso.com")
@@ -454,29 +430,9 @@ async fn serve_answers_widgets_and_stops_gracefully_on_sigterm() {
 async fn shutdown_does_not_wait_forever_for_a_half_sent_request() {
     use std::io::Write as _;
     let d = deployment(EmulatorConfig::default()).await;
-    let mut child = command()
-        .arg("serve")
-        .args(args(&d))
-        .args([
-            "--allowed-origin",
-            "https://contoso.com",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let address = first
-        .trim()
-        .strip_prefix("serving widget tokens on http://")
+    let (mut child, url) = spawn_serve(&d).await;
+    let address = url
+        .strip_prefix("http://")
         .unwrap()
         .trim_end_matches("/v1/widget-token")
         .to_owned();
@@ -501,4 +457,35 @@ async fn shutdown_does_not_wait_forever_for_a_half_sent_request() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Starts `serve` against the deployment on an ephemeral port; returns the
+/// process and the widget-token URL it printed.
+async fn spawn_serve(d: &Deployment) -> (std::process::Child, String) {
+    let mut child = command()
+        .arg("serve")
+        .args(args(d))
+        .args([
+            "--allowed-origin",
+            "https://contoso.com",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("serving widget tokens on ")
+        .unwrap()
+        .to_owned();
+    (child, url)
 }

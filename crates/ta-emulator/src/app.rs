@@ -255,8 +255,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .max_age(std::time::Duration::from_secs(600));
     Router::new()
         .route("/platformservice/discover", get(discover).layer(cors))
-        .route("/{tenant}/oauth2/v2.0/token", post(aad_v2))
-        .route("/{tenant}/oauth2/token", post(aad_v1))
+        .route("/{tenant}/oauth2/v2.0/token", post(aad_token))
+        .route("/{tenant}/oauth2/token", post(aad_token))
         .route("/platformservice/v1/applications", get(applications))
         .route("/platformservice/v1/applications/{id}", get(application))
         .route(
@@ -943,7 +943,8 @@ fn check_origins(origins: &str) -> Result<(), String> {
 
 // ---------------------------------------------------------------- AAD
 
-async fn aad_v2(
+/// Both token endpoints: the version is read from the path.
+async fn aad_token(
     AxState(state): AxState<Shared>,
     Path(tenant): Path<String>,
     uri: Uri,
@@ -951,23 +952,10 @@ async fn aad_v2(
     body: Bytes,
 ) -> Response {
     let endpoint = state.endpoint_url(&uri, &headers);
+    let v2 = uri.path().ends_with("/oauth2/v2.0/token");
     tagged(
         Route::AadToken,
-        state.aad(&tenant, &endpoint, &headers, &body, true),
-    )
-}
-
-async fn aad_v1(
-    AxState(state): AxState<Shared>,
-    Path(tenant): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let endpoint = state.endpoint_url(&uri, &headers);
-    tagged(
-        Route::AadToken,
-        state.aad(&tenant, &endpoint, &headers, &body, false),
+        state.aad(&tenant, &endpoint, &headers, &body, v2),
     )
 }
 
