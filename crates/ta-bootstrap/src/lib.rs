@@ -40,9 +40,11 @@
 mod bootstrapper;
 mod clock;
 mod credentials;
+pub mod demo_site;
 mod ids;
 mod metrics;
 mod report;
+pub mod server;
 mod service;
 mod token;
 

@@ -32,6 +32,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{LimitLabels, Metrics, RouteLabels};
@@ -82,13 +83,27 @@ struct Readiness {
 
 struct Shared {
     bootstrapper: Bootstrapper,
-    allowlist: Arc<Vec<Origin>>,
+    /// Replaced whole on reload; readers take a snapshot.
+    allowlist: std::sync::RwLock<Arc<Vec<Origin>>>,
+    /// Wakes the warm-up loop (after a reload, say).
+    wake: tokio::sync::Notify,
     mints: Semaphore,
     readiness: Mutex<Readiness>,
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
     trusted_proxies: Vec<IpAddr>,
     metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn allowlist(&self) -> Arc<Vec<Origin>> {
+        Arc::clone(
+            &self
+                .allowlist
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// The rate-limit key of an address: IPv4 as is, IPv6 by its /64 (one host
@@ -189,7 +204,7 @@ pub struct WidgetService {
 impl std::fmt::Debug for WidgetService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WidgetService")
-            .field("allowlist", &self.config.allowlist)
+            .field("allowlist", &self.shared.allowlist())
             .finish_non_exhaustive()
     }
 }
@@ -275,7 +290,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     let client = client_address(peer, headers, &shared.trusted_proxies);
     let now = DefaultClock::default().now();
     if let Err(not_until) = shared.per_client.check_key(&rate_key(client)) {
-        debug!(request_id, %client, "refused: per-client rate limit");
+        debug!(%client, "refused: per-client rate limit");
         shared
             .metrics
             .rate_limited
@@ -294,8 +309,9 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     // Exact comparison with the normalized allowlist: browsers send the
     // serialized origin, so anything else (a path, upper case, `null`) is
     // refused.
-    let Some(origin) = shared.allowlist.iter().find(|o| o.as_str() == origin) else {
-        debug!(request_id, origin, "refused: origin not on the allowlist");
+    let allowlist = shared.allowlist();
+    let Some(origin) = allowlist.iter().find(|o| o.as_str() == origin) else {
+        debug!(origin, "refused: origin not on the allowlist");
         return error(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
@@ -305,7 +321,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     };
     // Only callers on the allowlist use up the global budget.
     if let Err(not_until) = shared.global.check() {
-        debug!(request_id, "refused: global rate limit");
+        debug!("refused: global rate limit");
         shared
             .metrics
             .rate_limited
@@ -346,7 +362,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
                 .to_offset(time::UtcOffset::UTC)
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
-            info!(request_id, origin = %origin, session_id = %minted.session_id, "served a widget token");
+            info!(origin = %origin, session_id = %minted.session_id, "served a widget token");
             shared.metrics.tokens_served.inc();
             let mut response = axum::Json(TokenAnswer {
                 token: minted.token.expose(),
@@ -363,7 +379,7 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
         }
         Err(failure) => {
             let (status, code) = upstream_answer(&failure);
-            warn!(request_id, kind = failure.kind().code(), error = %failure.report_line(), "minting failed");
+            warn!(kind = failure.kind().code(), error = %failure.report_line(), "minting failed");
             error(
                 status,
                 code,
@@ -448,7 +464,8 @@ impl WidgetService {
         Self {
             shared: Arc::new(Shared {
                 bootstrapper,
-                allowlist: Arc::new(config.allowlist.clone()),
+                allowlist: std::sync::RwLock::new(Arc::new(config.allowlist.clone())),
+                wake: tokio::sync::Notify::new(),
                 mints: Semaphore::new(config.max_mints_in_flight.clamp(1, Semaphore::MAX_PERMITS)),
                 readiness: Mutex::new(Readiness::default()),
                 per_client: RateLimiter::keyed(Quota::per_minute(per_client)),
@@ -480,10 +497,11 @@ impl WidgetService {
 
     /// The HTTP routes with their layers.
     pub fn router(&self) -> Router {
-        let allowlist = Arc::clone(&self.shared.allowlist);
+        let shared = Arc::clone(&self.shared);
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-                allowlist
+                shared
+                    .allowlist()
                     .iter()
                     .any(|o| o.as_str().as_bytes() == origin.as_bytes())
             }))
@@ -513,6 +531,30 @@ impl WidgetService {
                 Arc::clone(&self.shared),
                 count,
             ))
+            // Every log line of a request carries its id (the span's field).
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &axum::extract::Request| {
+                        let id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "request",
+                            request_id = %id,
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                        )
+                    })
+                    .on_request(())
+                    .on_response(
+                        tower_http::trace::DefaultOnResponse::new()
+                            .level(tracing::Level::DEBUG)
+                            .latency_unit(tower_http::LatencyUnit::Micros),
+                    )
+                    .on_failure(()),
+            )
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             // The id is this service's: one a client sent is dropped.
@@ -522,6 +564,32 @@ impl WidgetService {
                     request
                 },
             ))
+    }
+
+    /// The site allowlist in force.
+    pub fn allowed_origins(&self) -> Vec<Origin> {
+        self.shared.allowlist().as_ref().clone()
+    }
+
+    /// Replaces the site allowlist (a configuration reload): requests that
+    /// arrive from now on are checked against `allowlist`, for the CORS
+    /// answer and for the token alike. An empty list is refused.
+    pub fn set_allowlist(&self, allowlist: Vec<Origin>) -> Result<(), ta_protocol::OriginError> {
+        if allowlist.is_empty() {
+            return Err(ta_protocol::OriginError::Empty);
+        }
+        *self
+            .shared
+            .allowlist
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(allowlist);
+        Ok(())
+    }
+
+    /// Makes the warm-up loop ([`keep_warm`](Self::keep_warm)) try again now
+    /// rather than after its backoff: after a credential was replaced, say.
+    pub fn retry_warm_up_now(&self) {
+        self.shared.wake.notify_one();
     }
 
     /// Keeps the caches warm: warms up at once, retries with backoff (1 s
@@ -539,7 +607,10 @@ impl WidgetService {
                     // Forget clients whose rate-limit state is back to full.
                     self.shared.per_client.retain_recent();
                     self.shared.per_client.shrink_to_fit();
-                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(30)) => {}
+                        () = self.shared.wake.notified() => {}
+                    }
                 }
                 Err(failure) => {
                     warn!(error = %failure.report_line(), retry_in = ?backoff, "warm-up failed");
@@ -547,7 +618,10 @@ impl WidgetService {
                         readiness.last_error = Some(format!("upstream_{}", failure.kind().code()));
                     }
                     self.shared.per_client.retain_recent();
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.shared.wake.notified() => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
             }

@@ -92,7 +92,7 @@ pub struct ClientCredentialsProvider {
     transport: Arc<dyn Transport>,
     endpoint: TokenEndpoint,
     client_id: ClientId,
-    credential: Credential,
+    credential: std::sync::RwLock<Arc<Credential>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     slots: Mutex<HashMap<Audience, Arc<Slot>>>,
@@ -104,7 +104,7 @@ impl fmt::Debug for ClientCredentialsProvider {
         f.debug_struct("ClientCredentialsProvider")
             .field("endpoint", &self.endpoint.url().as_str())
             .field("client_id", &self.client_id)
-            .field("credential", &self.credential)
+            .field("credential", &self.credential())
             .finish_non_exhaustive()
     }
 }
@@ -123,12 +123,34 @@ impl ClientCredentialsProvider {
             transport,
             endpoint,
             client_id,
-            credential,
+            credential: std::sync::RwLock::new(Arc::new(credential)),
             clock,
             ids,
             slots: Mutex::new(HashMap::new()),
             metrics: None,
         }
+    }
+
+    /// The credential the next token request will use.
+    pub fn credential(&self) -> Arc<Credential> {
+        Arc::clone(
+            &self
+                .credential
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the credential (a rotated secret or certificate): the next
+    /// token request uses it. Tokens already cached stay in use until they
+    /// are refreshed ahead of expiry as usual (a rotation does not revoke
+    /// them at AAD either); a token request under way finishes with the
+    /// credential it started with.
+    pub fn set_credential(&self, credential: Credential) {
+        *self
+            .credential
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(credential);
     }
 
     /// Counts token requests and cache look-ups in `metrics`.
@@ -231,7 +253,8 @@ impl ClientCredentialsProvider {
     }
 
     fn credential_for_now(&self) -> Result<ClientCredential, TokenError> {
-        Ok(match &self.credential {
+        let credential = self.credential();
+        Ok(match credential.as_ref() {
             Credential::Secret(secret) => ClientCredential::Secret(secret.clone()),
             Credential::Certificate(signer) => {
                 let jti = uuid::Uuid::new_v4().to_string();

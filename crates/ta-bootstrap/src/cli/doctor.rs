@@ -67,8 +67,18 @@ pub(crate) async fn run(args: DoctorArgs) -> u8 {
     let mut list = Checklist {
         first_failure: None,
     };
+    let upstream_args = match args.upstream.with_config_file() {
+        Ok((upstream, _)) => upstream,
+        Err(e) => {
+            list.fail_config("configuration valid", &e);
+            for what in CHECKS {
+                Checklist::skip(what);
+            }
+            return list.exit_code();
+        }
+    };
     let origins = if args.mint {
-        match args.upstream.origins() {
+        match upstream_args.origins() {
             Ok(origins) => Some(origins),
             Err(e) => {
                 list.fail_config("configuration valid", &e);
@@ -78,7 +88,7 @@ pub(crate) async fn run(args: DoctorArgs) -> u8 {
     } else {
         None
     };
-    let upstream = match args.upstream.build() {
+    let upstream = match upstream_args.build() {
         Ok(upstream) => upstream,
         Err(e) => {
             list.fail_config("configuration valid", &e);

@@ -8,6 +8,7 @@ macro_rules! out {
     }};
 }
 
+pub(crate) mod config_file;
 pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod emulator;

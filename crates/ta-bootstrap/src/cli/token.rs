@@ -28,7 +28,11 @@ struct Output<'a> {
 }
 
 pub(crate) async fn run(args: TokenArgs) -> u8 {
-    let origins = match args.upstream.origins() {
+    let upstream_args = match args.upstream.with_config_file() {
+        Ok((upstream, _)) => upstream,
+        Err(e) => return config_error(e),
+    };
+    let origins = match upstream_args.origins() {
         Ok(origins) => origins,
         Err(e) => return config_error(e),
     };
@@ -36,7 +40,7 @@ pub(crate) async fn run(args: TokenArgs) -> u8 {
         Ok(session) => session,
         Err(e) => return config_error(e),
     };
-    let upstream = match args.upstream.build() {
+    let upstream = match upstream_args.build() {
         Ok(upstream) => upstream,
         Err(e) => return config_error(e),
     };

@@ -15,9 +15,18 @@ use ta_protocol::{
     OriginPolicy, Transport,
 };
 
-/// A secret from the command line or the environment; `Debug` hides it.
-#[derive(Clone)]
+/// A secret from the command line, the environment or a configuration
+/// file; `Debug` hides it.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
 pub(crate) struct SecretArg(String);
+
+impl SecretArg {
+    /// A secret given in code.
+    pub(crate) fn new(secret: &str) -> Self {
+        Self(secret.to_owned())
+    }
+}
 
 impl std::str::FromStr for SecretArg {
     type Err = std::convert::Infallible;
@@ -34,31 +43,43 @@ impl std::fmt::Debug for SecretArg {
 }
 
 /// Where the deployment is and how to authenticate.
-#[derive(Debug, Args)]
+///
+/// Every value comes from a flag, else its environment variable, else the
+/// `--config` file, else its default.
+#[derive(Debug, Clone, Args)]
 pub(crate) struct UpstreamArgs {
-    /// The discover URL of the deployment.
-    #[arg(long, env = "TA_DISCOVER_URL", default_value = DEFAULT_DISCOVER_URL)]
-    pub(crate) discover_url: String,
-    /// The application endpoint, a `sip:` URI.
+    /// A TOML file with any of these settings (keys as the long flags:
+    /// `endpoint-id = "sip:…"`, lists as arrays: `allowed-origins = […]`).
+    /// Flags and environment variables win over the file.
+    #[arg(long, env = "TA_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// The discover URL of the deployment [default: the public service's].
+    #[arg(long, env = "TA_DISCOVER_URL")]
+    pub(crate) discover_url: Option<String>,
+    /// The application endpoint, a `sip:` URI (required).
     #[arg(long, env = "TA_ENDPOINT_ID")]
-    pub(crate) endpoint_id: String,
+    pub(crate) endpoint_id: Option<String>,
     /// The AAD tenant (id or domain); needed unless --token-url is given.
     #[arg(long, env = "TA_TENANT")]
     pub(crate) tenant: Option<String>,
-    /// The AAD application (client) id.
+    /// The AAD application (client) id (required).
     #[arg(long, env = "TA_CLIENT_ID")]
-    pub(crate) client_id: String,
-    /// The client secret (prefer the environment variable: command lines
-    /// are visible to other users).
+    pub(crate) client_id: Option<String>,
+    /// The client secret (prefer the environment variable or a file:
+    /// command lines are visible to other users).
     #[arg(
         long,
         env = "TA_CLIENT_SECRET",
         hide_env_values = true,
-        conflicts_with = "client_certificate",
         allow_hyphen_values = true
     )]
     pub(crate) client_secret: Option<SecretArg>,
-    /// A PEM file with the application certificate and its PKCS#8 key.
+    /// A file holding the client secret (trailing whitespace ignored); read
+    /// again when `serve` reloads its configuration.
+    #[arg(long, env = "TA_CLIENT_SECRET_FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// A PEM file with the application certificate and its PKCS#8 key;
+    /// read again when `serve` reloads its configuration.
     #[arg(long, env = "TA_CLIENT_CERTIFICATE")]
     pub(crate) client_certificate: Option<PathBuf>,
     /// The AAD token endpoint [default: https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token].
@@ -84,6 +105,9 @@ pub(crate) struct UpstreamArgs {
     /// Allow plain http to loopback hosts (development only).
     #[arg(long, env = "TA_ALLOW_INSECURE_LOOPBACK")]
     pub(crate) allow_insecure_loopback: bool,
+    /// Extra trusted roots as PEM text (the embedded emulator's CA).
+    #[arg(skip)]
+    pub(crate) extra_roots_pem: Option<String>,
 }
 
 /// Everything built from the arguments.
@@ -128,7 +152,12 @@ impl UpstreamArgs {
         metrics: Option<Arc<Metrics>>,
         limits: Option<ta_hyper::Limits>,
     ) -> Result<Upstream, String> {
-        let mut builder = Config::builder(&self.discover_url, &self.endpoint_id)
+        let endpoint_id = self
+            .endpoint_id
+            .as_deref()
+            .ok_or("--endpoint-id (TA_ENDPOINT_ID, or `endpoint-id` in the configuration file) is required")?;
+        let discover_url = self.discover_url.as_deref().unwrap_or(DEFAULT_DISCOVER_URL);
+        let mut builder = Config::builder(discover_url, endpoint_id)
             .allow_insecure_loopback(self.allow_insecure_loopback);
         for host in &self.trusted_hosts {
             builder = builder.trust_host(host.trim());
@@ -142,24 +171,19 @@ impl UpstreamArgs {
             }
         }
         .map_err(|e| e.to_string())?;
-        let client_id = ClientId::new(&self.client_id).map_err(|e| e.to_string())?;
-        let credential = match (&self.client_secret, &self.client_certificate) {
-            (Some(SecretArg(secret)), None) if !secret.is_empty() => {
-                Credential::Secret(ClientSecret::new(secret.clone()))
-            }
-            (None, Some(path)) => Credential::Certificate(Box::new(
-                CertificateSigner::from_file(path).map_err(|e| e.to_string())?,
-            )),
-            _ => {
-                return Err(
-                    "one of --client-secret (TA_CLIENT_SECRET) or --client-certificate (TA_CLIENT_CERTIFICATE) is required"
-                        .to_owned(),
-                );
-            }
-        };
+        let client_id = self.client_id.as_deref().ok_or(
+            "--client-id (TA_CLIENT_ID, or `client-id` in the configuration file) is required",
+        )?;
+        let client_id = ClientId::new(client_id).map_err(|e| e.to_string())?;
+        let credential = self.credential()?;
         let mut transport = HyperTransport::builder();
         if let Some(limits) = limits {
             transport = transport.limits(limits);
+        }
+        if let Some(pem) = &self.extra_roots_pem {
+            transport = transport
+                .add_root_certificates_pem(pem.as_bytes())
+                .map_err(|e| e.to_string())?;
         }
         if let Some(ca) = &self.ca_file {
             transport = transport
@@ -194,6 +218,39 @@ impl UpstreamArgs {
             bootstrapper,
             token_endpoint,
         })
+    }
+}
+
+impl UpstreamArgs {
+    /// The credential, read now (a secret file or a certificate file is
+    /// read again at each call: this is how `serve` rotates it).
+    pub(crate) fn credential(&self) -> Result<Credential, String> {
+        let secret = self.client_secret.as_ref().filter(|s| !s.0.is_empty());
+        match (secret, &self.client_secret_file, &self.client_certificate) {
+            (Some(SecretArg(secret)), None, None) => {
+                Ok(Credential::Secret(ClientSecret::new(secret.clone())))
+            }
+            (None, Some(path), None) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("client secret file {}: {e}", path.display()))?;
+                let secret = text.trim_end();
+                if secret.is_empty() {
+                    return Err(format!("client secret file {}: it is empty", path.display()));
+                }
+                Ok(Credential::Secret(ClientSecret::new(secret.to_owned())))
+            }
+            (None, None, Some(path)) => Ok(Credential::Certificate(Box::new(
+                CertificateSigner::from_file(path).map_err(|e| e.to_string())?,
+            ))),
+            (None, None, None) => Err(
+                "one of --client-secret (TA_CLIENT_SECRET), --client-secret-file (TA_CLIENT_SECRET_FILE) or --client-certificate (TA_CLIENT_CERTIFICATE) is required"
+                    .to_owned(),
+            ),
+            _ => Err(
+                "give only one of --client-secret, --client-secret-file and --client-certificate (each also an environment variable or a configuration key)"
+                    .to_owned(),
+            ),
+        }
     }
 }
 
