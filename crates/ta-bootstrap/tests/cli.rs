@@ -8,71 +8,14 @@
     missing_docs
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
 
-use ta_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
-};
+use ta_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, EmulatorConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ta-bootstrap");
-
-struct Deployment {
-    emulator: Emulator,
-    ca: PathBuf,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.ca);
-    }
-}
-
-async fn deployment(config: EmulatorConfig) -> Deployment {
-    let emulator = Emulator::start(config).await.unwrap();
-    let ca = std::env::temp_dir().join(format!("ta-cli-ca-{}.pem", emulator.addr().port()));
-    emulator.write_ca_pem(&ca).unwrap();
-    Deployment { emulator, ca }
-}
-
-/// The binary, with no TA_ variable inherited.
-fn command() -> Command {
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("TA_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-fn args(d: &Deployment) -> Vec<String> {
-    vec![
-        "--discover-url".into(),
-        d.emulator.discover_url(),
-        "--token-url".into(),
-        d.emulator.token_url(),
-        "--client-id".into(),
-        DEFAULT_CLIENT_ID.into(),
-        "--client-secret".into(),
-        DEFAULT_CLIENT_SECRET.into(),
-        "--endpoint-id".into(),
-        DEFAULT_ENDPOINT.into(),
-        "--ca-file".into(),
-        d.ca.display().to_string(),
-    ]
-}
-
-async fn run(mut command: Command) -> Output {
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+#[path = "common/bin.rs"]
+mod bin;
+use bin::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_prints_exactly_one_json_object() {
@@ -457,35 +400,4 @@ async fn shutdown_does_not_wait_forever_for_a_half_sent_request() {
         "{:?}",
         started.elapsed()
     );
-}
-
-/// Starts `serve` against the deployment on an ephemeral port; returns the
-/// process and the widget-token URL it printed.
-async fn spawn_serve(d: &Deployment) -> (std::process::Child, String) {
-    let mut child = command()
-        .arg("serve")
-        .args(args(d))
-        .args([
-            "--allowed-origin",
-            "https://contoso.com",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("serving widget tokens on ")
-        .unwrap()
-        .to_owned();
-    (child, url)
 }

@@ -287,3 +287,58 @@ async fn a_given_session_id_is_used() {
     let debug = format!("{minted:?}");
     assert!(!debug.contains(minted.token.expose()), "{debug}");
 }
+
+#[tokio::test]
+async fn a_rotated_credential_is_used_for_the_next_aad_request() {
+    let s = setup_with(
+        EmulatorConfig::default()
+            .with_dev_client_certificate()
+            .unwrap(),
+        Credential::Secret(ta_protocol::ClientSecret::new("wrong")),
+    )
+    .await;
+    assert!(
+        s.bootstrapper
+            .mint(origins("https://contoso.com"))
+            .await
+            .is_err()
+    );
+    // Rotated to the right secret: the next call asks AAD with it.
+    s.tokens
+        .set_credential(Credential::Secret(ta_protocol::ClientSecret::new(
+            ta_emulator::DEFAULT_CLIENT_SECRET,
+        )));
+    s.bootstrapper
+        .mint(origins("https://contoso.com"))
+        .await
+        .unwrap();
+    assert_eq!(s.emulator.stats().aad_tokens_issued, 1);
+    // Rotated to a certificate: the cached token stays in use until it
+    // is refreshed; the next AAD request carries an assertion.
+    let mut pem = ta_emulator::dev_client_certificate_pem()
+        .unwrap()
+        .to_owned();
+    pem.push_str(ta_emulator::DEV_CLIENT_CERTIFICATE_KEY);
+    s.tokens.set_credential(Credential::Certificate(Box::new(
+        CertificateSigner::from_pem(pem.as_bytes(), "dev").unwrap(),
+    )));
+    assert!(matches!(
+        s.tokens.credential().as_ref(),
+        Credential::Certificate(_)
+    ));
+    s.bootstrapper
+        .mint(origins("https://contoso.com"))
+        .await
+        .unwrap();
+    assert_eq!(s.emulator.stats().requests(Route::AadToken), 2);
+    let audience = ta_protocol::Audience::for_discover_url(
+        &url::Url::parse(&s.emulator.discover_url()).unwrap(),
+    );
+    let old = s.tokens.cached(&audience).unwrap();
+    s.tokens.invalidate(&audience, &old);
+    s.bootstrapper
+        .mint(origins("https://contoso.com"))
+        .await
+        .unwrap();
+    assert_eq!(s.emulator.stats().aad_tokens_issued, 2);
+}

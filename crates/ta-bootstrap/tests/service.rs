@@ -50,14 +50,14 @@ async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceCon
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = service.router();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    // The accept loop `serve` runs (bounded heads, ConnectInfo, drain).
+    tokio::spawn(ta_bootstrap::server::serve(
+        listener,
+        router,
+        None,
+        ta_bootstrap::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     Service {
         setup,
@@ -600,4 +600,68 @@ async fn a_non_address_in_x_forwarded_for_stops_the_walk() {
         );
     }
     assert_eq!(statuses, [403, 403, 403, 429]);
+}
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    let s = service(EmulatorConfig::default()).await;
+    let big = "a".repeat(20 * 1024);
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com"), ("x-padding", &big)],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 431);
+    assert_eq!(s.setup.emulator.stats().total_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_new_allowlist_applies_to_the_next_request_and_its_cors() {
+    let s = service(EmulatorConfig::default()).await;
+    let origin = |o: &str| ta_protocol::Origin::parse(o, OriginPolicy::default()).unwrap();
+    let before = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://fabrikam.com")],
+        "",
+    )
+    .await;
+    assert_eq!(before.status(), 403);
+    s.service
+        .set_allowlist(vec![origin("https://fabrikam.com")])
+        .unwrap();
+    assert_eq!(
+        s.service.allowed_origins(),
+        vec![origin("https://fabrikam.com")]
+    );
+    let after = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://fabrikam.com")],
+        "",
+    )
+    .await;
+    assert_eq!(after.status(), 200, "{:?}", after.body());
+    assert_eq!(
+        header(&after, "access-control-allow-origin"),
+        Some("https://fabrikam.com")
+    );
+    let dropped = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(dropped.status(), 403);
+    assert_eq!(header(&dropped, "access-control-allow-origin"), None);
+    // An empty allowlist is refused and the one in force stays.
+    assert!(s.service.set_allowlist(Vec::new()).is_err());
+    assert_eq!(s.service.allowed_origins().len(), 1);
 }

@@ -44,12 +44,21 @@ impl FileConfig {
     pub(crate) fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("configuration file {}: {e}", path.display()))?;
+        // One line, naming the line and the key, without quoting the file
+        // (it may hold a secret).
         let mut file: Self = toml::from_str(&text).map_err(|e| {
-            format!(
-                "configuration file {}: {}",
-                path.display(),
-                e.to_string().trim_end()
-            )
+            let line = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(|before| before.matches('\n').count() + 1);
+            let message = e.message().replace(['\r', '\n'], " ");
+            match line {
+                Some(line) => format!(
+                    "configuration file {}, line {line}: {message}",
+                    path.display()
+                ),
+                None => format!("configuration file {}: {message}", path.display()),
+            }
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         for p in [
