@@ -4,12 +4,15 @@
 //! allowlist answers a fresh widget token minted for that origin alone; any
 //! other caller is refused before anything goes upstream.
 //!
-//! The service so far: the endpoint, CORS (tower-http, a predicate over the
+//! The service: the endpoint, CORS (tower-http, a predicate over the
 //! allowlist), rate limits per client address and overall (governor;
 //! `X-Forwarded-For`/`Forwarded` honoured only from trusted proxies), request
-//! ids, body and time limits, a bound on mints in flight, warm-up,
-//! `/healthz`, `/readyz` and `/metrics` (Prometheus text). Configuration
-//! reload, TLS, JSON logs and the demo site are still to come.
+//! ids (a tracing span per request carries it), body and time limits, a bound
+//! on mints in flight, warm-up, `/healthz`, `/readyz` and `/metrics`
+//! (Prometheus text). The allowlist can be replaced while running
+//! ([`WidgetService::set_allowlist`]). Serve the [`WidgetService::router`]
+//! with [`crate::server::serve`] (TLS, bounded request heads, graceful
+//! drain).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;

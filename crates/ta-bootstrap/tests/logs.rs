@@ -8,6 +8,8 @@
     missing_docs
 )]
 
+#[path = "common/bin.rs"]
+mod bin;
 mod common;
 
 use std::io::Write;
@@ -129,4 +131,92 @@ async fn no_secret_or_token_in_trace_logs() {
     }
     assert!(!logs.contains("eyJ"), "no JWT-shaped text in the logs");
     assert!(!logs.contains("SENTINEL"), "no sentinel in the logs");
+}
+
+/// The `serve` binary at `RUST_LOG=trace`, in both log formats, through
+/// warm-up, widget tokens, refusals, a reload on SIGHUP (the secret read
+/// from a file) and shutdown: no secret and no token in any line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_at_trace_level_logs_no_secret_or_token() {
+    let d = bin::deployment(
+        EmulatorConfig::default()
+            .with_app(|app| app.client_secret = Some(SENTINEL_SECRET.to_owned())),
+    )
+    .await;
+    let secret_file = std::env::temp_dir().join(format!("ta-logs-{}.txt", uuid::Uuid::new_v4()));
+    std::fs::write(&secret_file, SENTINEL_SECRET).unwrap();
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    for format in ["text", "json"] {
+        let mut args = vec![
+            "serve".to_owned(),
+            "--log-format".to_owned(),
+            format.to_owned(),
+        ];
+        args.extend(bin::deployment_args(&d));
+        args.extend(
+            [
+                "--client-secret-file",
+                &secret_file.display().to_string(),
+                "--allowed-origin",
+                "https://contoso.com",
+                "--listen",
+                "127.0.0.1:0",
+            ]
+            .map(str::to_owned),
+        );
+        // spawn_serve_with clears RUST_LOG; set it on a wrapper.
+        let served = bin::spawn_serve_with_env(args, 0, &[("RUST_LOG", "trace")]).await;
+        let mut secrets = vec![SENTINEL_SECRET.to_owned()];
+        for origin in [
+            "https://contoso.com",
+            "https://contoso.com",
+            "https://evil.example",
+        ] {
+            let response = ta_protocol::Transport::send(
+                &client,
+                http::Request::post(&served.url)
+                    .header("origin", origin)
+                    .body(bytes::Bytes::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            if response.status() == 200 {
+                let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+                let token = body["token"].as_str().unwrap();
+                secrets.push(token.to_owned());
+                secrets.push(token.split('.').nth(1).unwrap().to_owned());
+            }
+        }
+        assert_eq!(secrets.len(), 5);
+        served.signal("HUP");
+        served.wait_for_log("configuration reloaded").await;
+        let stderr = std::sync::Arc::clone(&served.stderr);
+        assert_eq!(served.stop().await, Some(0));
+        let logs = stderr.lock().unwrap().join("\n");
+        assert!(
+            logs.contains("served a widget token"),
+            "{format}: the flow was logged"
+        );
+        assert!(
+            logs.lines().count() > 50,
+            "{format}: {}",
+            logs.lines().count()
+        );
+        for secret in &secrets {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "{format}: a secret or token reached the logs"
+            );
+        }
+        assert!(
+            !logs.contains("eyJ"),
+            "{format}: no JWT-shaped text in the logs"
+        );
+        assert!(
+            !logs.contains("SENTINEL"),
+            "{format}: no sentinel in the logs"
+        );
+    }
+    let _ = std::fs::remove_file(&secret_file);
 }

@@ -176,8 +176,18 @@ impl Drop for Served {
 /// first stdout line (`serving widget tokens on URL`) and `extra_lines`
 /// more, and collects stderr in the background.
 pub async fn spawn_serve_with(args: Vec<String>, extra_lines: usize) -> Served {
+    spawn_serve_with_env(args, extra_lines, &[]).await
+}
+
+/// The same, with environment variables set.
+pub async fn spawn_serve_with_env(
+    args: Vec<String>,
+    extra_lines: usize,
+    env: &[(&str, &str)],
+) -> Served {
     let mut child = command()
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
