@@ -16,7 +16,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -110,14 +109,14 @@ async fn start() -> Arc<Bench> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = service.router();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    // The accept loop `serve` runs.
+    tokio::spawn(ta_bootstrap::server::serve(
+        listener,
+        router,
+        None,
+        ta_bootstrap::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
     let caps = setup.bootstrapper.capabilities().await.unwrap();
     let mint_url = caps.anon_application_tokens.clone().unwrap().to_string();
     let aad_token = setup

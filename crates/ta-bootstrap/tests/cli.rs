@@ -90,6 +90,56 @@ async fn token_reads_the_environment() {
     assert_eq!(&id[14..15], "4");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reads_a_config_file_and_flags_win() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("ta-cli-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), format!("{DEFAULT_CLIENT_SECRET}\n")).unwrap();
+    let config = dir.join("ta.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "discover-url = \"{}\"\ntoken-url = \"{}\"\nclient-id = \"{DEFAULT_CLIENT_ID}\"\nendpoint-id = \"{DEFAULT_ENDPOINT}\"\nca-file = \"{}\"\nclient-secret-file = \"secret\"\nallowed-origins = [\"https://contoso.com\", \"https://litware.com\"]\nlisten = \"127.0.0.1:1\"\n",
+            d.emulator.discover_url(),
+            d.emulator.token_url(),
+            d.ca.display()
+        ),
+    )
+    .unwrap();
+    let mut c = command();
+    c.arg("token").arg("--config").arg(&config);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["allowedOrigins"].as_array().unwrap().len(), 2);
+    // A flag wins over the file; a credential flag replaces the file's.
+    let mut c = command();
+    c.arg("token")
+        .arg("--config")
+        .arg(&config)
+        .args(["--allowed-origin", "https://fabrikam.com"])
+        .env("TA_CLIENT_SECRET", "wrong");
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("AADSTS7000215"));
+    // Two credentials at the same level are refused.
+    let mut c = command();
+    c.arg("token")
+        .arg("--config")
+        .arg(&config)
+        .env("TA_CLIENT_SECRET", "x")
+        .env("TA_CLIENT_SECRET_FILE", dir.join("secret"));
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("give only one of"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs `token` and checks the failure contract: nothing on stdout, one
 /// `error:` line on stderr, the exit code.
 async fn failure(
