@@ -274,8 +274,16 @@ fn upstream_answer(failure: &BootstrapError) -> (StatusCode, &'static str) {
                 _ => None,
             })
             .is_some_and(|k| k == ta_protocol::TransportErrorKind::Timeout);
+    // The API stayed busy through every retry: the browser may try later.
+    let busy = failure
+        .protocol()
+        .and_then(ta_protocol::Error::status)
+        .is_some_and(|s| {
+            s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE
+        });
     match failure.kind() {
         _ if timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+        _ if busy => (StatusCode::SERVICE_UNAVAILABLE, "upstream_busy"),
         FailureKind::Upstream => (StatusCode::BAD_GATEWAY, "upstream_error"),
         FailureKind::Authentication => (StatusCode::SERVICE_UNAVAILABLE, "upstream_authentication"),
         FailureKind::NotFound => (StatusCode::SERVICE_UNAVAILABLE, "upstream_not_configured"),
@@ -383,12 +391,18 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
         Err(failure) => {
             let (status, code) = upstream_answer(&failure);
             warn!(kind = failure.kind().code(), error = %failure.report_line(), "minting failed");
-            error(
+            let mut response = error(
                 status,
                 code,
                 "the widget token could not be minted; the request id identifies the failure in the service's logs",
                 &request_id,
-            )
+            );
+            if code == "upstream_busy" {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            response
         }
     }
 }

@@ -284,6 +284,29 @@ async fn upstream_failures_map_to_stable_codes_without_details() {
     .await;
     assert_eq!(response.status(), 502);
     assert_eq!(json(&response)["error"], "upstream_error");
+    assert_eq!(header(&response, "retry-after"), None);
+
+    // Busy through every retry: 503 with a hint of when to come back.
+    let s = service(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Status {
+            status: 429,
+            retry_after_secs: Some(0),
+        },
+        Trigger::Always,
+    )))
+    .await;
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(json(&response)["error"], "upstream_busy");
+    assert_eq!(header(&response, "retry-after"), Some("5"));
 }
 
 #[tokio::test]
