@@ -1,0 +1,602 @@
+//! The demo site in a real browser: `ta-bootstrap serve --emulator` (the
+//! emulator, the widget-token service and two demo sites in one process),
+//! driven by headless Chromium over WebDriver (chromedriver).
+//!
+//! On the allowed origin the widget gets a token, performs the chat
+//! client's anonymous discovery against the emulator (CORS, HTTPS with the
+//! emulator's development CA: the session accepts insecure certificates)
+//! and shows a connected session that it renews on demand. On the origin
+//! that is not on the allowlist it shows the refusal. Screenshots go to
+//! `target/browser/`.
+//!
+//! The test needs Chromium and chromedriver (Debian: `apt-get install
+//! chromium chromium-driver`, as `.ci/run` does) and fails without them,
+//! unless `TA_SKIP_BROWSER_TEST=1` says to skip it. Everything listens on
+//! loopback; nothing reaches the internet.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ta-bootstrap");
+
+/// How long the page may take to reach a state.
+const STATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `serve --emulator` may take to print its three lines.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+const INSTALL_HINT: &str = "install Debian's `chromium` and `chromium-driver` packages \
+     (`apt-get install -y --no-install-recommends chromium chromium-driver`, as .ci/run does), \
+     or set TA_SKIP_BROWSER_TEST=1 to skip this test on a machine without a browser";
+
+// ------------------------------------------------------------ processes
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped,
+/// so that a failing assertion leaves nothing running.
+struct ChildGuard {
+    name: &'static str,
+    child: Child,
+}
+
+impl ChildGuard {
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // A polite SIGTERM first (serve shuts down gracefully, chromedriver
+        // closes its browsers); `kill` may be missing on minimal systems.
+        let termed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if termed {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!(
+                "{} did not stop on SIGTERM within 5 s; killing it",
+                self.name
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Finds a program: the first of `candidates` that is an absolute path to
+/// a file, or a name found in `PATH`.
+fn find_program(candidates: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    candidates.iter().find_map(|candidate| {
+        let candidate = Path::new(candidate);
+        if candidate.is_absolute() {
+            return candidate.is_file().then(|| candidate.to_owned());
+        }
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(candidate))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_loopback_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts chromedriver on a free loopback port (chromedriver accepts local
+/// connections only) and waits until it accepts connections.
+fn start_chromedriver(program: &Path) -> (ChildGuard, String) {
+    let port = free_loopback_port();
+    let child = Command::new(program)
+        .arg(format!("--port={port}"))
+        .arg("--log-level=WARNING")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", program.display()));
+    let mut guard = ChildGuard {
+        name: "chromedriver",
+        child,
+    };
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            panic!("chromedriver exited at start-up ({status}); {INSTALL_HINT}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {address} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (guard, format!("http://{address}"))
+}
+
+/// The URLs `serve --emulator` prints.
+#[derive(Debug)]
+struct Urls {
+    token: String,
+    allowed: String,
+    refused: String,
+}
+
+/// Starts `ta-bootstrap serve --emulator --listen 127.0.0.1:0` and reads
+/// its three lines.
+fn start_server(cwd: &Path) -> (ChildGuard, Urls) {
+    let child = Command::new(BIN)
+        .args(["serve", "--emulator", "--listen", "127.0.0.1:0"])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard {
+        name: "ta-bootstrap serve --emulator",
+        child,
+    };
+    let stdout = guard.child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    // Reads every line, so that the pipe never fills up.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // Once nobody listens any more, keep draining.
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(e) => panic!(
+                "`serve --emulator` printed {lines:?} and then nothing more ({e}) within {STARTUP_TIMEOUT:?}; \
+                 exit status: {:?}",
+                guard.child.try_wait()
+            ),
+        }
+    }
+    let strip = |line: &str, prefix: &str| -> String {
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| {
+                panic!("expected a line starting with {prefix:?}, got {line:?} (all: {lines:?})")
+            })
+            .to_owned()
+    };
+    let token = strip(&lines[0], "serving widget tokens on ");
+    let allowed = strip(&lines[1], "demo widget (allowed origin): ");
+    let refused = strip(&lines[2], "demo widget (origin not on the allowlist): ");
+    for url in [&token, &allowed, &refused] {
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "a URL that is not on loopback: {url}"
+        );
+    }
+    assert!(token.ends_with("/v1/widget-token"), "{token}");
+    assert!(
+        allowed.ends_with('/') && refused.ends_with('/'),
+        "{allowed} {refused}"
+    );
+    (
+        guard,
+        Urls {
+            token,
+            allowed,
+            refused,
+        },
+    )
+}
+
+// ------------------------------------------------------------ the page
+
+/// The head of a plain HTTP/1.1 `GET /` answer, lower-cased.
+fn http_head(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let authority = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    answer
+        .split_once("\r\n\r\n")
+        .map_or(answer.clone(), |(head, _)| head.to_owned())
+}
+
+/// The page's security headers, as the binary serves them.
+fn assert_page_headers(url: &str, token_url: &str) {
+    let head = http_head(url);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("\r\ncache-control: no-store"), "{head}");
+    let csp = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-security-policy: "))
+        .unwrap_or_else(|| panic!("no Content-Security-Policy: {head}"));
+    let service = token_url.trim_end_matches("/v1/widget-token");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(
+        csp.contains(&format!("connect-src {service} https:;")),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains('*'),
+        "{csp}"
+    );
+}
+
+async fn text(client: &Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+}
+
+async fn page_state(client: &Client) -> String {
+    client
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .attr("data-state")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// What the page shows, for failure messages.
+async fn describe(client: &Client) -> String {
+    let body = match client.find(Locator::Css("main")).await {
+        Ok(main) => main.text().await.unwrap_or_default(),
+        Err(e) => format!("(no <main>: {e})"),
+    };
+    format!("state {:?}; page text:\n{body}", page_state(client).await)
+}
+
+/// Waits until the page's state is `wanted` and `also` holds; fails at once
+/// on a state in `fatal`.
+async fn wait_for_state<F, Fut>(client: &Client, wanted: &str, fatal: &[&str], also: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    loop {
+        let state = page_state(client).await;
+        if state == wanted && also().await {
+            return;
+        }
+        if fatal.contains(&state.as_str()) {
+            panic!(
+                "waiting for {wanted:?}, the page reached {state:?}: {}",
+                describe(client).await
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the page did not reach {wanted:?} within {STATE_TIMEOUT:?}: {}",
+                describe(client).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `m:ss` or `h:mm:ss` as seconds.
+fn seconds(countdown: &str) -> Option<u64> {
+    countdown
+        .split(':')
+        .try_fold(0u64, |acc, part| Some(acc * 60 + part.parse::<u64>().ok()?))
+}
+
+/// No psat token in the page beyond a short prefix, and no discover link
+/// (it carries the token).
+fn assert_no_token(source: &str) {
+    assert!(
+        !source.contains("anonymousContext"),
+        "the page shows the discover link, which carries the token"
+    );
+    for (at, _) in source.match_indices("psat=") {
+        let rest = &source[at + "psat=".len()..];
+        let run = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .count();
+        assert!(
+            run <= 8,
+            "the page shows {run} characters of a token: {}",
+            &rest[..run.min(40)]
+        );
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target dir>/tmp`, wherever the target dir is.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let dir = target.join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn save_screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot: {}", path.display());
+    path
+}
+
+async fn allowed_origin(client: &Client, urls: &Urls) {
+    assert_page_headers(&urls.allowed, &urls.token);
+    client.goto(&urls.allowed).await.unwrap();
+    let origin = urls.allowed.trim_end_matches('/');
+    assert_eq!(text(client, "origin").await, origin);
+    assert!(!text(client, "note").await.is_empty(), "no note shown");
+    assert_eq!(text(client, "token-url").await, urls.token);
+
+    wait_for_state(
+        client,
+        "connected",
+        &["refused", "error", "expired"],
+        || async { true },
+    )
+    .await;
+
+    // The chat client's anonymous discovery found its link on the emulator.
+    let anon = text(client, "anon-applications").await;
+    assert!(
+        anon.starts_with("https://127.0.0.1:") && anon.ends_with("/applications"),
+        "anonApplications: {anon:?}"
+    );
+    // The token is summarized, never shown.
+    let summary = text(client, "token-summary").await;
+    assert!(
+        summary.starts_with("psat=") && summary.contains('…'),
+        "{summary}"
+    );
+    assert_no_token(&client.source().await.unwrap());
+
+    // The countdown runs (emulator tokens live 120 s).
+    let first = text(client, "countdown").await;
+    let first_s = seconds(&first).unwrap_or_else(|| panic!("countdown {first:?}"));
+    assert!((1..=120).contains(&first_s), "countdown {first:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = text(client, "countdown").await;
+        if seconds(&now).is_some_and(|s| s < first_s) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the countdown stays at {now:?} (was {first:?})"
+        );
+    }
+    assert!(
+        text(client, "next-renewal").await.starts_with("in "),
+        "no renewal scheduled"
+    );
+
+    // Renew now: a new session, connected again.
+    let session = text(client, "session-id").await;
+    assert!(!session.is_empty());
+    assert_eq!(text(client, "renewals").await, "0");
+    client
+        .find(Locator::Id("renew"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_state(
+        client,
+        "connected",
+        &["refused", "error", "expired"],
+        || {
+            let session = session.clone();
+            async move { text(client, "session-id").await != session }
+        },
+    )
+    .await;
+    assert_eq!(text(client, "renewals").await, "1");
+    assert_no_token(&client.source().await.unwrap());
+    save_screenshot(client, "demo-widget.png").await;
+}
+
+async fn refused_origin(client: &Client, urls: &Urls) {
+    client.goto(&urls.refused).await.unwrap();
+    assert_eq!(
+        text(client, "origin").await,
+        urls.refused.trim_end_matches('/')
+    );
+    wait_for_state(
+        client,
+        "refused",
+        &["connected", "error", "expired"],
+        || async { true },
+    )
+    .await;
+    let code = text(client, "error-code").await;
+    assert!(code.contains("origin_not_allowed"), "error code {code:?}");
+    // The request id, or why the browser cannot read it (the service sends
+    // CORS headers to allowlisted origins only).
+    let request_id = text(client, "request-id").await;
+    assert!(!request_id.is_empty(), "no request id line");
+    println!("refused origin: error code {code:?}, request id {request_id:?}");
+    // It stopped there: no session.
+    assert!(
+        !client
+            .find(Locator::Id("session"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "a session is shown on the refused origin"
+    );
+    save_screenshot(client, "demo-refused.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_widget_in_headless_chromium() {
+    if std::env::var("TA_SKIP_BROWSER_TEST").as_deref() == Ok("1") {
+        println!(
+            "TA_SKIP_BROWSER_TEST=1: skipping the browser test (it needs chromium and chromedriver)"
+        );
+        return;
+    }
+    let chromedriver = find_program(&["/usr/bin/chromedriver", "chromedriver"])
+        .unwrap_or_else(|| panic!("chromedriver not found; {INSTALL_HINT}"));
+    let chromium = find_program(&[
+        "/usr/bin/chromium",
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ])
+    .unwrap_or_else(|| panic!("chromium not found; {INSTALL_HINT}"));
+
+    let work = TempDir::new("browser-test");
+    let profile = work.0.join("profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let (mut server, urls) = start_server(&work.0);
+    let (mut driver, driver_url) = start_chromedriver(&chromedriver);
+
+    let capabilities = json!({
+        "browserName": "chrome",
+        // The emulator serves HTTPS with its own development CA.
+        "acceptInsecureCerts": true,
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--disable-domain-reliability",
+                "--disable-client-side-phishing-detection",
+                "--disable-dev-shm-usage",
+                "--no-proxy-server",
+                "--window-size=900,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "no WebDriver session with {}: {e}; {INSTALL_HINT}",
+                chromium.display()
+            )
+        });
+
+    // The checks run in a task, so that a failed assertion still closes the
+    // session (and its browser) before the processes are stopped.
+    let checks = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            allowed_origin(&client, &urls).await;
+            refused_origin(&client, &urls).await;
+        })
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(180), checks).await;
+    match tokio::time::timeout(Duration::from_secs(10), client.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("closing the WebDriver session: {e}"),
+        Err(_) => eprintln!("closing the WebDriver session took more than 10 s"),
+    }
+    driver.stop();
+    server.stop();
+    drop(work);
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the checks did not finish: {e}"),
+        Err(_) => panic!("the checks took more than 180 s"),
+    }
+}
