@@ -82,7 +82,16 @@ impl ServiceConfig {
 #[derive(Debug, Clone, Default)]
 struct Readiness {
     last_error: Option<String>,
+    /// The last failed mint while the caches were cold, and its answer:
+    /// requests within [`FAILURE_HOLD`] get that answer without asking
+    /// upstream again (a wrong secret must not turn every widget request
+    /// into an AAD request).
+    last_failure: Option<(std::time::Instant, StatusCode, &'static str)>,
 }
+
+/// How long a failure seen while the caches are cold is answered from
+/// memory.
+const FAILURE_HOLD: Duration = Duration::from_secs(2);
 
 struct Shared {
     bootstrapper: Bootstrapper,
@@ -352,6 +361,29 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    // Cold caches and a failure just now: answer it again, upstream rests.
+    if !shared.bootstrapper.is_warm() {
+        let held = shared
+            .readiness
+            .lock()
+            .ok()
+            .and_then(|r| r.last_failure)
+            .filter(|(at, _, _)| at.elapsed() < FAILURE_HOLD);
+        if let Some((at, status, code)) = held {
+            debug!(code, "answered from the last failure");
+            let mut response = error(
+                status,
+                code,
+                "the widget token could not be minted; the request id identifies the failure in the service's logs",
+                &request_id,
+            );
+            let wait = FAILURE_HOLD.saturating_sub(at.elapsed()).as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return response;
+        }
+    }
     // Least privilege: the token is minted for the requesting origin alone.
     let Ok(origins) = AllowedOrigins::new([origin.clone()]) else {
         return error(
@@ -391,6 +423,11 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
         Err(failure) => {
             let (status, code) = upstream_answer(&failure);
             warn!(kind = failure.kind().code(), error = %failure.report_line(), "minting failed");
+            if !shared.bootstrapper.is_warm() {
+                if let Ok(mut readiness) = shared.readiness.lock() {
+                    readiness.last_failure = Some((std::time::Instant::now(), status, code));
+                }
+            }
             let mut response = error(
                 status,
                 code,
@@ -606,6 +643,9 @@ impl WidgetService {
     /// Makes the warm-up loop ([`keep_warm`](Self::keep_warm)) try again now
     /// rather than after its backoff: after a credential was replaced, say.
     pub fn retry_warm_up_now(&self) {
+        if let Ok(mut readiness) = self.shared.readiness.lock() {
+            readiness.last_failure = None;
+        }
         self.shared.wake.notify_one();
     }
 
@@ -619,6 +659,7 @@ impl WidgetService {
                 Ok(()) => {
                     if let Ok(mut readiness) = self.shared.readiness.lock() {
                         readiness.last_error = None;
+                        readiness.last_failure = None;
                     }
                     backoff = Duration::from_secs(1);
                     // Forget clients whose rate-limit state is back to full.

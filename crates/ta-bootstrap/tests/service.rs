@@ -688,3 +688,40 @@ async fn a_new_allowlist_applies_to_the_next_request_and_its_cors() {
     assert!(s.service.set_allowlist(Vec::new()).is_err());
     assert_eq!(s.service.allowed_origins().len(), 1);
 }
+
+#[tokio::test]
+async fn a_failure_while_cold_is_answered_from_memory_for_a_moment() {
+    // The service's secret is no longer the application's: AAD refuses it.
+    let s = service(
+        EmulatorConfig::default().with_app(|app| app.client_secret = Some("rotated-away".into())),
+    )
+    .await;
+    for i in 0..10 {
+        let response = call(
+            &s,
+            "POST",
+            "/v1/widget-token",
+            &[("origin", "https://contoso.com")],
+            "",
+        )
+        .await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(json(&response)["error"], "upstream_authentication");
+        if i > 0 {
+            assert!(header(&response, "retry-after").is_some());
+        }
+    }
+    // One AAD request, not ten.
+    assert_eq!(s.setup.emulator.stats().requests(Route::AadToken), 1);
+    // A reload clears the memory: the next request asks again.
+    s.service.retry_warm_up_now();
+    let _ = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(s.setup.emulator.stats().requests(Route::AadToken), 2);
+}
