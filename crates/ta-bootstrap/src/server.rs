@@ -220,9 +220,8 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Each connection holds a clone; all dropped = all connections done.
-    let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // One task per connection; finished ones are reaped as we go.
+    let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -250,11 +249,9 @@ pub async fn serve(
         let acceptor = tls
             .as_ref()
             .map(|tls| tokio_rustls::TlsAcceptor::from(tls.current()));
-        let guard = (open_tx.clone(), Arc::clone(&open));
         let head_timeout = limits.head_timeout;
-        guard.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::spawn(async move {
-            let _guard = ConnectionGuard(guard);
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             match acceptor {
                 None => drive(&builder, TokioIo::new(tcp), service, &mut stop).await,
                 Some(acceptor) => {
@@ -280,28 +277,18 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    drop(open_tx);
-    match tokio::time::timeout(limits.shutdown_grace, open_rx.recv()).await {
-        Ok(_) => Stopped::Drained,
-        Err(_) => Stopped::GraceExpired {
-            dropped: open.load(std::sync::atomic::Ordering::Relaxed),
-        },
-    }
-}
-
-/// Counts a connection as open until dropped.
-struct ConnectionGuard(
-    (
-        tokio::sync::mpsc::Sender<()>,
-        Arc<std::sync::atomic::AtomicUsize>,
-    ),
-);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        (self.0)
-            .1
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => Stopped::Drained,
+        Err(_) => {
+            let dropped = connections.len();
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+            Stopped::GraceExpired { dropped }
+        }
     }
 }
 
