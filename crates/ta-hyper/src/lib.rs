@@ -120,6 +120,19 @@ impl Limits {
         self.max_body_bytes = bytes;
         self
     }
+
+    /// Sets how long an idle pooled connection is kept.
+    pub fn with_pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets how many idle connections are kept per host (HTTP/1.1 needs one
+    /// per request in flight to reuse them all; HTTP/2 multiplexes one).
+    pub fn with_pool_max_idle_per_host(mut self, connections: usize) -> Self {
+        self.pool_max_idle_per_host = connections;
+        self
+    }
 }
 
 /// Builds a [`HyperTransport`].
