@@ -209,6 +209,33 @@ fn serve_against_direct(c: &mut Criterion) {
         .unwrap();
     let bench = runtime.block_on(start());
 
+    // A profiling aid: `SERVE_BENCH_ONLY=serve|direct|hop|library` runs
+    // only that path, for 20 s, and prints its CPU per call (run the bench
+    // binary under perf or strace with this set).
+    if let Ok(only) = std::env::var("SERVE_BENCH_ONLY") {
+        let path = match only.as_str() {
+            "serve" => Path::Serve,
+            "direct" => Path::Direct,
+            "hop" => Path::Hop,
+            "library" => Path::Library,
+            other => panic!("SERVE_BENCH_ONLY={other:?}: serve, direct, hop or library"),
+        };
+        let mut measured = Measured::default();
+        let started = Instant::now();
+        runtime.block_on(async {
+            while started.elapsed() < Duration::from_secs(20) {
+                measured.run(&bench, path, 10).await;
+            }
+        });
+        eprintln!(
+            "{only}: {} calls, {:.0}/s, CPU {:?} per call",
+            measured.latencies.len(),
+            measured.per_second(),
+            measured.cpu_each()
+        );
+        return;
+    }
+
     let mut group = c.benchmark_group("widget-tokens");
     group.measurement_time(Duration::from_secs(8));
     group.sample_size(20);
