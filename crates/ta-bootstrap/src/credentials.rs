@@ -35,6 +35,23 @@ pub enum CredentialError {
         /// What ring said.
         reason: String,
     },
+    /// The certificate is not a well-formed X.509 certificate.
+    #[error("{origin}: the certificate could not be parsed ({reason})")]
+    BadCertificate {
+        /// Where the PEM came from.
+        origin: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The private key is not the certificate's: Azure AD would refuse
+    /// every assertion it signs.
+    #[error(
+        "{origin}: the private key does not belong to the certificate (its public key is another one)"
+    )]
+    KeyMismatch {
+        /// Where the PEM came from.
+        origin: String,
+    },
     /// The file could not be read.
     #[error("{origin}: {reason}")]
     Read {
@@ -54,7 +71,10 @@ pub struct CertificateSigner {
 
 impl CertificateSigner {
     /// Reads the certificate and its PKCS#8 key from one PEM document (or
-    /// two concatenated); `origin` names it in errors.
+    /// two concatenated); `origin` names it in errors. The key must be the
+    /// certificate's: it signs a probe that the certificate's public key
+    /// must verify, so a mismatched pair is refused here rather than by
+    /// Azure AD at the first token request.
     pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, CredentialError> {
         let cert = CertificateDer::pem_slice_iter(pem)
             .find_map(Result::ok)
@@ -70,6 +90,7 @@ impl CertificateSigner {
                 reason: e.to_string(),
             }
         })?;
+        matches_certificate(&key, &cert, origin)?;
         let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert);
         let mut sha1 = [0u8; 20];
         sha1.copy_from_slice(digest.as_ref());
@@ -85,6 +106,37 @@ impl CertificateSigner {
         })?;
         Self::from_pem(&pem, &origin)
     }
+}
+
+/// Checks that `key` is the private half of `cert`'s public key: a probe
+/// signed with the key must verify with the certificate.
+fn matches_certificate(
+    key: &RsaKeyPair,
+    cert: &CertificateDer<'_>,
+    origin: &str,
+) -> Result<(), CredentialError> {
+    let parsed =
+        webpki::EndEntityCert::try_from(cert).map_err(|e| CredentialError::BadCertificate {
+            origin: origin.to_owned(),
+            reason: e.to_string(),
+        })?;
+    const PROBE: &[u8] = b"ta-bootstrap: does this key belong to this certificate?";
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        PROBE,
+        &mut signature,
+    )
+    .map_err(|e| CredentialError::BadKey {
+        origin: origin.to_owned(),
+        reason: e.to_string(),
+    })?;
+    parsed
+        .verify_signature(webpki::ring::RSA_PKCS1_2048_8192_SHA256, PROBE, &signature)
+        .map_err(|_| CredentialError::KeyMismatch {
+            origin: origin.to_owned(),
+        })
 }
 
 impl fmt::Debug for CertificateSigner {
