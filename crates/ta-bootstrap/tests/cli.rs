@@ -213,6 +213,21 @@ async fn token_failures_have_one_line_and_an_exit_code_by_kind() {
     let e = failure(&d, &[], None, 2).await;
     assert!(e.contains("--allowed-origin"), "{e}");
 
+    // --tenant beside a --token-url of another tenant: refused, not ignored.
+    let e = failure(
+        &d,
+        &[
+            "--allowed-origin",
+            "https://contoso.com",
+            "--tenant",
+            "not-the-emulators-tenant",
+        ],
+        None,
+        2,
+    )
+    .await;
+    assert!(e.contains("is not a token endpoint of --tenant"), "{e}");
+
     // The emulator's CA not trusted: TLS, with the --ca-file hint.
     let mut argv = args(&d);
     argv.truncate(argv.len() - 2);

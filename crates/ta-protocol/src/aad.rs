@@ -113,6 +113,18 @@ impl TokenEndpoint {
     pub fn version(&self) -> AadVersion {
         self.version
     }
+
+    /// The tenant the URL names: the path segment before `oauth2`
+    /// (`https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`), if
+    /// there is one.
+    pub fn tenant(&self) -> Option<&str> {
+        let segments: Vec<&str> = self.url.path_segments()?.collect();
+        let oauth2 = segments.iter().rposition(|s| *s == "oauth2")?;
+        segments
+            .get(oauth2.checked_sub(1)?)
+            .copied()
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// An application (client) id.

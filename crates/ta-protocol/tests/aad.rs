@@ -105,6 +105,32 @@ fn token_endpoints_are_checked() {
 }
 
 #[test]
+fn a_token_endpoint_names_its_tenant() {
+    let tenant = |url: &str| {
+        TokenEndpoint::parse(url, false)
+            .unwrap()
+            .tenant()
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        TokenEndpoint::for_tenant("contoso.onmicrosoft.com")
+            .unwrap()
+            .tenant(),
+        Some("contoso.onmicrosoft.com")
+    );
+    assert_eq!(
+        tenant("https://login.microsoftonline.us/fabrikam/oauth2/token").as_deref(),
+        Some("fabrikam")
+    );
+    assert_eq!(
+        tenant("https://sts.example/adfs/x/fabrikam/oauth2/v2.0/token/").as_deref(),
+        Some("fabrikam")
+    );
+    // No segment before `oauth2`: no tenant.
+    assert_eq!(tenant("https://sts.example/oauth2/v2.0/token"), None);
+}
+
+#[test]
 fn expires_in_as_number_or_string() {
     let v2 = parse_token_response(&response(200, r#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0.x.y"}"#)).unwrap();
     assert_eq!(v2.expires_in, Duration::from_secs(3599));

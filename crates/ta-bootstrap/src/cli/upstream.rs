@@ -171,6 +171,19 @@ impl UpstreamArgs {
             }
         }
         .map_err(|e| e.to_string())?;
+        // Both given: the URL is used, so it must be the tenant's, or the
+        // operator believes in a tenant that is not the one asked.
+        if let (Some(url), Some(tenant)) = (&self.token_url, &self.tenant) {
+            if !token_endpoint
+                .tenant()
+                .is_some_and(|named| named.eq_ignore_ascii_case(tenant.trim()))
+            {
+                return Err(format!(
+                    "--token-url {url} is not a token endpoint of --tenant {tenant} \
+                     (its path does not name that tenant); give only one of them"
+                ));
+            }
+        }
         let client_id = self.client_id.as_deref().ok_or(
             "--client-id (TA_CLIENT_ID, or `client-id` in the configuration file) is required",
         )?;
