@@ -397,7 +397,10 @@ async fn json_logs_carry_the_request_id_and_no_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_emulator_needs_no_other_flag() {
-    let served = spawn_serve_with(
+    // A deployment left in the environment (a configuration file that does
+    // not exist, a discover URL nobody serves) neither stops `--emulator`
+    // nor leaks into it.
+    let served = spawn_serve_with_env(
         vec![
             "serve".to_owned(),
             "--emulator".to_owned(),
@@ -405,8 +408,18 @@ async fn serve_emulator_needs_no_other_flag() {
             "127.0.0.1:0".to_owned(),
         ],
         2,
+        &[
+            ("TA_CONFIG", "/nonexistent/ta-bootstrap.toml"),
+            (
+                "TA_DISCOVER_URL",
+                "https://discover.invalid/platformservice/discover",
+            ),
+        ],
     )
     .await;
+    served
+        .wait_for_log("the configuration file is not read")
+        .await;
     let allowed = served.stdout[0]
         .strip_prefix("demo widget (allowed origin): ")
         .unwrap()

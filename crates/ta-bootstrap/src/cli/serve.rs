@@ -41,7 +41,9 @@ pub(crate) struct ServeArgs {
     upstream: UpstreamArgs,
     /// Serves against an embedded emulator, with a demo widget site on two
     /// more origins (one on the allowlist, one not); needs no other flag.
-    #[arg(long, conflicts_with = "config")]
+    /// The deployment settings (flags, `TA_*` variables, `--config`) are
+    /// not used; `--listen` and the rates are.
+    #[arg(long)]
     emulator: bool,
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TA_LISTEN")]
@@ -379,6 +381,13 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(EmulatorMode, Settings
 
 pub(crate) async fn run(args: ServeArgs) -> u8 {
     let (mode, settings) = if args.emulator {
+        if let Some(path) = &args.upstream.config {
+            // Likely a TA_CONFIG left in the environment: say so, and go on.
+            warn!(
+                config = %path.display(),
+                "--emulator: the configuration file is not read; the embedded emulator is the deployment"
+            );
+        }
         match start_emulator_mode(&args).await {
             Ok((mode, settings)) => (Some(mode), settings),
             Err(e) => return config_error(e),
