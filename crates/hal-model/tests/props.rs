@@ -260,7 +260,10 @@ proptest! {
     #[test]
     fn absolute_hrefs_keep_their_own_host(
         base in bases(),
-        host in "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9-]{0,10}){1,3}",
+        // A label that starts with `xn--` is punycode, checked by IDNA (and
+        // refused when it does not decode): not an ASCII host kept as is.
+        host in "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9-]{0,10}){1,3}"
+            .prop_filter("no punycode label", |h| !h.split('.').any(|l| l.starts_with("xn--"))),
         port in proptest::option::of(1u16..),
         segments in proptest::collection::vec(segment(), 0..4),
     ) {

@@ -225,6 +225,11 @@ impl Bootstrapper {
         &self.inner.config
     }
 
+    /// The clock this bootstrapper reads.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
     /// The token provider.
     pub fn tokens(&self) -> &Arc<dyn TokenProvider> {
         &self.inner.tokens

@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
@@ -34,7 +34,6 @@ use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::{debug, info, warn};
 
@@ -48,8 +47,14 @@ pub struct ServiceConfig {
     pub allowlist: Vec<Origin>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Longest time for one request.
+    /// Longest time for one request; past it the answer is 504 `timeout`
+    /// (JSON, with the request id).
     pub request_timeout: Duration,
+    /// Longest time a mint may take upstream, retries and a cold cache's
+    /// discovery, AAD token and capabilities included; past it the answer is
+    /// 504 `upstream_timeout`. Keep it under `request_timeout`, so that the
+    /// browser learns that upstream was slow.
+    pub upstream_deadline: Duration,
     /// Mints in flight at most; more callers get 503 at once.
     pub max_mints_in_flight: usize,
     /// Requests per minute one client address may make.
@@ -62,14 +67,15 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// An allowlist with the defaults: 1 KiB bodies, 30 s per request, 256
-    /// mints in flight, 60 requests a minute per client, 200 a second in
-    /// all, no trusted proxy.
+    /// An allowlist with the defaults: 1 KiB bodies, 30 s per request, 25 s
+    /// per mint, 256 mints in flight, 60 requests a minute per client, 200 a
+    /// second in all, no trusted proxy.
     pub fn new(allowlist: Vec<Origin>) -> Self {
         Self {
             allowlist,
             max_body_bytes: 1024,
             request_timeout: Duration::from_secs(30),
+            upstream_deadline: Duration::from_secs(25),
             max_mints_in_flight: 256,
             per_client_per_minute: 60,
             global_per_second: 200,
@@ -104,6 +110,7 @@ struct Shared {
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
     trusted_proxies: Vec<IpAddr>,
+    upstream_deadline: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -393,53 +400,100 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
             &request_id,
         );
     };
-    match shared.bootstrapper.mint(origins).await {
-        Ok(minted) => {
-            let expires_in = minted
-                .expires_at
-                .duration_since(SystemTime::now())
-                .map_or(0, |d| d.as_secs());
-            let expires_at = minted
-                .expiry
-                .instant()
-                .to_offset(time::UtcOffset::UTC)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
-            info!(origin = %origin, session_id = %minted.session_id, "served a widget token");
-            shared.metrics.tokens_served.inc();
-            let mut response = axum::Json(TokenAnswer {
-                token: minted.token.expose(),
-                discover_uri: minted.discover_uri.as_str(),
-                expires_at,
-                expires_in,
-                application_session_id: minted.session_id.as_str(),
-            })
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(failure) => {
+    let minted =
+        tokio::time::timeout(shared.upstream_deadline, shared.bootstrapper.mint(origins)).await;
+    let minted = match minted {
+        Ok(Ok(minted)) => minted,
+        Ok(Err(failure)) => {
             let (status, code) = upstream_answer(&failure);
             warn!(kind = failure.kind().code(), error = %failure.report_line(), "minting failed");
-            if !shared.bootstrapper.is_warm() {
-                if let Ok(mut readiness) = shared.readiness.lock() {
-                    readiness.last_failure = Some((std::time::Instant::now(), status, code));
-                }
-            }
-            let mut response = error(
-                status,
-                code,
-                "the widget token could not be minted; the request id identifies the failure in the service's logs",
+            return mint_failed(&shared, status, code, &request_id);
+        }
+        Err(_) => {
+            warn!(
+                deadline = ?shared.upstream_deadline,
+                "minting failed: upstream did not answer within the deadline"
+            );
+            return mint_failed(
+                &shared,
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
                 &request_id,
             );
-            if code == "upstream_busy" {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            response
+        }
+    };
+    let now = shared.bootstrapper.clock().unix_seconds();
+    let expires_in = minted
+        .expires_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().saturating_sub(now));
+    let expires_at = minted
+        .expiry
+        .instant()
+        .to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
+    info!(origin = %origin, session_id = %minted.session_id, "served a widget token");
+    shared.metrics.tokens_served.inc();
+    let mut response = axum::Json(TokenAnswer {
+        token: minted.token.expose(),
+        discover_uri: minted.discover_uri.as_str(),
+        expires_at,
+        expires_in,
+        application_session_id: minted.session_id.as_str(),
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The answer to a failed mint (logged by the caller); while the caches
+/// are cold it is also remembered for [`FAILURE_HOLD`].
+fn mint_failed(
+    shared: &Shared,
+    status: StatusCode,
+    code: &'static str,
+    request_id: &str,
+) -> Response {
+    if !shared.bootstrapper.is_warm() {
+        if let Ok(mut readiness) = shared.readiness.lock() {
+            readiness.last_failure = Some((std::time::Instant::now(), status, code));
+        }
+    }
+    let mut response = error(
+        status,
+        code,
+        "the widget token could not be minted; the request id identifies the failure in the service's logs",
+        request_id,
+    );
+    if code == "upstream_busy" {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+/// The request timeout: past `limit`, 504 `timeout` in the same JSON shape
+/// as every other error (tower-http's timeout answers an empty body).
+async fn deadline(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let request_id = request_id_of(request.headers());
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            warn!(limit = ?limit, "request timed out");
+            error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the request took too long; retry shortly",
+                &request_id,
+            )
         }
     }
 }
@@ -525,6 +579,7 @@ impl WidgetService {
                 per_client: RateLimiter::keyed(Quota::per_minute(per_client)),
                 global: RateLimiter::direct(Quota::per_second(global)),
                 trusted_proxies: config.trusted_proxies.clone(),
+                upstream_deadline: config.upstream_deadline,
                 metrics,
             }),
             config,
@@ -576,9 +631,9 @@ impl WidgetService {
             // limits, so that a 413 or a 504 is counted and readable by the
             // page.
             .layer(RequestBodyLimitLayer::new(self.config.max_body_bytes))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
+            .layer(axum::middleware::from_fn_with_state(
                 self.config.request_timeout,
+                deadline,
             ))
             .layer(cors)
             .layer(axum::middleware::from_fn_with_state(

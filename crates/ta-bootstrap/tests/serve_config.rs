@@ -445,5 +445,11 @@ async fn serve_emulator_needs_no_other_flag() {
     assert!(body["expiresIn"].as_u64().unwrap() <= 120);
     let other = post(&client, &served.url, refused.trim_end_matches('/')).await;
     assert_eq!(other.status(), 403);
+    // SIGHUP (whose default action ends a process) is taken over: nothing
+    // to reload, and the service goes on.
+    served.signal("HUP");
+    served.wait_for_log("SIGHUP: nothing to reload").await;
+    let again = post(&client, &served.url, origin).await;
+    assert_eq!(again.status(), 200);
     assert_eq!(served.stop().await, Some(0));
 }

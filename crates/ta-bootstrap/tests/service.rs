@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -322,7 +323,7 @@ async fn readiness_follows_the_warm_up() {
         if call(&s, "GET", "/readyz", &[], "").await.status() == 200 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(call(&s, "GET", "/readyz", &[], "").await.status(), 200);
     task.abort();
@@ -355,7 +356,7 @@ async fn readiness_says_why_warm_up_fails() {
         if reason != "warming_up" && !reason.is_empty() {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     task.abort();
     // The kind only: the details stay in the logs.
@@ -460,7 +461,39 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         "",
     )
     .await;
-    assert_eq!(forwarded.status(), 403, "Forwarded: for= is read too");
+    assert_eq!(forwarded.status(), 403);
+    // `Forwarded: for=` is read too: that client has a budget of its own,
+    // the proxy's address none used.
+    for _ in 0..2 {
+        let forwarded = call(
+            &s,
+            "POST",
+            "/v1/widget-token",
+            &[("forwarded", "for=\"[2001:db8::2]:4712\";proto=https")],
+            "",
+        )
+        .await;
+        assert_eq!(forwarded.status(), 403);
+    }
+    let limited = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("forwarded", "for=\"[2001:db8::1]\"")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        limited.status(),
+        429,
+        "2001:db8::/64 used its budget through Forwarded"
+    );
+    let proxy = call(&s, "POST", "/v1/widget-token", &[], "").await;
+    assert_eq!(
+        proxy.status(),
+        403,
+        "the proxy's own address is not limited"
+    );
 }
 
 #[tokio::test]
@@ -471,16 +504,22 @@ async fn a_global_cap_applies_to_everyone() {
     })
     .await;
     let mut statuses = Vec::new();
+    let mut limited = None;
     for _ in 0..4 {
         let origin = [("origin", "https://contoso.com")];
-        statuses.push(
-            call(&s, "POST", "/v1/widget-token", &origin, "")
-                .await
-                .status()
-                .as_u16(),
-        );
+        let response = call(&s, "POST", "/v1/widget-token", &origin, "").await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            limited = Some(response);
+        }
     }
-    assert!(statuses.contains(&429), "{statuses:?}");
+    let limited = limited.unwrap_or_else(|| panic!("no 429 in {statuses:?}"));
+    assert_eq!(header(&limited, "retry-after"), Some("1"));
+    assert_eq!(json(&limited)["error"], "rate_limited");
+    assert_eq!(
+        header(&limited, "access-control-allow-origin"),
+        Some("https://contoso.com")
+    );
     // Refused origins do not use up the global budget.
     let s = service_with(EmulatorConfig::default(), |c| {
         c.global_per_second = 1;
@@ -724,4 +763,99 @@ async fn a_failure_while_cold_is_answered_from_memory_for_a_moment() {
     )
     .await;
     assert_eq!(s.setup.emulator.stats().requests(Route::AadToken), 2);
+}
+
+#[tokio::test]
+async fn mints_in_flight_are_bounded() {
+    let s = service_with(
+        EmulatorConfig::default().with_fault(FaultRule::on(
+            Route::Mint,
+            FaultKind::Latency { millis: 2_000 },
+            Trigger::Once,
+        )),
+        |c| c.max_mints_in_flight = 1,
+    )
+    .await;
+    let s = std::sync::Arc::new(s);
+    let origin = [("origin", "https://contoso.com")];
+    let first = tokio::spawn({
+        let s = std::sync::Arc::clone(&s);
+        async move { call(&s, "POST", "/v1/widget-token", &origin, "").await }
+    });
+    // The first mint holds the only permit for 2 s upstream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = call(&s, "POST", "/v1/widget-token", &origin, "").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(header(&refused, "retry-after"), Some("1"));
+    let body = json(&refused);
+    assert_eq!(body["error"], "busy");
+    assert_eq!(body["requestId"].as_str(), header(&refused, "x-request-id"));
+    assert_eq!(
+        header(&refused, "access-control-allow-origin"),
+        Some("https://contoso.com")
+    );
+    assert_eq!(first.await.unwrap().status(), 200);
+    // The permit came back; the refused call never went upstream.
+    let again = call(&s, "POST", "/v1/widget-token", &origin, "").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(s.setup.emulator.stats().requests(Route::Mint), 2);
+}
+
+/// A widget-token request to a service whose mints take 3 s upstream,
+/// with these deadlines: the answer, and how long it took.
+async fn slow_mint(
+    upstream_deadline: Duration,
+    request_timeout: Duration,
+) -> (Service, http::Response<Bytes>, Duration) {
+    let s = service_with(
+        EmulatorConfig::default().with_fault(FaultRule::on(
+            Route::Mint,
+            FaultKind::Latency { millis: 3_000 },
+            Trigger::Always,
+        )),
+        |c| {
+            c.upstream_deadline = upstream_deadline;
+            c.request_timeout = request_timeout;
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let origin = [("origin", "https://contoso.com")];
+    let response = call(&s, "POST", "/v1/widget-token", &origin, "").await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 504);
+    let body = json(&response);
+    assert_eq!(
+        body["requestId"].as_str(),
+        header(&response, "x-request-id")
+    );
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some("https://contoso.com")
+    );
+    (s, response, took)
+}
+
+#[tokio::test]
+async fn a_mint_past_the_upstream_deadline_answers_504_upstream_timeout() {
+    let (_s, response, took) = slow_mint(Duration::from_millis(500), Duration::from_secs(10)).await;
+    assert_eq!(json(&response)["error"], "upstream_timeout");
+    assert!(
+        took < Duration::from_millis(2_500),
+        "the mint was cut short, not waited for: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_request_timeout_answers_json_with_the_request_id() {
+    let (s, response, _) = slow_mint(Duration::from_secs(10), Duration::from_millis(500)).await;
+    assert_eq!(json(&response)["error"], "timeout");
+    let metrics = call(&s, "GET", "/metrics", &[], "").await;
+    let text = String::from_utf8_lossy(metrics.body()).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("route=\"widget_token\"") && l.contains("status=\"504\"")),
+        "the 504 is counted: {text}"
+    );
 }

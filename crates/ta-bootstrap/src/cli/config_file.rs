@@ -51,7 +51,7 @@ impl FileConfig {
                 .span()
                 .and_then(|span| text.get(..span.start))
                 .map(|before| before.matches('\n').count() + 1);
-            let message = e.message().replace(['\r', '\n'], " ");
+            let message = safe_message(&text, e.span(), e.message());
             match line {
                 Some(line) => format!(
                     "configuration file {}, line {line}: {message}",
@@ -77,6 +77,53 @@ impl FileConfig {
         }
         Ok(file)
     }
+}
+
+/// The key a `key = value` line sets (`None` for tables, comments and the
+/// like).
+fn key_of(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches(['"', '\'']);
+    (!key.is_empty() && !key.starts_with('#') && !key.starts_with('[')).then_some(key)
+}
+
+/// The TOML library's message, on one line, never quoting a secret: for a
+/// wrong `client-secret` value (whose text the library would quote: "invalid
+/// type: integer `…`") a message of ours, and any `client-secret` value that
+/// shows up in another message is cut out.
+fn safe_message(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    const SECRET_KEY: &str = "client-secret";
+    let line_of = |at: usize| {
+        let start = text
+            .get(..at)
+            .and_then(|t| t.rfind('\n'))
+            .map_or(0, |i| i + 1);
+        let end = text
+            .get(at..)
+            .and_then(|t| t.find('\n'))
+            .map_or(text.len(), |i| at + i);
+        text.get(start..end).unwrap_or_default()
+    };
+    if span
+        .and_then(|span| key_of(line_of(span.start)))
+        .is_some_and(|key| key == SECRET_KEY)
+    {
+        return format!("`{SECRET_KEY}` must be a string (the value is not shown)");
+    }
+    let mut message = message.replace(['\r', '\n'], " ");
+    for line in text.lines() {
+        if key_of(line) != Some(SECRET_KEY) {
+            continue;
+        }
+        let Some((_, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches(['"', '\'']);
+        if !value.is_empty() && message.contains(value) {
+            message = message.replace(value, "<not shown>");
+        }
+    }
+    message
 }
 
 impl UpstreamArgs {
@@ -134,5 +181,48 @@ pub(crate) fn fill_list<T: Clone>(list: &mut Vec<T>, file: &Option<Vec<T>>) {
         if let Some(file) = file {
             list.clone_from(file);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::FileConfig;
+
+    fn error_of(text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("ta-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "{:x}.toml",
+            text.len() * 31 + text.as_bytes()[0] as usize
+        ));
+        std::fs::write(&path, text).unwrap();
+        let error = FileConfig::read(&path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        error
+    }
+
+    #[test]
+    fn a_wrong_secret_value_is_named_but_not_quoted() {
+        let error = error_of("client-id = \"app\"\nclient-secret = 424242424242\n");
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("client-secret"), "{error}");
+        assert!(!error.contains("424242424242"), "{error}");
+
+        let error = error_of("client-secret = [\"sekrit-in-a-list\"]\n");
+        assert!(!error.contains("sekrit"), "{error}");
+    }
+
+    #[test]
+    fn other_messages_keep_their_detail_but_not_the_secret() {
+        // The error is on another line; toml's message names the key.
+        let error = error_of("client-secret = \"sekrit-value\"\nlisten-address = \"x\"\n");
+        assert!(error.contains("listen-address"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+        assert!(!error.contains("sekrit-value"), "{error}");
+        // A wrong value elsewhere is still quoted, so the operator sees it.
+        let error = error_of("per-client-rate = \"many\"\n");
+        assert!(error.contains("\"many\""), "{error}");
     }
 }

@@ -45,6 +45,16 @@ pub(crate) struct ServeArgs {
     /// not used; `--listen` and the rates are.
     #[arg(long)]
     emulator: bool,
+    /// With --emulator: how long the embedded emulator's widget tokens
+    /// live, in seconds (the demo widget renews them at three quarters of
+    /// their life) [default: 120].
+    #[arg(
+        long,
+        requires = "emulator",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(15..=86_400)
+    )]
+    emulator_token_lifetime: Option<u64>,
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TA_LISTEN")]
     listen: Option<SocketAddr>,
@@ -333,7 +343,9 @@ struct EmulatorMode {
 
 async fn start_emulator_mode(args: &ServeArgs) -> Result<(EmulatorMode, Settings), String> {
     let config = EmulatorConfig {
-        psat_lifetime_secs: EMULATOR_PSAT_LIFETIME_SECS,
+        psat_lifetime_secs: args
+            .emulator_token_lifetime
+            .unwrap_or(EMULATOR_PSAT_LIFETIME_SECS),
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start(config)
@@ -380,6 +392,13 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(EmulatorMode, Settings
 }
 
 pub(crate) async fn run(args: ServeArgs) -> u8 {
+    // SIGHUP's default action ends the process: take it over before
+    // anything else, so that a reload asked for during start-up (or under
+    // --emulator, which has nothing to reload) cannot stop the service.
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(not(unix))]
+    let mut hup: Option<()> = None;
     let (mode, settings) = if args.emulator {
         if let Some(path) = &args.upstream.config {
             // Likely a TA_CONFIG left in the environment: say so, and go on.
@@ -399,8 +418,9 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         }
     };
     let metrics = Arc::new(Metrics::new());
-    // Upstream calls give up well before the service's own 30 s deadline,
-    // so that a browser gets a typed 504 rather than a cut connection.
+    // One upstream call gives up after 10 s, a whole mint (retries and a
+    // cold cache included) after the service's 25 s upstream deadline,
+    // inside its 30 s request deadline: a browser gets a typed 504.
     let limits = ta_hyper::Limits::default()
         .with_connect_timeout(Duration::from_secs(3))
         .with_request_timeout(Duration::from_secs(8))
@@ -492,15 +512,16 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         tls: tls.clone(),
     };
     // Reloads: on SIGHUP, and with --watch-config when a file changes.
-    let reloading = (!args.emulator).then(|| {
-        let args = args;
+    let reloading = if args.emulator {
+        tokio::spawn(async move {
+            loop {
+                hangup(&mut hup).await;
+                info!("SIGHUP: nothing to reload under --emulator");
+            }
+        })
+    } else {
         let mut current = settings.clone();
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            #[cfg(not(unix))]
-            let mut hup: Option<()> = None;
             let mut files = args.watched_files(&current);
             let mut seen = snapshot(&files);
             let mut tick = tokio::time::interval(WATCH_INTERVAL);
@@ -523,7 +544,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
                 seen = snapshot(&files);
             }
         })
-    });
+    };
     let served = ta_bootstrap::server::serve(
         listener,
         service.router(),
@@ -537,9 +558,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         let _ = site.await;
     }
     warming.abort();
-    if let Some(reloading) = reloading {
-        reloading.abort();
-    }
+    reloading.abort();
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
     }
