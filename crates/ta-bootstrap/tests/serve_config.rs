@@ -453,3 +453,33 @@ async fn serve_emulator_needs_no_other_flag() {
     assert_eq!(again.status(), 200);
     assert_eq!(served.stop().await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_http_origins_need_the_development_switch() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let dir = TempDir::new("loopback");
+    let config = dir.write("serve.toml", &config_text(&d, &["http://127.0.0.1:3000"]));
+    dir.write("secret.txt", DEFAULT_CLIENT_SECRET);
+    // Refused as it is: a plain http origin.
+    let mut c = command();
+    c.args(serve_args(&config, &[]));
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("site allowlist"), "{stderr}");
+    // --allow-insecure-loopback admits loopback http origins, and no others.
+    let mut c = command();
+    c.args(serve_args(&config, &["--allow-insecure-loopback"]))
+        .args(["--allowed-origin", "http://contoso.com"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let served = spawn_serve_with(serve_args(&config, &["--allow-insecure-loopback"]), 0).await;
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    let minted = post(&client, &served.url, "http://127.0.0.1:3000").await;
+    assert_eq!(minted.status(), 200, "{:?}", minted.body());
+    assert_eq!(
+        minted.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:3000"
+    );
+    assert_eq!(served.stop().await, Some(0));
+}

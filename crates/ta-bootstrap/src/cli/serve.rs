@@ -117,7 +117,7 @@ impl ServeArgs {
     ) -> Result<Settings, String> {
         let policy = OriginPolicy {
             allow_http: upstream.allow_http_origins,
-            allow_loopback_http: loopback_http,
+            allow_loopback_http: loopback_http || upstream.allow_insecure_loopback,
         };
         let allowlist = WidgetService::allowlist(&upstream.allowed_origins, policy).map_err(|e| {
             format!("site allowlist (--allowed-origin, TA_ALLOWED_ORIGINS or `allowed-origins`): {e}")

@@ -102,7 +102,8 @@ pub(crate) struct UpstreamArgs {
     /// allowed).
     #[arg(long = "trusted-host", env = "TA_TRUSTED_HOSTS", value_delimiter = ';')]
     pub(crate) trusted_hosts: Vec<String>,
-    /// Allow plain http to loopback hosts (development only).
+    /// Allow plain http to loopback hosts, and loopback `http://` origins
+    /// such as `http://127.0.0.1:3000` (development only).
     #[arg(long, env = "TA_ALLOW_INSECURE_LOOPBACK")]
     pub(crate) allow_insecure_loopback: bool,
     /// Extra trusted roots as PEM text (the embedded emulator's CA).
@@ -123,7 +124,7 @@ impl UpstreamArgs {
     pub(crate) fn origins(&self) -> Result<AllowedOrigins, String> {
         let policy = OriginPolicy {
             allow_http: self.allow_http_origins,
-            allow_loopback_http: false,
+            allow_loopback_http: self.allow_insecure_loopback,
         };
         let origins = self
             .allowed_origins
