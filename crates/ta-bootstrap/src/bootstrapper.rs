@@ -518,14 +518,17 @@ where
                 }
                 match outcome {
                     Ok(response) => {
-                        let correlation =
-                            ta_protocol::Correlation::from_headers(response.headers());
-                        debug!(
-                            status = response.status().as_u16(),
-                            correlation_id = correlation.correlation_id.as_deref().unwrap_or(""),
-                            server = correlation.server_fqdn.as_deref().unwrap_or(""),
-                            "answer"
-                        );
+                        if tracing::enabled!(tracing::Level::DEBUG) {
+                            let correlation =
+                                ta_protocol::Correlation::from_headers(response.headers());
+                            debug!(
+                                status = response.status().as_u16(),
+                                correlation_id =
+                                    correlation.correlation_id.as_deref().unwrap_or(""),
+                                server = correlation.server_fqdn.as_deref().unwrap_or(""),
+                                "answer"
+                            );
+                        }
                         flow.handle_response(id, response, clock.now())?;
                     }
                     Err(error) => {

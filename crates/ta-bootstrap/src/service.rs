@@ -31,13 +31,14 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use serde::Serialize;
 use ta_protocol::{AllowedOrigins, Origin, OriginPolicy};
 use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::{debug, info, warn};
 
-use crate::metrics::{LimitLabels, Metrics, RouteLabels};
+use crate::metrics::{LimitLabels, Metrics};
 use crate::{BootstrapError, Bootstrapper, FailureKind};
 
 /// The settings of the service.
@@ -255,19 +256,38 @@ fn request_id_of(headers: &HeaderMap) -> String {
 }
 
 fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
-    let mut response = (
+    let answer = ErrorAnswer {
+        error: code,
+        message,
+        request_id,
+    };
+    no_store_json(
         status,
-        axum::Json(ErrorAnswer {
-            error: code,
-            message,
-            request_id,
-        }),
+        &answer,
+        64 + code.len() + message.len() + request_id.len(),
     )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+}
+
+/// A JSON answer that no cache may keep, written into one buffer of about
+/// `size` bytes (axum's `Json` starts small and grows).
+fn no_store_json(status: StatusCode, answer: &impl Serialize, size: usize) -> Response {
+    let mut body = Vec::with_capacity(size);
+    if serde_json::to_writer(&mut body, answer).is_err() {
+        // The answers are plain structs of strings and numbers.
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// How an upstream failure is answered to the browser: a status and a
@@ -435,18 +455,15 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
         .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
     info!(origin = %origin, session_id = %minted.session_id, "served a widget token");
     shared.metrics.tokens_served.inc();
-    let mut response = axum::Json(TokenAnswer {
+    let answer = TokenAnswer {
         token: minted.token.expose(),
         discover_uri: minted.discover_uri.as_str(),
         expires_at,
         expires_in,
         application_session_id: minted.session_id.as_str(),
-    })
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    };
+    let size = 160 + answer.token.len() + answer.discover_uri.len();
+    no_store_json(StatusCode::OK, &answer, size)
 }
 
 /// The answer to a failed mint (logged by the caller); while the caches
@@ -476,28 +493,6 @@ fn mint_failed(
     response
 }
 
-/// The request timeout: past `limit`, 504 `timeout` in the same JSON shape
-/// as every other error (tower-http's timeout answers an empty body).
-async fn deadline(
-    State(limit): State<Duration>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let request_id = request_id_of(request.headers());
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            warn!(limit = ?limit, "request timed out");
-            error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the request took too long; retry shortly",
-                &request_id,
-            )
-        }
-    }
-}
-
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -511,32 +506,6 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.encode(),
     )
         .into_response()
-}
-
-/// Counts every answer by route and status.
-async fn count(
-    State(shared): State<Arc<Shared>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = match request.uri().path() {
-        "/v1/widget-token" if request.method() == Method::OPTIONS => "preflight",
-        "/v1/widget-token" => "widget_token",
-        "/healthz" => "healthz",
-        "/readyz" => "readyz",
-        "/metrics" => "metrics",
-        _ => "other",
-    };
-    let response = next.run(request).await;
-    shared
-        .metrics
-        .requests
-        .get_or_create(&RouteLabels {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
@@ -627,52 +596,48 @@ impl WidgetService {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(Arc::clone(&self.shared))
-            // Layers, innermost first. CORS and counting sit outside the
-            // limits, so that a 413 or a 504 is counted and readable by the
-            // page.
-            .layer(RequestBodyLimitLayer::new(self.config.max_body_bytes))
-            .layer(axum::middleware::from_fn_with_state(
-                self.config.request_timeout,
-                deadline,
-            ))
-            .layer(cors)
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&self.shared),
-                count,
-            ))
-            // Every log line of a request carries its id (the span's field).
+            // One stack of layers, outermost first, applied once: each
+            // `Router::layer` boxes its layer again, an allocation and a
+            // clone per layer and request. CORS and counting sit outside
+            // the limits, so that a 413 or a 504 is counted and readable by
+            // the page.
             .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|request: &axum::extract::Request| {
-                        let id = request
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default();
-                        tracing::info_span!(
-                            "request",
-                            request_id = %id,
-                            method = %request.method(),
-                            path = %request.uri().path(),
-                        )
-                    })
-                    .on_request(())
-                    .on_response(
-                        tower_http::trace::DefaultOnResponse::new()
-                            .level(tracing::Level::DEBUG)
-                            .latency_unit(tower_http::LatencyUnit::Micros),
+                ServiceBuilder::new()
+                    // The id is this service's: one a client sent is dropped.
+                    .layer(middleware::DropClientRequestIdLayer)
+                    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                    .layer(PropagateRequestIdLayer::x_request_id())
+                    // Every log line of a request carries its id (the span's
+                    // field).
+                    .layer(
+                        TraceLayer::new_for_http()
+                            .make_span_with(|request: &axum::extract::Request| {
+                                let id = request
+                                    .headers()
+                                    .get("x-request-id")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default();
+                                tracing::info_span!(
+                                    "request",
+                                    request_id = %id,
+                                    method = %request.method(),
+                                    path = %request.uri().path(),
+                                )
+                            })
+                            .on_request(())
+                            .on_response(
+                                tower_http::trace::DefaultOnResponse::new()
+                                    .level(tracing::Level::DEBUG)
+                                    .latency_unit(tower_http::LatencyUnit::Micros),
+                            )
+                            .on_failure(()),
                     )
-                    .on_failure(()),
+                    .layer(middleware::CountLayer(Arc::clone(&self.shared.metrics)))
+                    .layer(cors)
+                    .layer(middleware::DeadlineLayer(self.config.request_timeout))
+                    .map_response(IntoResponse::into_response)
+                    .layer(RequestBodyLimitLayer::new(self.config.max_body_bytes)),
             )
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            // The id is this service's: one a client sent is dropped.
-            .layer(axum::middleware::map_request(
-                |mut request: axum::extract::Request| async move {
-                    request.headers_mut().remove("x-request-id");
-                    request
-                },
-            ))
     }
 
     /// The site allowlist in force.
@@ -738,6 +703,178 @@ impl WidgetService {
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
             }
+        }
+    }
+}
+
+/// The service's own middleware, as plain tower services: each calls the
+/// service inside it directly, where `axum::middleware::from_fn` clones the
+/// whole stack below it for every request.
+mod middleware {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use axum::extract::Request;
+    use axum::http::{Method, StatusCode};
+    use axum::response::Response;
+    use tower::{Layer, Service};
+    use tracing::warn;
+
+    use crate::metrics::{Metrics, RouteLabels};
+
+    type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    /// Removes an `x-request-id` the client sent: the id is the service's.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct DropClientRequestIdLayer;
+
+    impl<S> Layer<S> for DropClientRequestIdLayer {
+        type Service = DropClientRequestId<S>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            DropClientRequestId(inner)
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub(super) struct DropClientRequestId<S>(S);
+
+    impl<S: Service<Request>> Service<Request> for DropClientRequestId<S> {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, mut request: Request) -> Self::Future {
+            request.headers_mut().remove("x-request-id");
+            self.0.call(request)
+        }
+    }
+
+    /// Counts every answer by route and status.
+    #[derive(Debug, Clone)]
+    pub(super) struct CountLayer(pub(super) Arc<Metrics>);
+
+    impl<S> Layer<S> for CountLayer {
+        type Service = Count<S>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            Count {
+                inner,
+                metrics: Arc::clone(&self.0),
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub(super) struct Count<S> {
+        inner: S,
+        metrics: Arc<Metrics>,
+    }
+
+    impl<S> Service<Request> for Count<S>
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = BoxFuture;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: Request) -> Self::Future {
+            let route = match request.uri().path() {
+                "/v1/widget-token" if request.method() == Method::OPTIONS => "preflight",
+                "/v1/widget-token" => "widget_token",
+                "/healthz" => "healthz",
+                "/readyz" => "readyz",
+                "/metrics" => "metrics",
+                _ => "other",
+            };
+            let answer = self.inner.call(request);
+            let metrics = Arc::clone(&self.metrics);
+            Box::pin(async move {
+                let response = answer.await?;
+                metrics
+                    .requests
+                    .get_or_create(&RouteLabels {
+                        route,
+                        status: response.status().as_u16(),
+                    })
+                    .inc();
+                Ok(response)
+            })
+        }
+    }
+
+    /// The request timeout: past the limit, 504 `timeout` in the same JSON
+    /// shape as every other error (tower-http's timeout answers an empty
+    /// body).
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct DeadlineLayer(pub(super) Duration);
+
+    impl<S> Layer<S> for DeadlineLayer {
+        type Service = Deadline<S>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            Deadline {
+                inner,
+                limit: self.0,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub(super) struct Deadline<S> {
+        inner: S,
+        limit: Duration,
+    }
+
+    impl<S> Service<Request> for Deadline<S>
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = BoxFuture;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: Request) -> Self::Future {
+            // Read only if the deadline passes (a cheap clone).
+            let request_id = request.headers().get("x-request-id").cloned();
+            let limit = self.limit;
+            let answer = self.inner.call(request);
+            Box::pin(async move {
+                match tokio::time::timeout(limit, answer).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        warn!(limit = ?limit, "request timed out");
+                        Ok(super::error(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "timeout",
+                            "the request took too long; retry shortly",
+                            request_id
+                                .as_ref()
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default(),
+                        ))
+                    }
+                }
+            })
         }
     }
 }

@@ -954,9 +954,10 @@ impl Engine {
     ) -> Result<(), UsageError> {
         self.check_in_flight(id)?;
         let status = response.status();
-        let correlation = Correlation::from_headers(response.headers());
+        // Read from the headers only where an error will carry it.
+        let correlation = || Correlation::from_headers(response.headers());
         if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
-            self.redirect(&response, correlation);
+            self.redirect(&response, correlation());
         } else if status == StatusCode::UNAUTHORIZED
             && (self.ex.step.is_authenticated() || self.ex.step == Step::Discovery)
         {
@@ -966,13 +967,16 @@ impl Engine {
             let failure = Error::Rejected(Box::new(self.api_error(&response)));
             self.retry_or_fail(failure, delay, now);
         } else if status.is_success() {
-            self.success(&response, correlation);
+            self.success(&response);
         } else if status.is_client_error() || status.is_server_error() {
             let error = Error::Rejected(Box::new(self.api_error(&response)));
             self.fail(error);
         } else {
-            let error =
-                self.server_error(Some(status), correlation, ServerErrorKind::UnexpectedStatus);
+            let error = self.server_error(
+                Some(status),
+                correlation(),
+                ServerErrorKind::UnexpectedStatus,
+            );
             self.fail(error);
         }
         Ok(())
@@ -1045,7 +1049,7 @@ impl Engine {
         self.ex.phase = Phase::NeedToken(self.token_need(bearer, rejected));
     }
 
-    fn success(&mut self, response: &http::Response<Bytes>, correlation: Correlation) {
+    fn success(&mut self, response: &http::Response<Bytes>) {
         let status = Some(response.status());
         let result = match self.ex.step {
             Step::Discovery => self.discovered(response.body()),
@@ -1055,6 +1059,7 @@ impl Engine {
             Step::AnonymousDiscovery => self.anonymous(response),
         };
         if let Err(kind) = result {
+            let correlation = Correlation::from_headers(response.headers());
             let error = self.server_error(status, correlation, kind);
             self.fail(error);
         }
