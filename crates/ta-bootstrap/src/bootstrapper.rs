@@ -354,6 +354,13 @@ impl Bootstrapper {
                 .is_some()
     }
 
+    /// When the AAD token should next be fetched ahead of its expiry (see
+    /// [`TokenProvider::refresh_due`]); [`warm_up`](Self::warm_up) then
+    /// fetches it.
+    pub fn token_refresh_due(&self) -> Option<std::time::Instant> {
+        self.inner.tokens.refresh_due(self.inner.config.audience())
+    }
+
     /// Forgets the cached capabilities.
     pub fn invalidate_capabilities(&self) {
         self.inner.caps.lock().caps = None;

@@ -96,6 +96,11 @@ struct Readiness {
     last_failure: Option<(std::time::Instant, StatusCode, &'static str)>,
 }
 
+/// How often the warm-up loop looks at the caches once they are warm.
+const WARM_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest wait of the warm-up loop once the caches are warm.
+const MIN_WARM_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a failure seen while the caches are cold is answered from
 /// memory.
 const FAILURE_HOLD: Duration = Duration::from_secs(2);
@@ -670,8 +675,9 @@ impl WidgetService {
     }
 
     /// Keeps the caches warm: warms up at once, retries with backoff (1 s
-    /// doubling to 60 s) while that fails, then refreshes the AAD token ahead
-    /// of expiry. Runs until dropped.
+    /// doubling to 60 s) while that fails, then looks again every 30 s, and
+    /// at the AAD token's refresh-ahead time when that comes sooner, so that
+    /// no widget request waits for AAD. Runs until dropped.
     pub async fn keep_warm(&self) {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -685,8 +691,16 @@ impl WidgetService {
                     // Forget clients whose rate-limit state is back to full.
                     self.shared.per_client.retain_recent();
                     self.shared.per_client.shrink_to_fit();
+                    let now = tokio::time::Instant::now();
+                    let mut next = now + WARM_CHECK_INTERVAL;
+                    if let Some(due) = self.shared.bootstrapper.token_refresh_due() {
+                        // At least a second from now: a refresh due in the
+                        // past is one the provider is backing off from.
+                        let due = tokio::time::Instant::from_std(due).max(now + MIN_WARM_WAIT);
+                        next = next.min(due);
+                    }
                     tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(30)) => {}
+                        () = tokio::time::sleep_until(next) => {}
                         () = self.shared.wake.notified() => {}
                     }
                 }

@@ -30,6 +30,14 @@ pub trait TokenProvider: Send + Sync {
     fn cached(&self, audience: &Audience) -> Option<AccessToken>;
     /// Drops `token` (the API refused it) so that the next call fetches.
     fn invalidate(&self, audience: &Audience, token: &AccessToken);
+    /// When [`token`](Self::token) will next ask AAD for `audience` (the
+    /// cached token's refresh-ahead time, or the end of a backoff), if a
+    /// token is cached: a background task calls `token` then, so that no
+    /// caller waits for AAD. `None` when the provider does not say.
+    fn refresh_due(&self, audience: &Audience) -> Option<Instant> {
+        let _ = audience;
+        None
+    }
 }
 
 /// Lifetimes below this count as "already near expiry".
@@ -413,6 +421,17 @@ impl TokenProvider for ClientCredentialsProvider {
                 }
             }
         }
+    }
+
+    fn refresh_due(&self, audience: &Audience) -> Option<Instant> {
+        let slot = self.slot(audience);
+        let state = lock(&slot);
+        let refresh_at = state.token.as_ref()?.refresh_at;
+        Some(
+            state
+                .hold_until
+                .map_or(refresh_at, |until| until.max(refresh_at)),
+        )
     }
 
     fn cached(&self, audience: &Audience) -> Option<AccessToken> {

@@ -435,6 +435,40 @@ async fn serve_answers_widgets_and_stops_gracefully_on_sigterm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_lets_a_widget_request_in_flight_finish() {
+    use ta_emulator::{FaultKind, FaultRule, Route, Trigger};
+    // Every mint takes 3 s upstream; SIGINT (Ctrl-C) arrives 1 s into one.
+    let d = deployment(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Latency { millis: 3_000 },
+        Trigger::Always,
+    )))
+    .await;
+    let (mut child, url) = spawn_serve(&d).await;
+    let in_flight = tokio::spawn(async move {
+        let transport = ta_hyper::HyperTransport::builder().build().unwrap();
+        let request = http::Request::post(&url)
+            .header("origin", "https://contoso.com")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        ta_protocol::Transport::send(&transport, request).await
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!in_flight.is_finished(), "the request is still in flight");
+    let pid = child.id().to_string();
+    let exited = tokio::task::spawn_blocking(move || {
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        child.wait().unwrap()
+    });
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert!(body["token"].as_str().unwrap().starts_with("psat="));
+    assert_eq!(exited.await.unwrap().code(), Some(0));
+    assert_eq!(d.emulator.stats().requests(Route::Mint), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_does_not_wait_forever_for_a_half_sent_request() {
     use std::io::Write as _;
     let d = deployment(EmulatorConfig::default()).await;

@@ -483,3 +483,57 @@ async fn loopback_http_origins_need_the_development_switch() {
     );
     assert_eq!(served.stop().await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_from_a_secret_to_a_client_certificate() {
+    let d = deployment(
+        EmulatorConfig::default()
+            .with_dev_client_certificate()
+            .unwrap(),
+    )
+    .await;
+    let dir = TempDir::new("sighup-certificate");
+    dir.write("secret.txt", "not-the-secret\n");
+    let config = dir.write("serve.toml", &config_text(&d, &["https://contoso.com"]));
+    let served = spawn_serve_with(serve_args(&config, &[]), 0).await;
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    let readyz = format!("{}/readyz", served.base());
+    eventually("readyz names the authentication failure", || async {
+        let r = get(&client, &readyz).await;
+        r.status() == 503 && String::from_utf8_lossy(r.body()).contains("upstream_authentication")
+    })
+    .await;
+    assert_eq!(d.emulator.stats().aad_tokens_issued, 0);
+
+    // The deployment moves to the application's certificate (and its key);
+    // the secret is gone from the configuration.
+    dir.write(
+        "app.pem",
+        &format!(
+            "{}{}",
+            ta_emulator::dev_client_certificate_pem().unwrap(),
+            ta_emulator::DEV_CLIENT_CERTIFICATE_KEY
+        ),
+    );
+    dir.write(
+        "serve.toml",
+        &config_text(&d, &["https://contoso.com"]).replace(
+            "client-secret-file = \"secret.txt\"",
+            "client-certificate = \"app.pem\"",
+        ),
+    );
+    std::fs::remove_file(dir.path("secret.txt")).unwrap();
+    served.signal("HUP");
+    let line = served.wait_for_log("configuration reloaded").await;
+    assert!(line.contains("client certificate"), "{line}");
+    eventually("ready with the certificate", || async {
+        get(&client, &readyz).await.status() == 200
+    })
+    .await;
+    let minted = post(&client, &served.url, "https://contoso.com").await;
+    assert_eq!(minted.status(), 200, "{:?}", minted.body());
+    assert_eq!(d.emulator.stats().aad_tokens_issued, 1);
+    let logs = served.stderr.lock().unwrap().join("\n");
+    assert!(!logs.contains("PRIVATE KEY"), "{logs}");
+    assert_eq!(served.stop().await, Some(0));
+}

@@ -859,3 +859,47 @@ async fn the_request_timeout_answers_json_with_the_request_id() {
         "the 504 is counted: {text}"
     );
 }
+
+#[tokio::test]
+async fn the_aad_token_is_refreshed_in_the_background_before_it_expires() {
+    // 15 s tokens are refreshed 12 to 12.6 s after they are issued: well
+    // before the loop's 30 s look, which alone would let a widget request
+    // pay for the AAD request (or find the token expired).
+    let s =
+        service(EmulatorConfig::default().with_aad_token_lifetime(Duration::from_secs(15))).await;
+    let warm = s.service.clone();
+    let task = tokio::spawn(async move { warm.keep_warm().await });
+    let origin = [("origin", "https://contoso.com")];
+    let mut ready = false;
+    for _ in 0..250 {
+        if call(&s, "GET", "/readyz", &[], "").await.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "the service warmed up");
+    assert_eq!(s.setup.emulator.stats().aad_tokens_issued, 1);
+    assert_eq!(
+        call(&s, "POST", "/v1/widget-token", &origin, "")
+            .await
+            .status(),
+        200
+    );
+    let started = std::time::Instant::now();
+    while s.setup.emulator.stats().aad_tokens_issued < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "no AAD token was fetched in the background within 25 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The widget request after it finds the new token: no AAD request on
+    // the request path, one upstream request in all.
+    let before = s.setup.emulator.stats().total_requests();
+    let response = call(&s, "POST", "/v1/widget-token", &origin, "").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(s.setup.emulator.stats().total_requests() - before, 1);
+    assert_eq!(s.setup.emulator.stats().aad_tokens_issued, 2);
+    task.abort();
+}
