@@ -120,22 +120,31 @@ fn serve_args(config: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_rotates_the_secret_and_the_allowlist_and_refuses_a_bad_reload() {
-    let d = deployment(EmulatorConfig::default()).await;
-    let dir = TempDir::new("sighup");
+/// `serve` with `serve.toml` in `dir` and a wrong secret in `secret.txt`,
+/// once its readiness names the authentication failure (AAD refused the
+/// secret); a client and the readiness URL.
+async fn serve_with_a_wrong_secret(
+    d: &Deployment,
+    dir: &TempDir,
+) -> (Served, ta_hyper::HyperTransport, String) {
     dir.write("secret.txt", "not-the-secret\n");
-    let config = dir.write("serve.toml", &config_text(&d, &["https://contoso.com"]));
+    let config = dir.write("serve.toml", &config_text(d, &["https://contoso.com"]));
     let served = spawn_serve_with(serve_args(&config, &[]), 0).await;
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     let readyz = format!("{}/readyz", served.base());
-
-    // The wrong secret: AAD refuses it, the service says why it is not ready.
     eventually("readyz names the authentication failure", || async {
         let r = get(&client, &readyz).await;
         r.status() == 503 && String::from_utf8_lossy(r.body()).contains("upstream_authentication")
     })
     .await;
+    (served, client, readyz)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_secret_and_the_allowlist_and_refuses_a_bad_reload() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let dir = TempDir::new("sighup");
+    let (served, client, readyz) = serve_with_a_wrong_secret(&d, &dir).await;
     let refused = post(&client, &served.url, "https://contoso.com").await;
     assert_eq!(refused.status(), 503);
 
@@ -493,16 +502,7 @@ async fn sighup_rotates_from_a_secret_to_a_client_certificate() {
     )
     .await;
     let dir = TempDir::new("sighup-certificate");
-    dir.write("secret.txt", "not-the-secret\n");
-    let config = dir.write("serve.toml", &config_text(&d, &["https://contoso.com"]));
-    let served = spawn_serve_with(serve_args(&config, &[]), 0).await;
-    let client = ta_hyper::HyperTransport::builder().build().unwrap();
-    let readyz = format!("{}/readyz", served.base());
-    eventually("readyz names the authentication failure", || async {
-        let r = get(&client, &readyz).await;
-        r.status() == 503 && String::from_utf8_lossy(r.body()).contains("upstream_authentication")
-    })
-    .await;
+    let (served, client, readyz) = serve_with_a_wrong_secret(&d, &dir).await;
     assert_eq!(d.emulator.stats().aad_tokens_issued, 0);
 
     // The deployment moves to the application's certificate (and its key);
