@@ -158,7 +158,8 @@ async fn sighup_rotates_the_secret_and_the_allowlist_and_refuses_a_bad_reload() 
     .await;
     let minted = post(&client, &served.url, "https://contoso.com").await;
     assert_eq!(minted.status(), 200, "{:?}", minted.body());
-    assert!(d.emulator.stats().aad_tokens_issued >= 1);
+    // The wrong secret got no token: this is the first.
+    assert_eq!(d.emulator.stats().aad_tokens_issued, 1);
 
     // A new allowlist applies to the next request.
     dir.write("serve.toml", &config_text(&d, &["https://litware.com"]));
@@ -535,5 +536,32 @@ async fn sighup_rotates_from_a_secret_to_a_client_certificate() {
     assert_eq!(d.emulator.stats().aad_tokens_issued, 1);
     let logs = served.stderr.lock().unwrap().join("\n");
     assert!(!logs.contains("PRIVATE KEY"), "{logs}");
+    assert_eq!(served.stop().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ta_listen_sets_the_address() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = vec!["serve".to_owned()];
+    args.extend(bin::args(&d));
+    args.extend([
+        "--allowed-origin".to_owned(),
+        "https://contoso.com".to_owned(),
+    ]);
+    let listen = format!("127.0.0.1:{port}");
+    let served = spawn_serve_with_env(args, 0, &[("TA_LISTEN", listen.as_str())]).await;
+    assert_eq!(served.url, format!("http://{listen}/v1/widget-token"));
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    assert_eq!(
+        post(&client, &served.url, "https://contoso.com")
+            .await
+            .status(),
+        200
+    );
     assert_eq!(served.stop().await, Some(0));
 }

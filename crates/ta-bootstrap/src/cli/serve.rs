@@ -569,3 +569,65 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings, String> {
+        let wrapper = Wrapper::try_parse_from(
+            ["serve", "--allowed-origin", "https://contoso.com"]
+                .iter()
+                .chain(args),
+        )
+        .map_err(|e| e.to_string())?;
+        let serve = wrapper.serve;
+        serve.resolve_with(serve.upstream.clone(), &FileConfig::default(), false)
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (s.per_client_rate, s.global_rate, s.max_mints_in_flight),
+            (60, 200, 256)
+        );
+        assert!(s.trusted_proxies.is_empty() && s.tls.is_none());
+    }
+
+    #[test]
+    fn loopback_http_origins_are_refused_without_the_switch() {
+        let refused = settings(&["--allowed-origin", "http://127.0.0.1:3000"]).unwrap_err();
+        assert!(refused.contains("site allowlist"), "{refused}");
+        let allowed = settings(&[
+            "--allowed-origin",
+            "http://127.0.0.1:3000",
+            "--allow-insecure-loopback",
+        ])
+        .unwrap();
+        assert_eq!(allowed.allowlist.len(), 2);
+        assert!(
+            settings(&[
+                "--allowed-origin",
+                "http://contoso.com",
+                "--allow-insecure-loopback"
+            ])
+            .is_err()
+        );
+        assert!(
+            settings(&["--tls-cert", "cert.pem"]).is_err(),
+            "a certificate needs its key"
+        );
+    }
+}
