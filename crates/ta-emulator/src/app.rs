@@ -51,15 +51,62 @@ pub(crate) struct State {
     pub(crate) port: u16,
     /// Seconds added to the wall clock (tests move time forward).
     pub(crate) clock_offset: AtomicI64,
-    sessions: Mutex<HashMap<String, (String, String)>>,
-    /// Client assertion ids seen (replays are refused).
-    assertion_ids: Mutex<std::collections::HashSet<String>>,
+    /// The mint's session ids, with their application and origins, for as
+    /// long as their token lives.
+    sessions: Mutex<Expiring<(String, String)>>,
+    /// Client assertion ids seen (replays are refused), for as long as the
+    /// assertion is valid.
+    assertion_ids: Mutex<Expiring<()>>,
     correlation: AtomicU64,
     pub(crate) faults: Faults,
     /// AAD tokens issued so far (each token carries its number).
     token_seq: AtomicU64,
     /// Tokens numbered up to this are revoked.
     revoked_up_to: AtomicU64,
+}
+
+/// Entries forgotten once they expire (Unix seconds on the emulator's
+/// clock). Expired entries are swept whenever the map has doubled since the
+/// last sweep, so that a long-running emulator holds only what is alive.
+#[derive(Debug)]
+struct Expiring<V> {
+    entries: HashMap<String, (V, u64)>,
+    sweep_at: usize,
+}
+
+impl<V> Default for Expiring<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            sweep_at: Self::MIN_SWEEP,
+        }
+    }
+}
+
+impl<V> Expiring<V> {
+    const MIN_SWEEP: usize = 1024;
+
+    /// The entry for `key`, unless it has expired at `now`.
+    fn get(&self, key: &str, now: u64) -> Option<&V> {
+        self.entries
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value)
+    }
+
+    /// Adds or replaces an entry that lives until `expires`.
+    fn insert(&mut self, key: String, value: V, expires: u64, now: u64) {
+        if self.entries.len() >= self.sweep_at {
+            self.entries.retain(|_, (_, until)| *until > now);
+            self.sweep_at = (self.entries.len() * 2).max(Self::MIN_SWEEP);
+        }
+        self.entries.insert(key, (value, expires));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 impl State {
@@ -72,8 +119,8 @@ impl State {
             stats: Stats::default(),
             port,
             clock_offset: AtomicI64::new(0),
-            sessions: Mutex::new(HashMap::new()),
-            assertion_ids: Mutex::new(std::collections::HashSet::new()),
+            sessions: Mutex::new(Expiring::default()),
+            assertion_ids: Mutex::new(Expiring::default()),
             correlation: AtomicU64::new(0),
         }
     }
@@ -837,8 +884,10 @@ impl State {
         if let Err(message) = check_origins(&origins) {
             return self.bad_request(&message);
         }
+        let now = self.now_u64();
+        let exp = now.saturating_add(self.config.psat_lifetime_secs);
         if let Ok(mut sessions) = self.sessions.lock() {
-            match sessions.get(&session) {
+            match sessions.get(&session, now) {
                 Some((owner, known)) if owner != &app.application_id || known != &origins => {
                     return self.error(
                         StatusCode::CONFLICT,
@@ -852,12 +901,12 @@ impl State {
                     sessions.insert(
                         session.clone(),
                         (app.application_id.clone(), origins.clone()),
+                        exp,
+                        now,
                     );
                 }
             }
         }
-        let now = self.now_u64();
-        let exp = now.saturating_add(self.config.psat_lifetime_secs);
         let claims = PsatClaims {
             nbf: now,
             exp,
@@ -1005,20 +1054,22 @@ impl State {
                 "Client assertion failed signature validation: the application has no registered certificate.",
             ));
         };
-        let jti = crate::tokens::verify_assertion(
-            assertion,
-            certificate,
-            &app.client_id,
-            endpoint,
-            self.now_u64(),
-        )
-        .map_err(|(code, message)| {
-            self.aad_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &message)
-        })?;
+        let now = self.now_u64();
+        let (jti, expires) =
+            crate::tokens::verify_assertion(assertion, certificate, &app.client_id, endpoint, now)
+                .map_err(|(code, message)| {
+                    self.aad_error(StatusCode::UNAUTHORIZED, "invalid_client", code, &message)
+                })?;
         let fresh = self
             .assertion_ids
             .lock()
-            .map(|mut seen| seen.insert(jti))
+            .map(|mut seen| {
+                let fresh = seen.get(&jti, now).is_none();
+                if fresh {
+                    seen.insert(jti, (), expires, now);
+                }
+                fresh
+            })
             .unwrap_or(false);
         if !fresh {
             return Err(self.aad_error(
@@ -1449,5 +1500,32 @@ impl http_body::Body for HalfThenBreak {
                 "injected fault: connection closed mid-body",
             )))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expiring;
+
+    #[test]
+    fn an_entry_lives_until_it_expires() {
+        let mut map = Expiring::default();
+        map.insert("session".to_owned(), 7, 100, 10);
+        assert_eq!(map.get("session", 99), Some(&7));
+        assert_eq!(map.get("session", 100), None);
+        assert_eq!(map.get("other", 50), None);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_so_memory_stays_bounded() {
+        let mut map = Expiring::default();
+        // 100,000 entries, each alive for 10 s, one second apart: at most 10
+        // are alive at once.
+        for i in 0..100_000u64 {
+            map.insert(format!("s{i}"), (), i + 10, i);
+            assert!(map.len() <= 2 * Expiring::<()>::MIN_SWEEP, "{}", map.len());
+        }
+        assert_eq!(map.get("s99999", 99_999), Some(&()));
+        assert_eq!(map.get("s0", 99_999), None);
     }
 }

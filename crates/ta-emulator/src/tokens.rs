@@ -177,14 +177,15 @@ struct AssertionClaims {
 
 /// Verifies a client assertion against the registered certificate: RS256
 /// signature, `x5t`, `aud` (the token endpoint), `iss` = `sub` = client id,
-/// the time window; returns the `jti` (for replay detection).
+/// the time window; returns the `jti` and `exp` (for replay detection, for
+/// as long as the assertion is valid).
 pub(crate) fn verify_assertion(
     assertion: &str,
     certificate_pem: &str,
     client_id: &str,
     token_url: &str,
     now: u64,
-) -> Result<String, AssertionRefusal> {
+) -> Result<(String, u64), AssertionRefusal> {
     let malformed = || (50027, "JWT token is invalid or malformed.".to_owned());
     let mut parts = assertion.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
@@ -272,5 +273,5 @@ pub(crate) fn verify_assertion(
     if claims.jti.is_empty() {
         return Err(malformed());
     }
-    Ok(claims.jti)
+    Ok((claims.jti, claims.exp))
 }

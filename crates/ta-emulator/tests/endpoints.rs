@@ -411,7 +411,9 @@ async fn mint_refuses_bad_bodies_precisely() {
 
 #[tokio::test]
 async fn a_session_id_reused_differently_is_a_conflict() {
-    let (emu, client) = start(EmulatorConfig::default()).await;
+    let (emu, client) =
+        start(EmulatorConfig::default().with_psat_lifetime(std::time::Duration::from_secs(60)))
+            .await;
     let token = aad_token(&emu, &client).await;
     assert_eq!(
         mint(&emu, &client, &token, "same", "https://contoso.com")
@@ -429,6 +431,10 @@ async fn a_session_id_reused_differently_is_a_conflict() {
     let answer = mint(&emu, &client, &token, "same", "https://litware.com").await;
     assert_eq!(answer.status, 409);
     assert_eq!(answer.json()["subcode"], "AlreadyExists");
+    // Once its token has expired, the session id is forgotten.
+    emu.advance_clock(std::time::Duration::from_secs(61));
+    let answer = mint(&emu, &client, &token, "same", "https://litware.com").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
 }
 
 async fn minted_discover_link(emu: &Emulator, client: &HttpClient, origins: &str) -> String {
