@@ -356,7 +356,8 @@ impl Bootstrapper {
 
     /// When the AAD token should next be fetched ahead of its expiry (see
     /// [`TokenProvider::refresh_due`]); [`warm_up`](Self::warm_up) then
-    /// fetches it.
+    /// fetches it. The time is on the token provider's clock: give the
+    /// provider and the bootstrapper the same one.
     pub fn token_refresh_due(&self) -> Option<std::time::Instant> {
         self.inner.tokens.refresh_due(self.inner.config.audience())
     }

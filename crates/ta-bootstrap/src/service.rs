@@ -691,16 +691,17 @@ impl WidgetService {
                     // Forget clients whose rate-limit state is back to full.
                     self.shared.per_client.retain_recent();
                     self.shared.per_client.shrink_to_fit();
-                    let now = tokio::time::Instant::now();
-                    let mut next = now + WARM_CHECK_INTERVAL;
+                    // The refresh-ahead time is on the bootstrapper's clock.
+                    let mut wait = WARM_CHECK_INTERVAL;
                     if let Some(due) = self.shared.bootstrapper.token_refresh_due() {
-                        // At least a second from now: a refresh due in the
-                        // past is one the provider is backing off from.
-                        let due = tokio::time::Instant::from_std(due).max(now + MIN_WARM_WAIT);
-                        next = next.min(due);
+                        let now = self.shared.bootstrapper.clock().now();
+                        // At least a second: a refresh due now or in the
+                        // past is under way in another caller, or its token
+                        // has expired and the next warm-up fetches anew.
+                        wait = wait.min(due.saturating_duration_since(now).max(MIN_WARM_WAIT));
                     }
                     tokio::select! {
-                        () = tokio::time::sleep_until(next) => {}
+                        () = tokio::time::sleep(wait) => {}
                         () = self.shared.wake.notified() => {}
                     }
                 }

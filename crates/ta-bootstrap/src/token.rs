@@ -31,9 +31,10 @@ pub trait TokenProvider: Send + Sync {
     /// Drops `token` (the API refused it) so that the next call fetches.
     fn invalidate(&self, audience: &Audience, token: &AccessToken);
     /// When [`token`](Self::token) will next ask AAD for `audience` (the
-    /// cached token's refresh-ahead time, or the end of a backoff), if a
-    /// token is cached: a background task calls `token` then, so that no
-    /// caller waits for AAD. `None` when the provider does not say.
+    /// cached token's refresh-ahead time, or the end of a backoff), on the
+    /// provider's clock, if a token is cached: a background task calls
+    /// `token` then, so that no caller waits for AAD. `None` when the
+    /// provider does not say.
     fn refresh_due(&self, audience: &Audience) -> Option<Instant> {
         let _ = audience;
         None

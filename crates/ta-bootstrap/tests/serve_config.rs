@@ -565,3 +565,41 @@ async fn ta_listen_sets_the_address() {
     );
     assert_eq!(served.stop().await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loopback_switch_is_not_applied_by_a_reload() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let dir = TempDir::new("loopback-reload");
+    dir.write("secret.txt", DEFAULT_CLIENT_SECRET);
+    let config = dir.write("serve.toml", &config_text(&d, &["https://contoso.com"]));
+    let served = spawn_serve_with(serve_args(&config, &[]), 0).await;
+    // The switch and a loopback http origin arrive by reload: the switch
+    // needs a restart (for the transport too), so the reload is refused
+    // and says why.
+    dir.write(
+        "serve.toml",
+        &format!(
+            "{}allow-insecure-loopback = true\n",
+            config_text(&d, &["https://contoso.com", "http://127.0.0.1:3000"])
+        ),
+    );
+    served.signal("HUP");
+    let line = served
+        .wait_for_log("allow-insecure-loopback applies only after a restart")
+        .await;
+    assert!(line.contains("configuration reload refused"), "{line}");
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    assert_eq!(
+        post(&client, &served.url, "http://127.0.0.1:3000")
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(&client, &served.url, "https://contoso.com")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(served.stop().await, Some(0));
+}

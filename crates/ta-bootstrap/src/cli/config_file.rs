@@ -51,7 +51,7 @@ impl FileConfig {
                 .span()
                 .and_then(|span| text.get(..span.start))
                 .map(|before| before.matches('\n').count() + 1);
-            let message = safe_message(&text, e.span(), e.message());
+            let message = safe_message(&text, e.message());
             match line {
                 Some(line) => format!(
                     "configuration file {}, line {line}: {message}",
@@ -79,51 +79,32 @@ impl FileConfig {
     }
 }
 
-/// The key a `key = value` line sets (`None` for tables, comments and the
-/// like).
-fn key_of(line: &str) -> Option<&str> {
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches(['"', '\'']);
-    (!key.is_empty() && !key.starts_with('#') && !key.starts_with('[')).then_some(key)
-}
-
-/// The TOML library's message, on one line, never quoting a secret: for a
-/// wrong `client-secret` value (whose text the library would quote: "invalid
-/// type: integer `…`") a message of ours, and any `client-secret` value that
-/// shows up in another message is cut out.
-fn safe_message(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
-    const SECRET_KEY: &str = "client-secret";
-    let line_of = |at: usize| {
-        let start = text
-            .get(..at)
-            .and_then(|t| t.rfind('\n'))
-            .map_or(0, |i| i + 1);
-        let end = text
-            .get(at..)
-            .and_then(|t| t.find('\n'))
-            .map_or(text.len(), |i| at + i);
-        text.get(start..end).unwrap_or_default()
-    };
-    if span
-        .and_then(|span| key_of(line_of(span.start)))
-        .is_some_and(|key| key == SECRET_KEY)
-    {
-        return format!("`{SECRET_KEY}` must be a string (the value is not shown)");
-    }
+/// The TOML library's message, on one line, with any `client-secret` value
+/// cut out. The secret's own deserializer already refuses a wrong value
+/// without quoting it; this is the second line of defence, and it reads the
+/// key as TOML does (quoted, escaped or dotted spellings alike).
+fn safe_message(text: &str, message: &str) -> String {
     let mut message = message.replace(['\r', '\n'], " ");
-    for line in text.lines() {
-        if key_of(line) != Some(SECRET_KEY) {
-            continue;
+    if let Ok(table) = text.parse::<toml::Table>() {
+        let mut values = Vec::new();
+        if let Some(value) = table.get("client-secret") {
+            secret_texts(value, &mut values);
         }
-        let Some((_, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim().trim_matches(['"', '\'']);
-        if !value.is_empty() && message.contains(value) {
-            message = message.replace(value, "<not shown>");
+        for value in values.iter().filter(|v| !v.is_empty()) {
+            message = message.replace(value.as_str(), "<not shown>");
         }
     }
     message
+}
+
+/// Every text a secret's value could be quoted as.
+fn secret_texts(value: &toml::Value, into: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) => into.push(s.clone()),
+        toml::Value::Array(items) => items.iter().for_each(|v| secret_texts(v, into)),
+        toml::Value::Table(table) => table.values().for_each(|v| secret_texts(v, into)),
+        other => into.push(other.to_string()),
+    }
 }
 
 impl UpstreamArgs {
@@ -209,19 +190,30 @@ mod tests {
         assert!(error.contains("line 2"), "{error}");
         assert!(error.contains("client-secret"), "{error}");
         assert!(!error.contains("424242424242"), "{error}");
-
-        let error = error_of("client-secret = [\"sekrit-in-a-list\"]\n");
-        assert!(!error.contains("sekrit"), "{error}");
+        // However the key is spelled.
+        let error = error_of("\"client\\u002dsecret\" = 424242424242\n");
+        assert!(error.contains("client-secret"), "{error}");
+        assert!(!error.contains("424242424242"), "{error}");
+        let error = error_of("client-secret = 4242.4242\n");
+        assert!(!error.contains("4242.4242"), "{error}");
     }
 
     #[test]
-    fn other_messages_keep_their_detail_but_not_the_secret() {
-        // The error is on another line; toml's message names the key.
+    fn a_secret_quoted_in_a_message_is_cut_out() {
+        let text = "\"client\\u002dsecret\" = \"sekrit-value\"\nlisten = 1\n";
+        let message = super::safe_message(text, "listen: got 1 next to sekrit-value\nagain");
+        assert_eq!(message, "listen: got 1 next to <not shown> again");
+        let text = "client-secret = 424242\n";
+        let message = super::safe_message(text, "invalid type: integer `424242`");
+        assert!(!message.contains("424242"), "{message}");
+    }
+
+    #[test]
+    fn other_messages_keep_their_detail() {
         let error = error_of("client-secret = \"sekrit-value\"\nlisten-address = \"x\"\n");
         assert!(error.contains("listen-address"), "{error}");
         assert!(error.contains("line 2"), "{error}");
-        assert!(!error.contains("sekrit-value"), "{error}");
-        // A wrong value elsewhere is still quoted, so the operator sees it.
+        // A wrong value elsewhere is quoted, so that the operator sees it.
         let error = error_of("per-client-rate = \"many\"\n");
         assert!(error.contains("\"many\""), "{error}");
     }

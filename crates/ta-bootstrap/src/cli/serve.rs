@@ -46,8 +46,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     emulator: bool,
     /// With --emulator: how long the embedded emulator's widget tokens
-    /// live, in seconds (the demo widget renews them at three quarters of
-    /// their life) [default: 120].
+    /// live, in seconds (the demo widget renews a token at three quarters of
+    /// its life or 10 s before it expires, whichever is sooner, and at least
+    /// 5 s after it got it) [default: 120].
     #[arg(
         long,
         requires = "emulator",
@@ -115,13 +116,8 @@ impl ServeArgs {
         file: &FileConfig,
         loopback_http: bool,
     ) -> Result<Settings, String> {
-        let policy = OriginPolicy {
-            allow_http: upstream.allow_http_origins,
-            allow_loopback_http: loopback_http || upstream.allow_insecure_loopback,
-        };
-        let allowlist = WidgetService::allowlist(&upstream.allowed_origins, policy).map_err(|e| {
-            format!("site allowlist (--allowed-origin, TA_ALLOWED_ORIGINS or `allowed-origins`): {e}")
-        })?;
+        let allowlist =
+            allowlist_for(&upstream, loopback_http || upstream.allow_insecure_loopback)?;
         let mut listen = self.listen;
         fill(&mut listen, &file.listen);
         let mut per_client_rate = self.per_client_rate;
@@ -182,6 +178,18 @@ impl ServeArgs {
     }
 }
 
+/// The site allowlist of `upstream`'s origins, loopback `http` origins
+/// admitted when `loopback_http`.
+fn allowlist_for(upstream: &UpstreamArgs, loopback_http: bool) -> Result<Vec<Origin>, String> {
+    let policy = OriginPolicy {
+        allow_http: upstream.allow_http_origins,
+        allow_loopback_http: loopback_http,
+    };
+    WidgetService::allowlist(&upstream.allowed_origins, policy).map_err(|e| {
+        format!("site allowlist (--allowed-origin, TA_ALLOWED_ORIGINS or `allowed-origins`): {e}")
+    })
+}
+
 /// Settings that only a restart applies, named as the keys.
 fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     let (a, b) = (&old.upstream, &new.upstream);
@@ -233,7 +241,17 @@ struct Running {
 /// Reads the configuration again and applies what can change while
 /// running; all or nothing.
 fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
-    let outcome = args.resolve().and_then(|new| {
+    let outcome = args.resolve().and_then(|mut new| {
+        // `allow-insecure-loopback` applies only after a restart (it is
+        // warned about below), to the allowlist as to the transport.
+        let loopback = current.upstream.allow_insecure_loopback;
+        new.allowlist = allowlist_for(&new.upstream, loopback).map_err(|e| {
+            if new.upstream.allow_insecure_loopback == loopback {
+                e
+            } else {
+                format!("{e} (allow-insecure-loopback applies only after a restart)")
+            }
+        })?;
         let credential = new.upstream.credential()?;
         // TLS last: it is the one step that applies itself when it works.
         if let Some(tls) = &running.tls {
@@ -584,14 +602,21 @@ mod tests {
         serve: ServeArgs,
     }
 
+    /// The settings of `serve` with these flags, whatever `TA_*` variables
+    /// the environment running the test has.
     fn settings(args: &[&str]) -> Result<Settings, String> {
-        let wrapper = Wrapper::try_parse_from(
-            ["serve", "--allowed-origin", "https://contoso.com"]
-                .iter()
-                .chain(args),
-        )
-        .map_err(|e| e.to_string())?;
-        let serve = wrapper.serve;
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let matches = Wrapper::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(
+                ["serve", "--allowed-origin", "https://contoso.com"]
+                    .iter()
+                    .chain(args),
+            )
+            .map_err(|e| e.to_string())?;
+        let serve = Wrapper::from_arg_matches(&matches)
+            .map_err(|e| e.to_string())?
+            .serve;
         serve.resolve_with(serve.upstream.clone(), &FileConfig::default(), false)
     }
 

@@ -17,14 +17,44 @@ use ta_protocol::{
 
 /// A secret from the command line, the environment or a configuration
 /// file; `Debug` hides it.
-#[derive(Clone, serde::Deserialize)]
-#[serde(transparent)]
+#[derive(Clone)]
 pub(crate) struct SecretArg(String);
 
 impl SecretArg {
     /// A secret given in code.
     pub(crate) fn new(secret: &str) -> Self {
         Self(secret.to_owned())
+    }
+}
+
+/// From the configuration file: a string only. Every other value is refused
+/// with a message of ours, because the TOML library's own ("invalid type:
+/// integer `…`, expected a string") would quote the secret.
+impl<'de> serde::Deserialize<'de> for SecretArg {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SecretArg;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretArg, E> {
+                Ok(SecretArg(value.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<SecretArg, E> {
+                Ok(SecretArg(value))
+            }
+        }
+        deserializer
+            .deserialize_string(Visitor)
+            .map_err(|_: D::Error| {
+                serde::de::Error::custom(
+                    "`client-secret` must be a string (the value is not shown)",
+                )
+            })
     }
 }
 
