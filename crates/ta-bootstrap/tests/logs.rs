@@ -136,6 +136,34 @@ async fn no_secret_or_token_in_trace_logs() {
 /// The `serve` binary at `RUST_LOG=trace`, in both log formats, through
 /// warm-up, widget tokens, refusals, a reload on SIGHUP (the secret read
 /// from a file) and shutdown: no secret and no token in any line.
+/// `serve` for the deployment at `RUST_LOG=trace`, its secret read from
+/// `secret_file`, logging in `format`.
+async fn serve_at_trace_level(
+    d: &bin::Deployment,
+    secret_file: &std::path::Path,
+    format: &str,
+) -> bin::Served {
+    let mut args = vec![
+        "serve".to_owned(),
+        "--log-format".to_owned(),
+        format.to_owned(),
+    ];
+    args.extend(bin::deployment_args(d));
+    args.extend(
+        [
+            "--client-secret-file",
+            &secret_file.display().to_string(),
+            "--allowed-origin",
+            "https://contoso.com",
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .map(str::to_owned),
+    );
+    // The spawn helpers clear RUST_LOG; set it again.
+    bin::spawn_serve_with_env(args, 0, &[("RUST_LOG", "trace")]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_at_trace_level_logs_no_secret_or_token() {
     let d = bin::deployment(
@@ -147,25 +175,7 @@ async fn serve_at_trace_level_logs_no_secret_or_token() {
     std::fs::write(&secret_file, SENTINEL_SECRET).unwrap();
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     for format in ["text", "json"] {
-        let mut args = vec![
-            "serve".to_owned(),
-            "--log-format".to_owned(),
-            format.to_owned(),
-        ];
-        args.extend(bin::deployment_args(&d));
-        args.extend(
-            [
-                "--client-secret-file",
-                &secret_file.display().to_string(),
-                "--allowed-origin",
-                "https://contoso.com",
-                "--listen",
-                "127.0.0.1:0",
-            ]
-            .map(str::to_owned),
-        );
-        // spawn_serve_with clears RUST_LOG; set it on a wrapper.
-        let served = bin::spawn_serve_with_env(args, 0, &[("RUST_LOG", "trace")]).await;
+        let served = serve_at_trace_level(&d, &secret_file, format).await;
         let mut secrets = vec![SENTINEL_SECRET.to_owned()];
         for origin in [
             "https://contoso.com",
@@ -246,20 +256,7 @@ async fn serve_failures_at_trace_level_log_no_secret_or_token() {
     .await;
     let secret_file = std::env::temp_dir().join(format!("ta-logs-{}.txt", uuid::Uuid::new_v4()));
     std::fs::write(&secret_file, WRONG_SECRET).unwrap();
-    let mut args = vec!["serve".to_owned()];
-    args.extend(bin::deployment_args(&d));
-    args.extend(
-        [
-            "--client-secret-file",
-            &secret_file.display().to_string(),
-            "--allowed-origin",
-            "https://contoso.com",
-            "--listen",
-            "127.0.0.1:0",
-        ]
-        .map(str::to_owned),
-    );
-    let served = bin::spawn_serve_with_env(args, 0, &[("RUST_LOG", "trace")]).await;
+    let served = serve_at_trace_level(&d, &secret_file, "text").await;
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
 
     // AAD refuses the wrong secret: warm-up and a widget request fail.

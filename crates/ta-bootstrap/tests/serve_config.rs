@@ -86,6 +86,11 @@ async fn post(client: &ta_hyper::HyperTransport, url: &str, origin: &str) -> htt
     client.send(request).await.unwrap()
 }
 
+/// The status of a widget-token request from `origin`.
+async fn status(client: &ta_hyper::HyperTransport, url: &str, origin: &str) -> u16 {
+    post(client, url, origin).await.status().as_u16()
+}
+
 async fn get(client: &ta_hyper::HyperTransport, url: &str) -> http::Response<Bytes> {
     client
         .send(http::Request::get(url).body(Bytes::new()).unwrap())
@@ -172,9 +177,7 @@ async fn sighup_rotates_the_secret_and_the_allowlist_and_refuses_a_bad_reload() 
     })
     .await;
     assert_eq!(
-        post(&client, &served.url, "https://contoso.com")
-            .await
-            .status(),
+        status(&client, &served.url, "https://contoso.com").await,
         403
     );
 
@@ -202,15 +205,11 @@ async fn sighup_rotates_the_secret_and_the_allowlist_and_refuses_a_bad_reload() 
     })
     .await;
     assert_eq!(
-        post(&client, &served.url, "https://litware.com")
-            .await
-            .status(),
+        status(&client, &served.url, "https://litware.com").await,
         200
     );
     assert_eq!(
-        post(&client, &served.url, "https://contoso.com")
-            .await
-            .status(),
+        status(&client, &served.url, "https://contoso.com").await,
         403
     );
     // No secret in the logs, whatever happened.
@@ -229,9 +228,7 @@ async fn watch_config_reloads_when_a_file_changes() {
     let served = spawn_serve_with(serve_args(&config, &["--watch-config"]), 0).await;
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     assert_eq!(
-        post(&client, &served.url, "https://contoso.com")
-            .await
-            .status(),
+        status(&client, &served.url, "https://contoso.com").await,
         200
     );
     dir.write("serve.toml", &config_text(&d, &["https://fabrikam.com"]));
@@ -558,9 +555,7 @@ async fn ta_listen_sets_the_address() {
     assert_eq!(served.url, format!("http://{listen}/v1/widget-token"));
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     assert_eq!(
-        post(&client, &served.url, "https://contoso.com")
-            .await
-            .status(),
+        status(&client, &served.url, "https://contoso.com").await,
         200
     );
     assert_eq!(served.stop().await, Some(0));
@@ -590,15 +585,11 @@ async fn the_loopback_switch_is_not_applied_by_a_reload() {
     assert!(line.contains("configuration reload refused"), "{line}");
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
     assert_eq!(
-        post(&client, &served.url, "http://127.0.0.1:3000")
-            .await
-            .status(),
+        status(&client, &served.url, "http://127.0.0.1:3000").await,
         403
     );
     assert_eq!(
-        post(&client, &served.url, "https://contoso.com")
-            .await
-            .status(),
+        status(&client, &served.url, "https://contoso.com").await,
         200
     );
     assert_eq!(served.stop().await, Some(0));
