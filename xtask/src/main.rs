@@ -4,17 +4,24 @@
 //!   every target with warnings denied, `cargo doc` with warnings denied,
 //!   then every test (unit, integration, doc) of the workspace. The README's
 //!   test command.
+//!   After clippy, `deps` checks the layering; after the tests, the
+//!   orchestrator library is linted and tested alone with
+//!   `--no-default-features` (no hyper transport).
 //! - `test`: the tests alone.
 //! - `lint`: fmt and clippy alone.
+//! - `deps`: the dependency rules of the layers ([`deps`]), with the number
+//!   of crates in each tree.
 //! - `bench [emulator|serve]`: criterion benchmarks; speed targets live there,
 //!   never in timed tests.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod deps;
 
 use std::env;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
 
@@ -59,6 +66,34 @@ fn test() -> Result<(), String> {
     run("cargo test", c)
 }
 
+/// The orchestrator library alone, without its default `hyper` feature: it
+/// must build, lint clean and pass its tests with a transport of the
+/// user's own.
+fn library_alone() -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "ta-bootstrap",
+        "--no-default-features",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy -p ta-bootstrap --no-default-features", c)?;
+    let mut c = cargo();
+    c.args([
+        "test",
+        "-p",
+        "ta-bootstrap",
+        "--no-default-features",
+        "--locked",
+    ]);
+    run("cargo test -p ta-bootstrap --no-default-features", c)
+}
+
 fn doc() -> Result<(), String> {
     let mut c = cargo();
     c.args([
@@ -77,7 +112,7 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     c.args(["bench", "--locked"]);
     match which {
         Some("emulator") => c.args(["-p", "ta-emulator", "--bench", "emulator"]),
-        Some("serve") => c.args(["-p", "ta-bootstrap", "--bench", "serve"]),
+        Some("serve") => c.args(["-p", "ta-widget-service", "--bench", "serve"]),
         None => c.arg("--workspace"),
         Some(other) => {
             return Err(format!(
@@ -94,17 +129,21 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "ci" => fmt()
             .and_then(|()| clippy())
+            .and_then(|()| deps::check())
             .and_then(|()| doc())
-            .and_then(|()| test()),
+            .and_then(|()| test())
+            .and_then(|()| library_alone()),
         "lint" => fmt().and_then(|()| clippy()),
+        "deps" => deps::check(),
         "test" => test(),
         "bench" => bench(arg.as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|bench [emulator|serve]>");
+            eprintln!("usage: cargo xtask <ci|lint|deps|test|bench [emulator|serve]>");
             eprintln!(
-                "  ci    fmt check, clippy -D warnings, doc -D warnings, all tests (what CI runs)"
+                "  ci    fmt check, clippy -D warnings, deps, doc -D warnings, all tests, the library alone (what CI runs)"
             );
             eprintln!("  lint  fmt check and clippy");
+            eprintln!("  deps  the layers' dependency rules, with the size of each tree");
             eprintln!("  test  all tests");
             eprintln!(
                 "  bench criterion benchmarks (emulator: its own rates; serve: serve against the mint)"

@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{EntropyFrom, IdSource, RandomIds};
-use crate::metrics::{Metrics, UpstreamLabels};
+use crate::observer::{CacheKind, Observer};
 use crate::token::TokenProvider;
 
 /// Why a widget token could not be minted.
@@ -120,7 +120,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     caps: CapsCache,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 /// Mints widget tokens: discovery and capabilities are fetched once and
@@ -149,7 +149,7 @@ pub struct BootstrapperBuilder {
     tokens: Arc<dyn TokenProvider>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl fmt::Debug for BootstrapperBuilder {
@@ -172,9 +172,10 @@ impl BootstrapperBuilder {
         self
     }
 
-    /// Counts upstream requests, cache look-ups and mint times in `metrics`.
-    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    /// Reports upstream requests, capabilities-cache look-ups and mint
+    /// times to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -188,7 +189,7 @@ impl BootstrapperBuilder {
                 clock: self.clock,
                 ids: self.ids,
                 caps: CapsCache::default(),
-                metrics: self.metrics,
+                observer: self.observer,
             }),
         }
     }
@@ -216,7 +217,7 @@ impl Bootstrapper {
             tokens,
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::new()),
-            metrics: None,
+            observer: None,
         }
     }
 
@@ -250,8 +251,8 @@ impl Bootstrapper {
                 state.caps = None;
                 state.fetched_at = None;
             }
-            if let Some(metrics) = &self.inner.metrics {
-                metrics.cache_lookup("capabilities", state.caps.is_some());
+            if let Some(observer) = &self.inner.observer {
+                observer.cache_lookup(CacheKind::Capabilities, state.caps.is_some());
             }
             if let Some(caps) = &state.caps {
                 return Ok(Arc::clone(caps));
@@ -434,9 +435,8 @@ impl Bootstrapper {
         }
         .instrument(span)
         .await;
-        if let (Some(metrics), Ok(_)) = (&self.inner.metrics, &result) {
-            let elapsed = self.inner.clock.now().saturating_duration_since(started);
-            metrics.mint_seconds.observe(elapsed.as_secs_f64());
+        if let (Some(observer), Ok(_)) = (&self.inner.observer, &result) {
+            observer.minted(self.inner.clock.now().saturating_duration_since(started));
         }
         result
     }
@@ -457,34 +457,22 @@ impl Bootstrapper {
             self.inner.transport.as_ref(),
             self.inner.tokens.as_ref(),
             self.inner.clock.as_ref(),
-            self.inner.metrics.as_deref(),
+            self.inner.observer.as_deref(),
         )
         .await
     }
 }
 
-/// The metric label of a step.
-fn step_label(step: ta_protocol::Step) -> &'static str {
-    match step {
-        ta_protocol::Step::Discovery => "discovery",
-        ta_protocol::Step::Applications => "applications",
-        ta_protocol::Step::Application => "application",
-        ta_protocol::Step::Mint => "mint",
-        ta_protocol::Step::AnonymousDiscovery => "anonymous_discovery",
-        _ => "other",
-    }
-}
-
 /// Drives any flow over `transport`, asking `tokens` when it needs a token.
 /// Each request is logged (method, URL with token-bearing parts masked,
-/// status, correlation ids); no token or secret ever is. With `metrics`,
-/// each request is counted by step and status.
+/// status, correlation ids); no token or secret ever is. With an
+/// `observer`, each request is reported with its step and status.
 pub async fn drive<T>(
     mut flow: Flow<T>,
     transport: &dyn Transport,
     tokens: &dyn TokenProvider,
     clock: &dyn Clock,
-    metrics: Option<&Metrics>,
+    observer: Option<&dyn Observer>,
 ) -> Result<T, Error>
 where
     Flow<T>: Driveable<T>,
@@ -514,15 +502,9 @@ where
                 }
                 let outcome = transport.send(request).instrument(span.clone()).await;
                 let _entered = span.enter();
-                if let Some(metrics) = metrics {
-                    let status = outcome.as_ref().map_or(0, |r| r.status().as_u16());
-                    metrics
-                        .upstream
-                        .get_or_create(&UpstreamLabels {
-                            step: step_label(step),
-                            status,
-                        })
-                        .inc();
+                if let Some(observer) = observer {
+                    observer
+                        .upstream_request(step, outcome.as_ref().ok().map(|r| r.status().as_u16()));
                 }
                 match outcome {
                     Ok(response) => {

@@ -1,17 +1,23 @@
-//! The orchestrator of the Trusted Application API flow.
+//! The orchestrator of the Trusted Application API flow: a library, with no
+//! command line, no HTTP server and no emulator in it.
 //!
-//! A [`Bootstrapper`] drives [`ta_protocol`]'s state machines over a
-//! [`ta_protocol::Transport`] (by default [`ta_hyper::HyperTransport`]),
-//! with:
+//! A [`Bootstrapper`] drives [`ta_protocol`]'s state machines over any
+//! [`ta_protocol::Transport`] (with the default `hyper` feature,
+//! [`ta_hyper::HyperTransport`] is re-exported as [`hyper`]), with:
 //!
 //! - a capabilities cache shared by all callers: discovery and capabilities
 //!   are fetched once (single flight), then every widget token costs one
 //!   request;
 //! - a [`TokenProvider`] for AAD tokens ([`ClientCredentialsProvider`]:
 //!   client secret or certificate, refresh ahead, single flight);
-//! - an injected [`Clock`] and [`IdSource`].
+//! - an injected [`Clock`] and [`IdSource`], and an optional [`Observer`]
+//!   for metrics.
+//!
+//! The widget-token service built on it is the `ta-widget-service` crate;
+//! the `ta-bootstrap` executable is the `ta-bootstrap-cli` crate.
 //!
 //! ```no_run
+//! # #[cfg(feature = "hyper")]
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use ta_bootstrap::*;
@@ -21,15 +27,17 @@
 //! let config = Config::builder(ta_protocol::DEFAULT_DISCOVER_URL, "sip:helpdesk@contoso.com")
 //!     .build()?
 //!     .into_shared();
-//! let transport: Arc<dyn ta_protocol::Transport> = Arc::new(ta_hyper::HyperTransport::builder().build()?);
-//! let tokens = Arc::new(ClientCredentialsProvider::new(
-//!     Arc::clone(&transport),
-//!     TokenEndpoint::for_tenant("contoso.onmicrosoft.com")?,
-//!     ClientId::new("00000000-0000-0000-0000-000000000001")?,
-//!     Credential::Secret(ta_protocol::ClientSecret::new("…")),
-//!     Arc::new(SystemClock),
-//!     Arc::new(RandomIds::new()),
-//! ));
+//! let transport: Arc<dyn ta_protocol::Transport> =
+//!     Arc::new(ta_bootstrap::hyper::HyperTransport::builder().build()?);
+//! let tokens = Arc::new(
+//!     ClientCredentialsProvider::builder(
+//!         Arc::clone(&transport),
+//!         TokenEndpoint::for_tenant("contoso.onmicrosoft.com")?,
+//!         ClientId::new("00000000-0000-0000-0000-000000000001")?,
+//!         Credential::Secret(ta_protocol::ClientSecret::new("…")),
+//!     )
+//!     .build(),
+//! );
 //! let bootstrapper = Bootstrapper::builder(config, transport, tokens).build();
 //! let origins = AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())?;
 //! let minted = bootstrapper.mint(origins).await?;
@@ -40,12 +48,9 @@
 mod bootstrapper;
 mod clock;
 mod credentials;
-pub mod demo_site;
 mod ids;
-mod metrics;
+mod observer;
 mod report;
-pub mod server;
-mod service;
 mod token;
 
 pub use bootstrapper::{
@@ -54,9 +59,15 @@ pub use bootstrapper::{
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError};
 pub use ids::{IdSource, RandomIds};
-pub use metrics::Metrics;
+pub use observer::{CacheKind, Observer};
 pub use report::FailureKind;
-pub use service::{ServiceConfig, WidgetService};
 #[cfg(feature = "mock")]
 pub use token::MockTokenProvider;
-pub use token::{ClientCredentialsProvider, MIN_USABLE_LIFETIME, TokenProvider};
+pub use token::{
+    ClientCredentialsProvider, ClientCredentialsProviderBuilder, MIN_USABLE_LIFETIME, TokenProvider,
+};
+
+/// The hyper 1.x + rustls (ring) transport, [`ta_hyper`], re-exported (the
+/// default `hyper` feature). Without it, bring a transport of your own.
+#[cfg(feature = "hyper")]
+pub use ta_hyper as hyper;

@@ -1,4 +1,4 @@
-//! Failures sorted for people: what kind, which exit code, what to check.
+//! Failures sorted for people: what kind, what to check.
 
 use ta_protocol::aad::{AadError, TokenError};
 use ta_protocol::{
@@ -7,34 +7,24 @@ use ta_protocol::{
 
 use crate::BootstrapError;
 
-/// The kinds of failure the command line reports, each with its exit code.
+/// Whose move a failure is: what an operator checks first. A command line
+/// maps each kind to an exit code, a service to an HTTP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailureKind {
-    /// The command line or configuration is wrong (exit code 2).
+    /// The configuration is wrong (a URL, a trusted host, a key).
     Config,
-    /// Authentication failed: AAD refused, or the API refused the token
-    /// (exit code 3).
+    /// Authentication failed: AAD refused, or the API refused the token.
     Authentication,
     /// Not found or not consented: the endpoint, the application, or a
-    /// capability (exit code 4).
+    /// capability.
     NotFound,
     /// The service misbehaved, refused for another reason, or could not be
-    /// reached (exit code 5).
+    /// reached.
     Upstream,
 }
 
 impl FailureKind {
-    /// The process exit code.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Self::Config => 2,
-            Self::Authentication => 3,
-            Self::NotFound => 4,
-            Self::Upstream => 5,
-        }
-    }
-
     /// A stable, machine-readable name.
     pub fn code(self) -> &'static str {
         match self {

@@ -15,10 +15,10 @@ use ta_protocol::{
 };
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credential;
-use crate::ids::IdSource;
-use crate::metrics::{Metrics, OutcomeLabels};
+use crate::ids::{IdSource, RandomIds};
+use crate::observer::{CacheKind, Observer};
 
 /// Gives AAD tokens for an audience.
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -88,7 +88,8 @@ struct Slot {
 ///   life (at most five minutes before expiry), with jitter; if that fetch
 ///   fails while the old token is still valid, the old token is used.
 /// - Busy answers (429, 502, 503, 504) and retryable transport failures are
-///   retried with `ta-protocol`'s [`RetryPolicy`], honouring `Retry-After`.
+///   retried with a [`RetryPolicy`] (settable on the builder), honouring
+///   `Retry-After`.
 /// - Single flight: callers arriving while a token is being fetched wait for
 ///   that one request and all get its result, or its error; the next call
 ///   tries again.
@@ -105,7 +106,8 @@ pub struct ClientCredentialsProvider {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     slots: Mutex<HashMap<Audience, Arc<Slot>>>,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn Observer>>,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for ClientCredentialsProvider {
@@ -118,25 +120,91 @@ impl fmt::Debug for ClientCredentialsProvider {
     }
 }
 
+/// Builds a [`ClientCredentialsProvider`]; see
+/// [`ClientCredentialsProvider::builder`].
+pub struct ClientCredentialsProviderBuilder {
+    transport: Arc<dyn Transport>,
+    endpoint: TokenEndpoint,
+    client_id: ClientId,
+    credential: Credential,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    observer: Option<Arc<dyn Observer>>,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for ClientCredentialsProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsProviderBuilder")
+            .field("endpoint", &self.endpoint.url().as_str())
+            .field("client_id", &self.client_id)
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentialsProviderBuilder {
+    /// Sets the clock (default: [`SystemClock`]). Give the bootstrapper the
+    /// same one: [`TokenProvider::refresh_due`] is read on it.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the source of request ids and jitter (default: [`RandomIds`]).
+    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Reports AAD fetches and token-cache look-ups to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Sets how busy answers (429, 502, 503, 504) and retryable transport
+    /// failures of one token fetch are retried (default:
+    /// [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Builds the provider.
+    pub fn build(self) -> ClientCredentialsProvider {
+        ClientCredentialsProvider {
+            transport: self.transport,
+            endpoint: self.endpoint,
+            client_id: self.client_id,
+            credential: std::sync::RwLock::new(Arc::new(self.credential)),
+            clock: self.clock,
+            ids: self.ids,
+            slots: Mutex::new(HashMap::new()),
+            observer: self.observer,
+            retry: self.retry,
+        }
+    }
+}
+
 impl ClientCredentialsProvider {
-    /// A provider for `client_id` at `endpoint`.
-    pub fn new(
+    /// Starts a provider for `client_id` at `endpoint`, which sends its
+    /// token requests over `transport` and proves itself with `credential`.
+    pub fn builder(
         transport: Arc<dyn Transport>,
         endpoint: TokenEndpoint,
         client_id: ClientId,
         credential: Credential,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdSource>,
-    ) -> Self {
-        Self {
+    ) -> ClientCredentialsProviderBuilder {
+        ClientCredentialsProviderBuilder {
             transport,
             endpoint,
             client_id,
-            credential: std::sync::RwLock::new(Arc::new(credential)),
-            clock,
-            ids,
-            slots: Mutex::new(HashMap::new()),
-            metrics: None,
+            credential,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds::new()),
+            observer: None,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -162,20 +230,9 @@ impl ClientCredentialsProvider {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(credential);
     }
 
-    /// Counts token requests and cache look-ups in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
-        self
-    }
-
     fn count_fetch(&self, ok: bool) {
-        if let Some(metrics) = &self.metrics {
-            metrics
-                .aad_fetches
-                .get_or_create(&OutcomeLabels {
-                    outcome: if ok { "ok" } else { "error" },
-                })
-                .inc();
+        if let Some(observer) = &self.observer {
+            observer.aad_fetch(ok);
         }
     }
 
@@ -191,7 +248,7 @@ impl ClientCredentialsProvider {
     /// transport failures with the protocol's retry policy (a fresh client
     /// assertion each time: AAD refuses a replayed `jti`).
     async fn fetch(&self, audience: &Audience) -> Result<aad::TokenResponse, TokenError> {
-        let policy = RetryPolicy::default();
+        let policy = &self.retry;
         let started = self.clock.now();
         let mut failures = 0;
         loop {
@@ -321,8 +378,8 @@ impl TokenProvider for ClientCredentialsProvider {
         let seen_generation = {
             let state = lock(&slot);
             let hit = fresh(&state, self.clock.now());
-            if let Some(metrics) = &self.metrics {
-                metrics.cache_lookup("aad_token", hit.is_some());
+            if let Some(observer) = &self.observer {
+                observer.cache_lookup(CacheKind::AadToken, hit.is_some());
             }
             if let Some(token) = hit {
                 return Ok(token);

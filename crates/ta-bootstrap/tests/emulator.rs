@@ -8,14 +8,12 @@
     missing_docs
 )]
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
 use ta_bootstrap::*;
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
 use ta_protocol::{ApiErrorKind, ApplicationSessionId, Error, ServerErrorKind};
+use ta_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_bootstrapper_hit_by_1000_widgets_asks_each_upstream_once() {

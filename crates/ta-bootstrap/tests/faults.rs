@@ -8,11 +8,9 @@
     missing_docs
 )]
 
-mod common;
-
-use common::*;
 use ta_bootstrap::FailureKind;
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
+use ta_test_support::*;
 
 /// What a fault leads to.
 enum Expect {

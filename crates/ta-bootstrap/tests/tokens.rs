@@ -72,14 +72,15 @@ impl Transport for FakeAad {
 }
 
 fn provider(aad: &Arc<FakeAad>) -> Arc<ClientCredentialsProvider> {
-    Arc::new(ClientCredentialsProvider::new(
-        Arc::clone(aad) as Arc<dyn Transport>,
-        TokenEndpoint::parse("https://login.example/t/oauth2/v2.0/token", false).unwrap(),
-        ClientId::new("app").unwrap(),
-        Credential::Secret(ClientSecret::new("sentinel-secret")),
-        Arc::new(SystemClock),
-        Arc::new(RandomIds::new()),
-    ))
+    Arc::new(
+        ClientCredentialsProvider::builder(
+            Arc::clone(aad) as Arc<dyn Transport>,
+            TokenEndpoint::parse("https://login.example/t/oauth2/v2.0/token", false).unwrap(),
+            ClientId::new("app").unwrap(),
+            Credential::Secret(ClientSecret::new("sentinel-secret")),
+        )
+        .build(),
+    )
 }
 
 fn audience() -> Audience {

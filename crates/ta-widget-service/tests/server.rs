@@ -16,8 +16,8 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use bytes::Bytes;
-use ta_bootstrap::server::{ServerLimits, ServerTls, Stopped, TlsError, serve};
 use ta_protocol::Transport as _;
+use ta_widget_service::server::{ServerLimits, ServerTls, Stopped, TlsError, serve};
 
 fn pair() -> (String, String) {
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();

@@ -39,7 +39,7 @@ use tower_http::trace::TraceLayer;
 use tracing::{debug, info, warn};
 
 use crate::metrics::{LimitLabels, Metrics};
-use crate::{BootstrapError, Bootstrapper, FailureKind};
+use ta_bootstrap::{BootstrapError, Bootstrapper, FailureKind};
 
 /// The settings of the service.
 #[derive(Debug, Clone)]

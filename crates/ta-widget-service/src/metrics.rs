@@ -1,12 +1,15 @@
 //! Prometheus metrics of the orchestrator and the widget-token service.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use ta_bootstrap::{CacheKind, Observer};
+use ta_protocol::Step;
 
 /// A request of the service, by route and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,8 +46,9 @@ pub(crate) struct LimitLabels {
 
 /// The metrics, and the registry they are exported from.
 ///
-/// Give one `Arc<Metrics>` to the [`crate::Bootstrapper`], the
-/// [`crate::ClientCredentialsProvider`] and the [`crate::WidgetService`];
+/// Give one `Arc<Metrics>` to the [`WidgetService`](crate::WidgetService),
+/// and as their [`Observer`] to the [`ta_bootstrap::Bootstrapper`] and the
+/// [`ta_bootstrap::ClientCredentialsProvider`];
 /// [`Metrics::encode`] writes the Prometheus text format.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -136,13 +140,48 @@ impl Metrics {
         }
         out
     }
+}
 
-    pub(crate) fn cache_lookup(&self, cache: &'static str, hit: bool) {
+/// The metric label of a step.
+fn step_label(step: Step) -> &'static str {
+    match step {
+        Step::Discovery => "discovery",
+        Step::Applications => "applications",
+        Step::Application => "application",
+        Step::Mint => "mint",
+        Step::AnonymousDiscovery => "anonymous_discovery",
+        _ => "other",
+    }
+}
+
+impl Observer for Metrics {
+    fn upstream_request(&self, step: Step, status: Option<u16>) {
+        self.upstream
+            .get_or_create(&UpstreamLabels {
+                step: step_label(step),
+                status: status.unwrap_or(0),
+            })
+            .inc();
+    }
+
+    fn cache_lookup(&self, cache: CacheKind, hit: bool) {
         self.cache
             .get_or_create(&CacheLabels {
-                cache,
+                cache: cache.label(),
                 result: if hit { "hit" } else { "miss" },
             })
             .inc();
+    }
+
+    fn aad_fetch(&self, ok: bool) {
+        self.aad_fetches
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    fn minted(&self, elapsed: Duration) {
+        self.mint_seconds.observe(elapsed.as_secs_f64());
     }
 }

@@ -50,7 +50,7 @@ impl Checklist {
     }
 
     fn exit_code(&self) -> u8 {
-        self.first_failure.map_or(0, FailureKind::exit_code)
+        self.first_failure.map_or(0, super::exit_code)
     }
 }
 

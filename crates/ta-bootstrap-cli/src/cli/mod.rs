@@ -20,10 +20,21 @@ pub(crate) mod upstream;
 /// Exit code for configuration and usage errors.
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
+/// The process exit code of a kind of failure.
+pub(crate) fn exit_code(kind: ta_bootstrap::FailureKind) -> u8 {
+    match kind {
+        ta_bootstrap::FailureKind::Config => EXIT_CONFIG,
+        ta_bootstrap::FailureKind::Authentication => 3,
+        ta_bootstrap::FailureKind::NotFound => 4,
+        // Upstream, and any kind a later library version adds.
+        _ => 5,
+    }
+}
+
 /// Prints the one-line failure report and returns its exit code.
 pub(crate) fn fail(error: &ta_bootstrap::BootstrapError) -> u8 {
     eprintln!("error: {}: {}", error.kind().code(), error.report_line());
-    error.kind().exit_code()
+    exit_code(error.kind())
 }
 
 /// Prints a configuration error and returns its exit code.

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use ta_bootstrap::{
-    Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, Metrics, RandomIds,
-    SystemClock, TokenProvider,
+    Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, Observer, TokenProvider,
 };
 use ta_hyper::HyperTransport;
 use ta_protocol::aad::{ClientId, TokenEndpoint};
@@ -177,10 +176,10 @@ impl UpstreamArgs {
         self.build_with(None, None)
     }
 
-    /// The same, counting in `metrics`.
+    /// The same, reporting to `observer` (serve's metrics).
     pub(crate) fn build_with(
         &self,
-        metrics: Option<Arc<Metrics>>,
+        observer: Option<Arc<dyn Observer>>,
         limits: Option<ta_hyper::Limits>,
     ) -> Result<Upstream, String> {
         let endpoint_id = self
@@ -235,25 +234,23 @@ impl UpstreamArgs {
                 .map_err(|e| e.to_string())?;
         }
         let transport: Arc<dyn Transport> = Arc::new(transport.build().map_err(|e| e.to_string())?);
-        let mut provider = ClientCredentialsProvider::new(
+        let mut provider = ClientCredentialsProvider::builder(
             Arc::clone(&transport),
             token_endpoint.clone(),
             client_id,
             credential,
-            Arc::new(SystemClock),
-            Arc::new(RandomIds::new()),
         );
-        if let Some(metrics) = &metrics {
-            provider = provider.with_metrics(Arc::clone(metrics));
+        if let Some(observer) = &observer {
+            provider = provider.observer(Arc::clone(observer));
         }
-        let tokens = Arc::new(provider);
+        let tokens = Arc::new(provider.build());
         let mut bootstrapper = Bootstrapper::builder(
             Arc::clone(&config),
             Arc::clone(&transport),
             Arc::clone(&tokens) as Arc<dyn TokenProvider>,
         );
-        if let Some(metrics) = metrics {
-            bootstrapper = bootstrapper.metrics(metrics);
+        if let Some(observer) = observer {
+            bootstrapper = bootstrapper.observer(observer);
         }
         let bootstrapper = bootstrapper.build();
         Ok(Upstream {

@@ -7,10 +7,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
 
 mod cli;
+mod demo_site;
+mod logging;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use logging::LogFormat;
 
 /// Bootstraps anonymous chat widgets on the Skype for Business Trusted
 /// Application API.
@@ -22,16 +25,6 @@ struct Cli {
     /// The format of log lines on stderr (the level comes from RUST_LOG).
     #[arg(long, global = true, env = "TA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines (coloured only on a terminal).
-    Text,
-    /// One JSON object per line, with the fields of the enclosing spans
-    /// (such as a request's `request_id`).
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,35 +44,13 @@ enum Command {
     Serve(cli::serve::ServeArgs),
 }
 
-/// Logs go to stderr. The long-running commands (`serve`, `emulator`) log
-/// at `info` unless RUST_LOG says otherwise; the one-shot commands log only
-/// when RUST_LOG asks (a failing `token` prints exactly one `error:` line).
-fn init_logging(format: LogFormat, default: &str) {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) | Command::Emulator(_) => "info",
         _ => "off",
     };
-    init_logging(cli.log_format, default_level);
+    logging::init(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use ta_bootstrap::demo_site::DemoSite;
-use ta_bootstrap::server::{ServerLimits, ServerTls, Stopped};
-use ta_bootstrap::{ClientCredentialsProvider, Metrics, ServiceConfig, WidgetService};
+use ta_bootstrap::ClientCredentialsProvider;
+use ta_widget_service::server::{ServerLimits, ServerTls, Stopped};
+use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
+
+use crate::demo_site::DemoSite;
 use ta_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
 };
@@ -445,7 +447,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         .with_call_timeout(Duration::from_secs(10));
     let upstream = match settings
         .upstream
-        .build_with(Some(Arc::clone(&metrics)), Some(limits))
+        .build_with(Some(Arc::clone(&metrics) as _), Some(limits))
     {
         Ok(upstream) => upstream,
         Err(e) => return config_error(e),
@@ -509,7 +511,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
                 ),
             ];
             for (listener, site) in sites {
-                demo_sites.push(tokio::spawn(ta_bootstrap::server::serve(
+                demo_sites.push(tokio::spawn(ta_widget_service::server::serve(
                     listener,
                     site.router(),
                     None,
@@ -563,7 +565,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
             }
         })
     };
-    let served = ta_bootstrap::server::serve(
+    let served = ta_widget_service::server::serve(
         listener,
         service.router(),
         tls,

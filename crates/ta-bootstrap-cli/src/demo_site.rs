@@ -37,7 +37,7 @@ const TOKEN_PATH: &str = "/v1/widget-token";
 /// One demo site: the page and its script, pointed at a widget-token
 /// service.
 #[derive(Debug, Clone)]
-pub struct DemoSite {
+pub(crate) struct DemoSite {
     service_url: String,
     note: String,
     title: String,
@@ -47,7 +47,7 @@ impl DemoSite {
     /// A site whose widget calls the service at `service_url` (its base,
     /// such as `http://127.0.0.1:8080`; the page posts to
     /// `{service_url}/v1/widget-token`).
-    pub fn new(service_url: impl Into<String>) -> Self {
+    pub(crate) fn new(service_url: impl Into<String>) -> Self {
         Self {
             service_url: service_url.into(),
             note: String::new(),
@@ -58,21 +58,14 @@ impl DemoSite {
     /// A line shown at the top of the page (for example, "this origin is
     /// not on the allowlist").
     #[must_use]
-    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+    pub(crate) fn with_note(mut self, note: impl Into<String>) -> Self {
         self.note = note.into();
-        self
-    }
-
-    /// The page's title and main heading (by default "Chat widget demo").
-    #[must_use]
-    pub fn with_title(mut self, title: impl Into<String>) -> Self {
-        self.title = title.into();
         self
     }
 
     /// The URL the page posts to: the service's base URL (trailing slashes
     /// removed) followed by `/v1/widget-token`.
-    pub fn token_url(&self) -> String {
+    pub(crate) fn token_url(&self) -> String {
         format!("{}{TOKEN_PATH}", self.service_url.trim_end_matches('/'))
     }
 
@@ -80,7 +73,7 @@ impl DemoSite {
     /// from the page's own origin only, no inline script, and connections
     /// to the service's origin and to `https:` hosts (the API, whose host
     /// only the token reveals).
-    pub fn content_security_policy(&self) -> String {
+    pub(crate) fn content_security_policy(&self) -> String {
         let service = url::Url::parse(&self.service_url)
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https"))
@@ -110,7 +103,7 @@ impl DemoSite {
     }
 
     /// The routes of the site.
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         let csp = HeaderValue::from_str(&self.content_security_policy())
             .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
         let page: Arc<str> = Arc::from(self.page());

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use ta_bootstrap::{ClientCredentialsProvider, Credential, RandomIds, SystemClock, TokenProvider};
+use ta_bootstrap::{ClientCredentialsProvider, Credential, RandomIds, TokenProvider};
 use ta_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
 };
@@ -158,14 +158,13 @@ pub(crate) async fn run(args: DemoArgs) -> u8 {
         Ok(built) => built,
         Err(e) => return config_error(e),
     };
-    let tokens = ClientCredentialsProvider::new(
+    let tokens = ClientCredentialsProvider::builder(
         Arc::clone(&transport),
         endpoint,
         client_id,
         Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET)),
-        Arc::new(SystemClock),
-        Arc::new(RandomIds::new()),
-    );
+    )
+    .build();
     let ids = Arc::new(RandomIds::new());
     let session_id: ApplicationSessionId = ta_bootstrap::IdSource::session_id(ids.as_ref());
     eprintln!("The SA mints a widget token for origin {origin}, session {session_id}:");

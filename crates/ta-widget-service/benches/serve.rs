@@ -18,23 +18,21 @@
     missing_docs
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ta_bootstrap::{ServiceConfig, TokenProvider as _, WidgetService};
+use ta_bootstrap::TokenProvider as _;
 use ta_emulator::{EmulatorConfig, Route};
 use ta_protocol::{OriginPolicy, Transport};
+use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
 
 const CONCURRENT: usize = 64;
 
 struct Bench {
-    setup: common::Setup,
+    setup: ta_test_support::Setup,
     serve_addr: std::net::SocketAddr,
     /// The widgets' kept-alive connections to `serve`, between rounds.
     widget_connections: std::sync::Mutex<Vec<WidgetConnection>>,
@@ -243,7 +241,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn start() -> Arc<Bench> {
-    let setup = common::setup(EmulatorConfig::default()).await;
+    let metrics = Arc::new(Metrics::new());
+    let setup =
+        ta_test_support::setup_observed(EmulatorConfig::default(), Arc::clone(&metrics) as _).await;
     setup.bootstrapper.warm_up().await.unwrap();
     let allowlist =
         WidgetService::allowlist(&["https://contoso.com".to_owned()], OriginPolicy::default())
@@ -251,20 +251,16 @@ async fn start() -> Arc<Bench> {
     let mut config = ServiceConfig::new(allowlist);
     config.per_client_per_minute = u32::MAX;
     config.global_per_second = u32::MAX;
-    let service = WidgetService::new(
-        setup.bootstrapper.clone(),
-        config,
-        Arc::clone(&setup.metrics),
-    );
+    let service = WidgetService::new(setup.bootstrapper.clone(), config, metrics);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = service.router();
     // The accept loop `serve` runs.
-    tokio::spawn(ta_bootstrap::server::serve(
+    tokio::spawn(ta_widget_service::server::serve(
         listener,
         router,
         None,
-        ta_bootstrap::server::ServerLimits::default(),
+        ta_widget_service::server::ServerLimits::default(),
         std::future::pending(),
     ));
     let caps = setup.bootstrapper.capabilities().await.unwrap();

@@ -7,17 +7,15 @@
     missing_docs
 )]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::*;
-use ta_bootstrap::{ServiceConfig, WidgetService};
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
 use ta_protocol::{OriginPolicy, Transport};
+use ta_test_support::*;
+use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
 
 struct Service {
     setup: Setup,
@@ -31,7 +29,8 @@ async fn service(config: EmulatorConfig) -> Service {
 }
 
 async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceConfig)) -> Service {
-    let setup = setup(config).await;
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let setup = setup_observed(config, std::sync::Arc::clone(&metrics) as _).await;
     let allowlist = WidgetService::allowlist(
         &[
             "https://contoso.com".to_owned(),
@@ -43,20 +42,16 @@ async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceCon
     let mut service_config = ServiceConfig::new(allowlist);
     service_config.max_body_bytes = 256;
     tweak(&mut service_config);
-    let service = WidgetService::new(
-        setup.bootstrapper.clone(),
-        service_config,
-        std::sync::Arc::clone(&setup.metrics),
-    );
+    let service = WidgetService::new(setup.bootstrapper.clone(), service_config, metrics);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = service.router();
     // The accept loop `serve` runs (bounded heads, ConnectInfo, drain).
-    tokio::spawn(ta_bootstrap::server::serve(
+    tokio::spawn(ta_widget_service::server::serve(
         listener,
         router,
         None,
-        ta_bootstrap::server::ServerLimits::default(),
+        ta_widget_service::server::ServerLimits::default(),
         std::future::pending(),
     ));
     let client = ta_hyper::HyperTransport::builder().build().unwrap();

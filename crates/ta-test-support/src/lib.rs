@@ -1,0 +1,100 @@
+//! Test set-up shared by the workspace's crates: an emulator, and a
+//! bootstrapper with its token provider over the hyper transport trusting
+//! the emulator's CA. Not published; a dev-dependency only.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
+
+use std::sync::Arc;
+
+use ta_bootstrap::{Bootstrapper, ClientCredentialsProvider, Credential, Observer, TokenProvider};
+use ta_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
+};
+use ta_hyper::HyperTransport;
+use ta_protocol::aad::{ClientId, TokenEndpoint};
+use ta_protocol::{AllowedOrigins, ClientSecret, Config, OriginPolicy, Transport};
+
+/// A running emulator and a bootstrapper pointed at it.
+pub struct Setup {
+    /// The emulator (dropping it stops it).
+    pub emulator: Emulator,
+    /// A hyper transport that trusts the emulator's CA.
+    pub transport: Arc<dyn Transport>,
+    /// The token provider, with the application's credential.
+    pub tokens: Arc<ClientCredentialsProvider>,
+    /// The bootstrapper.
+    pub bootstrapper: Bootstrapper,
+}
+
+/// An emulator with `config`, and a bootstrapper using its default
+/// application's secret.
+pub async fn setup(config: EmulatorConfig) -> Setup {
+    setup_with(
+        config,
+        Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET)),
+    )
+    .await
+}
+
+/// The same, with `credential`.
+pub async fn setup_with(config: EmulatorConfig, credential: Credential) -> Setup {
+    start(config, credential, None).await
+}
+
+/// The same as [`setup`], the bootstrapper and the token provider reporting
+/// to `observer`.
+pub async fn setup_observed(config: EmulatorConfig, observer: Arc<dyn Observer>) -> Setup {
+    let secret = Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET));
+    start(config, secret, Some(observer)).await
+}
+
+async fn start(
+    config: EmulatorConfig,
+    credential: Credential,
+    observer: Option<Arc<dyn Observer>>,
+) -> Setup {
+    let emulator = Emulator::start(config).await.unwrap();
+    let transport: Arc<dyn Transport> = Arc::new(
+        HyperTransport::builder()
+            .add_root_certificates_pem(emulator.ca_pem().unwrap().as_bytes())
+            .unwrap()
+            .build()
+            .unwrap(),
+    );
+    let mut tokens = ClientCredentialsProvider::builder(
+        Arc::clone(&transport),
+        TokenEndpoint::parse(&emulator.token_url(), false).unwrap(),
+        ClientId::new(DEFAULT_CLIENT_ID).unwrap(),
+        credential,
+    );
+    if let Some(observer) = &observer {
+        tokens = tokens.observer(Arc::clone(observer));
+    }
+    let tokens = Arc::new(tokens.build());
+    let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
+        .build()
+        .unwrap()
+        .into_shared();
+    let mut bootstrapper = Bootstrapper::builder(
+        config,
+        Arc::clone(&transport),
+        Arc::clone(&tokens) as Arc<dyn TokenProvider>,
+    );
+    if let Some(observer) = observer {
+        bootstrapper = bootstrapper.observer(observer);
+    }
+    Setup {
+        emulator,
+        transport,
+        tokens,
+        bootstrapper: bootstrapper.build(),
+    }
+}
+
+/// An allowlist parsed from a comma-separated list, with the default policy.
+pub fn origins(list: &str) -> AllowedOrigins {
+    AllowedOrigins::parse_list(list, OriginPolicy::default()).unwrap()
+}
