@@ -9,9 +9,9 @@ use hal_model::{ExpiryTime, PsatToken};
 use ta_protocol::aad::TokenError;
 use ta_protocol::{
     AllowedOrigins, ApplicationSessionId, Capabilities, Config, DisplayUrl, Driveable, Error, Flow,
-    MintRequest, Output, Transport, UsageError, WidgetToken,
+    MintRequest, Transport, WidgetToken,
 };
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 use url::Url;
 
 use crate::clock::{Clock, SystemClock};
@@ -452,7 +452,7 @@ impl Bootstrapper {
     where
         Flow<T>: Driveable<T>,
     {
-        drive(
+        crate::drive(
             flow,
             self.inner.transport.as_ref(),
             self.inner.tokens.as_ref(),
@@ -460,88 +460,5 @@ impl Bootstrapper {
             self.inner.observer.as_deref(),
         )
         .await
-    }
-}
-
-/// Drives any flow over `transport`, asking `tokens` when it needs a token.
-/// Each request is logged (method, URL with token-bearing parts masked,
-/// status, correlation ids); no token or secret ever is. With an
-/// `observer`, each request is reported with its step and status.
-pub async fn drive<T>(
-    mut flow: Flow<T>,
-    transport: &dyn Transport,
-    tokens: &dyn TokenProvider,
-    clock: &dyn Clock,
-    observer: Option<&dyn Observer>,
-) -> Result<T, Error>
-where
-    Flow<T>: Driveable<T>,
-{
-    loop {
-        match flow.poll_output(clock.now()) {
-            Some(Output::Transmit(transmit)) => {
-                let step = transmit.step();
-                let (id, request) = transmit.into_parts();
-                let span = info_span!(
-                    "request",
-                    %step,
-                    method = %request.method(),
-                    url = tracing::field::Empty,
-                    client_request_id = tracing::field::Empty,
-                );
-                if !span.is_disabled() {
-                    // The anonymous discover link carries a token: mask it.
-                    span.record("url", ta_protocol::redact(&request.uri().to_string()));
-                    if let Some(id) = request
-                        .headers()
-                        .get(ta_protocol::CLIENT_REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        span.record("client_request_id", id);
-                    }
-                }
-                let outcome = transport.send(request).instrument(span.clone()).await;
-                let _entered = span.enter();
-                if let Some(observer) = observer {
-                    observer
-                        .upstream_request(step, outcome.as_ref().ok().map(|r| r.status().as_u16()));
-                }
-                match outcome {
-                    Ok(response) => {
-                        if tracing::enabled!(tracing::Level::DEBUG) {
-                            let correlation =
-                                ta_protocol::Correlation::from_headers(response.headers());
-                            debug!(
-                                status = response.status().as_u16(),
-                                correlation_id =
-                                    correlation.correlation_id.as_deref().unwrap_or(""),
-                                server = correlation.server_fqdn.as_deref().unwrap_or(""),
-                                "answer"
-                            );
-                        }
-                        flow.handle_response(id, response, clock.now())?;
-                    }
-                    Err(error) => {
-                        warn!(%error, "transport failure");
-                        flow.handle_transport_error(id, error, clock.now())?;
-                    }
-                }
-            }
-            Some(Output::NeedToken(need)) => {
-                if let Some(rejected) = &need.rejected {
-                    tokens.invalidate(&need.audience, rejected);
-                }
-                let token = tokens.token(&need.audience).await;
-                flow.handle_token(token)?;
-            }
-            Some(Output::Timeout(at)) => {
-                // Measured on the injected clock, so that any clock works.
-                let wait = at.saturating_duration_since(clock.now());
-                debug!(?wait, "backing off");
-                tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))).await;
-            }
-            Some(Output::Done(result)) => return result,
-            Some(_) | None => return Err(UsageError::Waiting("an answer or a token").into()),
-        }
     }
 }

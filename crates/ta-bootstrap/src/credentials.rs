@@ -1,7 +1,9 @@
 //! Client credentials: a secret, or a certificate whose key signs client
-//! assertions (with `ring`).
+//! assertions: in this process with `ring` ([`CertificateSigner`]), or
+//! wherever the key lives ([`Signer`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use ring::signature::RsaKeyPair;
 use rustls_pki_types::pem::PemObject;
@@ -168,12 +170,70 @@ impl AssertionSigner for CertificateSigner {
     }
 }
 
+/// Signs the client assertions of a certificate credential, wherever its
+/// key is: in this process ([`CertificateSigner`]), or in a hardware module
+/// or a cloud key service that the process reaches over the network and
+/// never reads the key of. Asynchronous, so a remote signature blocks no
+/// thread: the token fetch waits for it (the sans-IO core asks for it with
+/// [`ta_protocol::Output::NeedAssertion`]).
+///
+/// ```
+/// use ta_bootstrap::{Credential, Signer};
+/// use ta_protocol::aad::SignerError;
+///
+/// /// Asks a key service for each signature.
+/// #[derive(Debug)]
+/// struct KeyService { thumbprint: [u8; 20] }
+///
+/// #[async_trait::async_trait]
+/// impl Signer for KeyService {
+///     fn certificate_sha1(&self) -> [u8; 20] {
+///         self.thumbprint
+///     }
+///     async fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+///         // Send `message` to the service, await its signature.
+///         # let _ = message;
+///         Err(SignerError("the key service is unreachable".to_owned()))
+///     }
+/// }
+///
+/// let credential = Credential::signer(KeyService { thumbprint: [0; 20] });
+/// # let _ = credential;
+/// ```
+#[async_trait::async_trait]
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The SHA-1 digest of the certificate's DER encoding (its thumbprint,
+    /// the assertion's `x5t`).
+    fn certificate_sha1(&self) -> [u8; 20];
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message` (RS256).
+    async fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+#[async_trait::async_trait]
+impl Signer for CertificateSigner {
+    fn certificate_sha1(&self) -> [u8; 20] {
+        self.sha1
+    }
+
+    async fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        AssertionSigner::sign_rs256(self, message)
+    }
+}
+
 /// How the application authenticates to Azure AD.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Credential {
     /// A client secret.
     Secret(ClientSecret),
-    /// A certificate and its key (client assertions).
-    Certificate(Box<CertificateSigner>),
+    /// A certificate whose key signs client assertions: a
+    /// [`CertificateSigner`] in this process, or any [`Signer`].
+    Certificate(Arc<dyn Signer>),
+}
+
+impl Credential {
+    /// A certificate credential signed by `signer`.
+    pub fn signer(signer: impl Signer + 'static) -> Self {
+        Self::Certificate(Arc::new(signer))
+    }
 }

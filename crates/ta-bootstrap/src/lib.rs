@@ -48,16 +48,18 @@
 mod bootstrapper;
 mod clock;
 mod credentials;
+mod driver;
 mod ids;
 mod observer;
 mod report;
 mod token;
 
 pub use bootstrapper::{
-    BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL, MintedToken, drive,
+    BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL, MintedToken,
 };
 pub use clock::{Clock, SystemClock};
-pub use credentials::{CertificateSigner, Credential, CredentialError};
+pub use credentials::{CertificateSigner, Credential, CredentialError, Signer};
+pub use driver::drive;
 pub use ids::{IdSource, RandomIds};
 pub use observer::{CacheKind, Observer};
 pub use report::FailureKind;

@@ -6,18 +6,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ta_protocol::aad::{
-    self, AssertionClaims, ClientCredential, ClientId, TokenEndpoint, TokenError,
-};
-use ta_protocol::{
-    AccessToken, Audience, RetryDecision, RetryPolicy, Transport, is_retryable_status,
-    retry_after_delay,
-};
+use ta_protocol::aad::{self, ClientId, Proof, TokenEndpoint, TokenError, TokenFlow};
+use ta_protocol::{AccessToken, Audience, RetryPolicy, Transport};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credential;
-use crate::ids::{IdSource, RandomIds};
+use crate::driver::{self, Sources};
+use crate::ids::{EntropyFrom, IdSource, RandomIds};
 use crate::observer::{CacheKind, Observer};
 
 /// Gives AAD tokens for an audience.
@@ -52,8 +48,6 @@ const MAX_BELIEVED_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// After a failed refresh while the old token is still valid, no new attempt
 /// before this.
 const REFRESH_RETRY_BACKOFF: Duration = Duration::from_secs(5);
-/// A client assertion's lifetime.
-const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
 struct Cached {
@@ -244,96 +238,57 @@ impl ClientCredentialsProvider {
         Arc::clone(slots.entry(audience.clone()).or_default())
     }
 
-    /// One token request, retried on 429/502/503/504 and on retryable
-    /// transport failures with the protocol's retry policy (a fresh client
-    /// assertion each time: AAD refuses a replayed `jti`).
+    /// One token fetch: the sans-IO [`TokenFlow`] (retries by the
+    /// builder's policy, a fresh client assertion each attempt: AAD refuses
+    /// a replayed `jti`), driven over the transport.
     async fn fetch(&self, audience: &Audience) -> Result<aad::TokenResponse, TokenError> {
-        let policy = &self.retry;
-        let started = self.clock.now();
-        let mut failures = 0;
-        loop {
-            let request_id = self.ids.request_id();
-            let request = aad::token_request(
-                &self.endpoint,
-                &self.client_id,
-                audience,
-                &self.credential_for_now()?,
-                &request_id,
-            );
-            let span = info_span!(
-                "aad_token",
-                endpoint = %self.endpoint.url(),
-                client_id = %self.client_id,
-                audience = %audience,
-                client_request_id = %request_id,
-            );
-            let outcome = self.transport.send(request).instrument(span.clone()).await;
-            let _entered = span.enter();
-            let (failure, server_delay) = match outcome {
-                Ok(response) if is_retryable_status(response.status()) => {
-                    let delay = retry_after_delay(response.headers());
-                    let error = aad::parse_token_response(&response).err().map_or_else(
-                        || TokenError::Other("AAD is unavailable".to_owned()),
-                        TokenError::from,
-                    );
-                    warn!(
-                        status = response.status().as_u16(),
-                        "AAD is busy or unavailable"
-                    );
-                    (error, delay)
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    return match aad::parse_token_response(&response) {
-                        Ok(token) => {
-                            debug!(
-                                status,
-                                expires_in = token.expires_in.as_secs(),
-                                "AAD issued a token"
-                            );
-                            Ok(token)
-                        }
-                        Err(error) => {
-                            warn!(status, %error, "AAD refused the token request");
-                            Err(TokenError::from(error))
-                        }
-                    };
-                }
-                Err(error) if error.kind().is_retryable() => {
-                    warn!(%error, "the AAD token request failed");
-                    (TokenError::Transport(error), None)
-                }
-                Err(error) => return Err(TokenError::Transport(error)),
-            };
-            failures += 1;
-            let elapsed = self.clock.now().saturating_duration_since(started);
-            match policy.decide(failures, elapsed, server_delay, self.ids.jitter()) {
-                RetryDecision::Wait(wait) => {
-                    debug!(?wait, "retrying the AAD token request");
-                    drop(_entered);
-                    tokio::time::sleep(wait).await;
-                }
-                _ => return Err(failure),
-            }
-        }
-    }
-
-    fn credential_for_now(&self) -> Result<ClientCredential, TokenError> {
         let credential = self.credential();
-        Ok(match credential.as_ref() {
-            Credential::Secret(secret) => ClientCredential::Secret(secret.clone()),
-            Credential::Certificate(signer) => {
-                let jti = uuid::Uuid::new_v4().to_string();
-                let claims = AssertionClaims {
-                    client_id: &self.client_id,
-                    endpoint: &self.endpoint,
-                    jti: &jti,
-                    issued_at: self.clock.unix_seconds(),
-                    lifetime: ASSERTION_LIFETIME,
-                };
-                ClientCredential::Assertion(aad::client_assertion(signer.as_ref(), &claims)?)
-            }
-        })
+        let (proof, signer) = match credential.as_ref() {
+            Credential::Secret(secret) => (Proof::Secret(secret.clone()), None),
+            Credential::Certificate(signer) => (
+                Proof::Certificate {
+                    certificate_sha1: signer.certificate_sha1(),
+                },
+                Some(signer.as_ref()),
+            ),
+        };
+        let flow = TokenFlow::new(
+            self.endpoint.clone(),
+            self.client_id.clone(),
+            audience.clone(),
+            proof,
+            self.retry,
+            Box::new(EntropyFrom(Arc::clone(&self.ids))),
+        );
+        let span = info_span!(
+            "aad_token",
+            endpoint = %self.endpoint.url(),
+            client_id = %self.client_id,
+            audience = %audience,
+        );
+        let sources = Sources {
+            tokens: None,
+            signer,
+        };
+        let result = driver::run(
+            flow,
+            self.transport.as_ref(),
+            sources,
+            self.clock.as_ref(),
+            self.observer.as_deref(),
+        )
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
+        match &result {
+            Ok(token) => debug!(
+                expires_in = token.expires_in.as_secs(),
+                "AAD issued a token"
+            ),
+            Err(error @ TokenError::Aad(_)) => warn!(%error, "AAD refused the token request"),
+            Err(error) => warn!(%error, "the AAD token request failed"),
+        }
+        result
     }
 
     fn refresh_margin(&self, lifetime: Duration) -> Duration {

@@ -255,7 +255,7 @@ async fn certificate_credentials_work_end_to_end() {
         EmulatorConfig::default()
             .with_dev_client_certificate()
             .unwrap(),
-        Credential::Certificate(Box::new(signer)),
+        Credential::signer(signer),
     )
     .await;
     s.bootstrapper
@@ -317,9 +317,9 @@ async fn a_rotated_credential_is_used_for_the_next_aad_request() {
         .unwrap()
         .to_owned();
     pem.push_str(ta_emulator::DEV_CLIENT_CERTIFICATE_KEY);
-    s.tokens.set_credential(Credential::Certificate(Box::new(
+    s.tokens.set_credential(Credential::signer(
         CertificateSigner::from_pem(pem.as_bytes(), "dev").unwrap(),
-    )));
+    ));
     assert!(matches!(
         s.tokens.credential().as_ref(),
         Credential::Certificate(_)

@@ -50,7 +50,7 @@ where
                 let token = ta_protocol::aad::parse_token_response(&response)
                     .map(|t| t.access_token)
                     .map_err(Into::into);
-                flow.handle_token(token).unwrap();
+                flow.handle_token(token, std::time::Instant::now()).unwrap();
             }
             Some(Output::Timeout(at)) => tokio::time::sleep_until(at.into()).await,
             Some(Output::Done(result)) => return result,

@@ -54,7 +54,7 @@ where
                         .map_err(TokenError::from),
                     Err(e) => Err(TokenError::from(e)),
                 };
-                flow.handle_token(token).unwrap();
+                flow.handle_token(token, std::time::Instant::now()).unwrap();
             }
             Some(Output::Timeout(at)) => tokio::time::sleep_until(at.into()).await,
             Some(Output::Done(result)) => return result,

@@ -222,6 +222,7 @@ async fn the_protocol_flow_end_to_end() {
                     aad::parse_token_response(&response)
                         .map(|t| t.access_token)
                         .map_err(Into::into),
+                    std::time::Instant::now(),
                 )
                 .unwrap();
             }

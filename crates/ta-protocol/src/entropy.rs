@@ -59,6 +59,11 @@ pub trait Entropy: Send {
     fn client_request_id(&mut self) -> ClientRequestId;
     /// A value in `[0, 1)` for backoff jitter.
     fn jitter(&mut self) -> f64;
+    /// A fresh, unique id for anything else that must never repeat (a
+    /// client assertion's `jti`). By default, a fresh request id's text.
+    fn unique_id(&mut self) -> String {
+        self.client_request_id().as_str().to_owned()
+    }
 }
 
 /// Deterministic [`Entropy`] from a seed (SplitMix64): ids are UUID-shaped

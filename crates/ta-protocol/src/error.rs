@@ -27,6 +27,9 @@ pub enum Step {
     Mint,
     /// The chat client's `GET <anonymous discover link>` with `Origin`.
     AnonymousDiscovery,
+    /// `POST <AAD token endpoint>`: the client credentials grant
+    /// ([`TokenFlow`](crate::aad::TokenFlow)).
+    AadToken,
 }
 
 impl Step {
@@ -44,6 +47,7 @@ impl fmt::Display for Step {
             Self::Application => "application (capabilities)",
             Self::Mint => "anonApplicationTokens (mint)",
             Self::AnonymousDiscovery => "anonymous discovery",
+            Self::AadToken => "Azure AD token",
         })
     }
 }
@@ -120,6 +124,10 @@ pub enum Error {
     /// The caller drove the flow wrongly.
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// A broken invariant of this crate: a bug in it, never the server's or
+    /// the caller's fault. Please report it.
+    #[error("internal error (a bug in ta-protocol): {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -131,7 +139,7 @@ impl Error {
             Self::Auth(e) => Some(e.step),
             Self::Untrusted(e) => Some(e.step),
             Self::Transport { step, .. } | Self::RetriesExhausted { step, .. } => Some(*step),
-            Self::Usage(_) => None,
+            Self::Usage(_) | Self::Internal(_) => None,
         }
     }
 
@@ -426,6 +434,9 @@ pub enum UsageError {
     /// A token was handed in that was not asked for.
     #[error("the flow did not ask for a token")]
     UnexpectedToken,
+    /// A client assertion was handed in that was not asked for.
+    #[error("the flow did not ask for a client assertion")]
+    UnexpectedAssertion,
     /// The flow has already finished.
     #[error("the flow has already finished")]
     Finished,

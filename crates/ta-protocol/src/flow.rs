@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use url::Url;
 
-use crate::aad::TokenError;
+use crate::aad::{AssertionNeed, SignerError, TokenError};
 use crate::challenge::{self, Challenge};
 use crate::config::{AllowedOrigins, ApplicationSessionId, Audience, Config, Origin, TrustedHosts};
 use crate::entropy::Entropy;
@@ -25,7 +25,7 @@ use crate::error::{
 };
 use crate::request::{BuildError, Outgoing, with_endpoint_id};
 use crate::retry::{RetryDecision, is_retryable_status, retry_after_delay};
-use crate::secret::{AccessToken, redact};
+use crate::secret::{AccessToken, ClientAssertion, redact};
 use crate::transport::TransportError;
 
 /// Identifies an outstanding request of a flow.
@@ -33,6 +33,10 @@ use crate::transport::TransportError;
 pub struct RequestId(u64);
 
 impl RequestId {
+    pub(crate) fn new(n: u64) -> Self {
+        Self(n)
+    }
+
     /// The number (unique within one flow).
     pub fn get(self) -> u64 {
         self.0
@@ -47,6 +51,10 @@ pub struct Transmit {
 }
 
 impl Transmit {
+    pub(crate) fn new(id: RequestId, step: Step, request: http::Request<Bytes>) -> Self {
+        Self { id, step, request }
+    }
+
     /// The id to hand back with the answer.
     pub fn id(&self) -> RequestId {
         self.id
@@ -96,19 +104,26 @@ pub struct TokenNeed {
     pub rejected: Option<AccessToken>,
 }
 
-/// What a flow asks its driver to do next.
+/// What a flow asks its driver to do next: the output of every
+/// [`Driveable`] state machine, the API's [`Flow`]s (whose error is
+/// [`Error`]) and the AAD [`TokenFlow`](crate::aad::TokenFlow) (whose error
+/// is [`TokenError`]).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Output<T> {
+pub enum Output<T, E = Error> {
     /// Send this request; hand the answer to [`Flow::handle_response`] or the
     /// failure to [`Flow::handle_transport_error`].
     Transmit(Transmit),
-    /// Get a token; hand it to [`Flow::handle_token`].
+    /// Get an AAD token; hand it to [`Flow::handle_token`]. (API flows only.)
     NeedToken(TokenNeed),
+    /// Sign a client assertion; hand it to
+    /// [`TokenFlow::handle_assertion`](crate::aad::TokenFlow::handle_assertion).
+    /// (The AAD token flow with a certificate only.)
+    NeedAssertion(AssertionNeed),
     /// Nothing to do before this instant (a retry backoff): poll again then.
     Timeout(Instant),
     /// The flow is over. Polling again returns `None`.
-    Done(Result<T, Error>),
+    Done(Result<T, E>),
 }
 
 /// The outcome of discovery.
@@ -351,7 +366,7 @@ use private::{Goal, Learned};
 ///             Some(Output::NeedToken(need)) => {
 ///                 // Ask your token source for `need.audience`.
 ///                 let token: Result<AccessToken, aad::TokenError> = Ok(AccessToken::new("t"));
-///                 flow.handle_token(token)?;
+///                 flow.handle_token(token, Instant::now())?;
 ///             }
 ///             Some(Output::Timeout(_at)) => { /* sleep until `_at` with your runtime */ }
 ///             Some(Output::Done(result)) => return result,
@@ -373,11 +388,14 @@ pub struct Flow<T> {
     _goal: PhantomData<fn() -> T>,
 }
 
-/// The flows that can be driven: implemented for every `Flow<T>` this crate
-/// constructs. Lets a driver be written once for all of them.
-pub trait Driveable<T> {
+/// The state machines that can be driven: every `Flow<T>` this crate
+/// constructs, and the AAD [`TokenFlow`](crate::aad::TokenFlow). Lets a
+/// driver be written once for all of them. An input a machine never asks
+/// for (a token handed to the AAD flow, an assertion to an API flow) is a
+/// [`UsageError`].
+pub trait Driveable<T, E = Error> {
     /// See [`Flow::poll_output`].
-    fn poll_output(&mut self, now: Instant) -> Option<Output<T>>;
+    fn poll_output(&mut self, now: Instant) -> Option<Output<T, E>>;
     /// See [`Flow::handle_response`].
     fn handle_response(
         &mut self,
@@ -393,7 +411,17 @@ pub trait Driveable<T> {
         now: Instant,
     ) -> Result<(), UsageError>;
     /// See [`Flow::handle_token`].
-    fn handle_token(&mut self, token: Result<AccessToken, TokenError>) -> Result<(), UsageError>;
+    fn handle_token(
+        &mut self,
+        token: Result<AccessToken, TokenError>,
+        now: Instant,
+    ) -> Result<(), UsageError>;
+    /// See [`TokenFlow::handle_assertion`](crate::aad::TokenFlow::handle_assertion).
+    fn handle_assertion(
+        &mut self,
+        assertion: Result<ClientAssertion, SignerError>,
+        now: Instant,
+    ) -> Result<(), UsageError>;
 }
 
 impl<T> fmt::Debug for Flow<T> {
@@ -555,11 +583,13 @@ impl<T> Flow<T> {
     }
 
     /// Hands in the token asked for by [`Output::NeedToken`], or why there is
-    /// none (which ends the flow).
+    /// none (which ends the flow), at `now`.
     pub fn handle_token(
         &mut self,
         token: Result<AccessToken, TokenError>,
+        now: Instant,
     ) -> Result<(), UsageError> {
+        let _ = now;
         self.engine.handle_token(token)
     }
 }
@@ -603,8 +633,25 @@ impl<T: Goal> Driveable<T> for Flow<T> {
         Self::handle_transport_error(self, id, error, now)
     }
 
-    fn handle_token(&mut self, token: Result<AccessToken, TokenError>) -> Result<(), UsageError> {
-        Self::handle_token(self, token)
+    fn handle_token(
+        &mut self,
+        token: Result<AccessToken, TokenError>,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        Self::handle_token(self, token, now)
+    }
+
+    fn handle_assertion(
+        &mut self,
+        assertion: Result<ClientAssertion, SignerError>,
+        now: Instant,
+    ) -> Result<(), UsageError> {
+        let _ = (assertion, now);
+        Err(if self.engine.finished {
+            UsageError::Finished
+        } else {
+            UsageError::UnexpectedAssertion
+        })
     }
 }
 
@@ -1057,6 +1104,9 @@ impl Engine {
             Step::Application => self.application(response.body()),
             Step::Mint => self.minted(response.body()),
             Step::AnonymousDiscovery => self.anonymous(response),
+            Step::AadToken => {
+                return self.fail(Error::Internal("an API flow reached the AAD token step"));
+            }
         };
         if let Err(kind) = result {
             let correlation = Correlation::from_headers(response.headers());
@@ -1285,5 +1335,6 @@ fn rel_of(step: Step) -> &'static str {
         Step::Application => names::APPLICATION,
         Step::Mint => names::ANON_APPLICATION_TOKENS,
         Step::AnonymousDiscovery => names::DISCOVER,
+        Step::AadToken => "token endpoint",
     }
 }

@@ -25,8 +25,10 @@
 //! rule that the AAD token only goes over https to trusted hosts are all
 //! decided here, so every transport behaves the same.
 //!
-//! [`aad`] has the client credentials grant as pure request builders and
-//! response parsers; [`Transport`] is the one trait a transport implements.
+//! [`aad`] has the client credentials grant: [`aad::TokenFlow`], the same
+//! kind of state machine (one drive loop, [`Driveable`], serves both), over
+//! pure request builders and response parsers. [`Transport`] is the one
+//! trait a transport implements.
 
 pub mod aad;
 mod challenge;
@@ -59,10 +61,7 @@ pub use request::{
     CLIENT_REQUEST_ID, JSON_UTF8, X_MS_CORRELATION_ID, X_MS_DIAGNOSTICS, X_MS_SERVER_FQDN,
     with_endpoint_id,
 };
-pub use retry::{
-    GiveUpReason, RetryAfter, RetryDecision, RetryPolicy, is_retryable_status, parse_retry_after,
-    retry_after_delay,
-};
+pub use retry::{RetryAfter, RetryPolicy, parse_retry_after};
 pub use secret::{AccessToken, ClientAssertion, ClientSecret, PrivateKey, PsatToken, redact};
 pub use transport::{Transport, TransportError, TransportErrorKind};
 

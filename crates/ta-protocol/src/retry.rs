@@ -85,7 +85,7 @@ impl RetryPolicy {
 
     /// The backoff before retry number `retry` (1 for the first retry),
     /// with `jitter` in `[0, 1)` mapped to a factor in `[0.5, 1)`.
-    pub fn backoff(&self, retry: u32, jitter: f64) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32, jitter: f64) -> Duration {
         let exponent = retry.saturating_sub(1).min(30);
         let base = self
             .initial_backoff
@@ -101,7 +101,7 @@ impl RetryPolicy {
 
     /// Decides whether to retry after `attempts` requests were sent, the
     /// first at `elapsed` ago, given the server's requested delay if any.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         attempts: u32,
         elapsed: Duration,
@@ -121,7 +121,7 @@ impl RetryPolicy {
 
 /// The outcome of [`RetryPolicy::decide`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryDecision {
+pub(crate) enum RetryDecision {
     /// Retry after this wait.
     Wait(Duration),
     /// Do not retry.
@@ -130,8 +130,7 @@ pub enum RetryDecision {
 
 /// Why no retry is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GiveUpReason {
+pub(crate) enum GiveUpReason {
     /// `max_attempts` requests were sent.
     Attempts,
     /// The next wait would overrun the budget.
@@ -142,7 +141,7 @@ pub enum GiveUpReason {
 }
 
 /// Whether an HTTP status is retried: 429, 502, 503, 504.
-pub fn is_retryable_status(status: http::StatusCode) -> bool {
+pub(crate) fn is_retryable_status(status: http::StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
@@ -173,7 +172,7 @@ pub fn parse_retry_after(value: &str) -> Option<RetryAfter> {
 /// server's clock, which avoids clock skew); without a `Date` header an
 /// HTTP-date cannot be turned into a delay without a wall clock, which this
 /// crate does not read, so it is ignored and the backoff applies.
-pub fn retry_after_delay(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after_delay(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
     match parse_retry_after(value)? {
         RetryAfter::Delay(delay) => Some(delay),

@@ -670,7 +670,7 @@ fn misuse_is_a_typed_error() {
     };
     assert!(flow.poll_output(now).is_none(), "waiting for the answer");
     assert_eq!(
-        flow.handle_token(Ok(AccessToken::new("x"))),
+        flow.handle_token(Ok(AccessToken::new("x")), now),
         Err(UsageError::UnexpectedToken)
     );
     let other = {

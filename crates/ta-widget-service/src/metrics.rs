@@ -150,6 +150,7 @@ fn step_label(step: Step) -> &'static str {
         Step::Application => "application",
         Step::Mint => "mint",
         Step::AnonymousDiscovery => "anonymous_discovery",
+        Step::AadToken => "aad_token",
         _ => "other",
     }
 }

@@ -112,7 +112,7 @@ where
                     ),
                     Err(e) => eprintln!("   ✗ {e}"),
                 }
-                flow.handle_token(token)?;
+                flow.handle_token(token, Instant::now())?;
             }
             Some(Output::Timeout(at)) => {
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;

@@ -280,9 +280,9 @@ impl UpstreamArgs {
                 }
                 Ok(Credential::Secret(ClientSecret::new(secret.to_owned())))
             }
-            (None, None, Some(path)) => Ok(Credential::Certificate(Box::new(
+            (None, None, Some(path)) => Ok(Credential::signer(
                 CertificateSigner::from_file(path).map_err(|e| e.to_string())?,
-            ))),
+            )),
             (None, None, None) => Err(
                 "one of --client-secret (TA_CLIENT_SECRET), --client-secret-file (TA_CLIENT_SECRET_FILE) or --client-certificate (TA_CLIENT_CERTIFICATE) is required"
                     .to_owned(),

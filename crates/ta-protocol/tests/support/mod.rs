@@ -43,6 +43,10 @@ pub struct Harness<S> {
     pub start: Instant,
     pub now: Instant,
     pub timeouts: Vec<Duration>,
+    /// The `jti` of each assertion asked for.
+    pub assertion_jtis: Vec<String>,
+    /// Whether signing fails.
+    pub signer_fails: bool,
 }
 
 impl<S: FnMut(&Seen, usize) -> Reply> Harness<S> {
@@ -56,6 +60,8 @@ impl<S: FnMut(&Seen, usize) -> Reply> Harness<S> {
             start,
             now: start,
             timeouts: Vec::new(),
+            assertion_jtis: Vec::new(),
+            signer_fails: false,
         }
     }
 
@@ -65,10 +71,8 @@ impl<S: FnMut(&Seen, usize) -> Reply> Harness<S> {
         self
     }
 
-    pub fn run<T>(&mut self, mut flow: Flow<T>) -> Result<T, Error>
-    where
-        Flow<T>: Driveable<T>,
-    {
+    /// Drives any flow (an API `Flow` or the AAD `TokenFlow`) to its end.
+    pub fn run<T, E, F: Driveable<T, E>>(&mut self, mut flow: F) -> Result<T, E> {
         for _ in 0..200 {
             match flow.poll_output(self.now) {
                 Some(Output::Transmit(t)) => {
@@ -103,7 +107,19 @@ impl<S: FnMut(&Seen, usize) -> Reply> Harness<S> {
                     } else {
                         self.tokens.remove(0)
                     };
-                    flow.handle_token(token).unwrap();
+                    flow.handle_token(token, self.now).unwrap();
+                }
+                Some(Output::NeedAssertion(need)) => {
+                    self.assertion_jtis.push(need.jti().to_owned());
+                    // Issued at a fixed wall-clock time: the signature is
+                    // fake, the shape is real.
+                    let input = need.signing_input(1_700_000_000);
+                    let assertion = if self.signer_fails {
+                        Err(aad::SignerError("the key is offline".to_owned()))
+                    } else {
+                        need.finish(&input, format!("sig-{}", need.jti()).as_bytes())
+                    };
+                    flow.handle_assertion(assertion, self.now).unwrap();
                 }
                 Some(Output::Timeout(at)) => {
                     assert!(at > self.now, "a timeout must be in the future");

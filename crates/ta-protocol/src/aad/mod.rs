@@ -9,10 +9,16 @@
 //! - v2 `…/oauth2/v2.0/token` takes `scope=<audience>/.default`;
 //! - v1 `…/oauth2/token` takes `resource=<audience>`.
 //!
-//! Nothing here sends a request, reads a clock or signs anything: the caller
-//! passes the time and a [`AssertionSigner`], runs the request over its
-//! [`Transport`](crate::Transport), and hands the answer back to
-//! [`parse_token_response`].
+//! [`TokenFlow`] is the whole exchange as a state machine (retries, a fresh
+//! assertion per attempt), driven like a [`Flow`](crate::Flow). Under it
+//! are pure request builders and response parsers. Nothing here sends a
+//! request, reads a clock or signs anything: the driver passes the time,
+//! signs what it is asked to, runs each request over its
+//! [`Transport`](crate::Transport) and hands the answer back.
+
+mod grant;
+
+pub use grant::{ASSERTION_LIFETIME, AssertionNeed, Proof, TokenFlow};
 
 use std::fmt;
 use std::time::Duration;
@@ -422,6 +428,10 @@ pub enum TokenError {
     /// Another failure of the token source.
     #[error("no token: {0}")]
     Other(String),
+    /// The token flow was driven wrongly: a bug in its driver, not AAD's
+    /// fault.
+    #[error("internal error: the Azure AD token flow was driven wrongly: {0}")]
+    Usage(#[from] crate::error::UsageError),
 }
 
 impl From<AadError> for TokenError {
@@ -495,13 +505,21 @@ pub fn client_assertion(
 ) -> Result<ClientAssertion, SignerError> {
     let input = assertion_signing_input(claims, &signer.certificate_sha1());
     let signature = signer.sign_rs256(input.as_bytes())?;
+    finish_assertion(&input, &signature)
+}
+
+/// A client assertion from its signing input and RS256 signature.
+pub(crate) fn finish_assertion(
+    signing_input: &str,
+    signature: &[u8],
+) -> Result<ClientAssertion, SignerError> {
     if signature.is_empty() {
         return Err(SignerError(
             "the signer returned an empty signature".to_owned(),
         ));
     }
     Ok(ClientAssertion::new(format!(
-        "{input}.{}",
+        "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature)
     )))
 }
