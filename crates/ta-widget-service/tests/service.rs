@@ -582,6 +582,7 @@ async fn metrics_count_requests_upstream_calls_caches_and_limits() {
         r#"ta_rate_limited_total{scope="client"} 1"#,
         r#"ta_upstream_requests_total{step="discovery",status="200"} 1"#,
         r#"ta_upstream_requests_total{step="mint",status="200"} 2"#,
+        r#"ta_upstream_requests_total{step="aad_token",status="200"} 1"#,
         r#"ta_aad_fetches_total{outcome="ok"} 1"#,
         r#"ta_cache_lookups_total{cache="capabilities",result="miss"} 1"#,
         r#"ta_cache_lookups_total{cache="capabilities",result="hit"} 1"#,
