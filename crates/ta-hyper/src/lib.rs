@@ -25,7 +25,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +37,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use ta_protocol::classify::{ErrorChain, FailurePhase};
 use ta_protocol::{Transport, TransportError, TransportErrorKind};
 
 /// The default limit on an answer's body.
@@ -351,58 +351,14 @@ struct BodyTooLarge(usize);
 struct Cause(String);
 
 /// Sorts a hyper-util client error by kind and by whether the request may
-/// have been sent.
+/// have been sent, with the walk every transport shares
+/// ([`ta_protocol::classify`]).
 fn classify(error: hyper_util::client::legacy::Error) -> TransportError {
-    let text = chain(&error);
-    if error.is_connect() {
-        let tls = source_is::<rustls::Error>(&error);
-        let kind = if tls {
-            TransportErrorKind::Tls
-        } else if text.contains("timed out")
-            || text.contains("timeout")
-            || text.contains("deadline has elapsed")
-        {
-            TransportErrorKind::Timeout
-        } else {
-            TransportErrorKind::Connect
-        };
-        return TransportError::new(kind, false).with_source(Cause(text));
-    }
-    if source_is::<rustls::Error>(&error) {
-        // After the connection was up: the request may have been written.
-        return TransportError::new(TransportErrorKind::Tls, true).with_source(Cause(text));
-    }
-    // The connection broke after the request was (perhaps) written.
-    TransportError::new(TransportErrorKind::Io, true).with_source(Cause(text))
-}
-
-/// Whether `error` or any error below it is a `T`. An `io::Error` that wraps
-/// another error is looked into directly: its `source()` skips the wrapped
-/// error (tokio-rustls wraps rustls errors so, twice over in hyper-rustls).
-fn source_is<T: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(e) = current {
-        if e.is::<T>() {
-            return true;
-        }
-        current = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    false
-}
-
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        current = e.source();
-    }
-    text
+    let tls = ErrorChain::new(&error).find::<rustls::Error>().is_some();
+    let phase = if error.is_connect() {
+        FailurePhase::Connecting
+    } else {
+        FailurePhase::Exchanging
+    };
+    ta_protocol::classify::classify(&error, phase, tls)
 }

@@ -32,6 +32,7 @@
 
 pub mod aad;
 mod challenge;
+pub mod classify;
 mod config;
 mod entropy;
 mod error;
@@ -70,3 +71,11 @@ pub use transport::MockTransport;
 
 /// The HAL model this crate reads and writes, re-exported.
 pub use hal_model;
+
+/// The crates in this crate's public API, re-exported so that a transport's
+/// author depends on them at the versions it uses: `http` (requests and
+/// answers), `bytes` (bodies) and `async_trait` (to implement
+/// [`Transport`]).
+pub use async_trait;
+pub use bytes;
+pub use http;
