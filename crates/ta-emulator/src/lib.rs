@@ -30,6 +30,8 @@
 
 mod app;
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod faults;
 mod server;
 mod stats;
