@@ -6,9 +6,11 @@
 //!   test command.
 //!   After clippy, `deps` checks the layering; after the tests, the
 //!   orchestrator library is linted and tested alone with
-//!   `--no-default-features` (no hyper transport).
+//!   `--no-default-features` (no hyper transport), and the examples run.
 //! - `test`: the tests alone.
 //! - `lint`: fmt and clippy alone.
+//! - `examples`: runs every example of `examples/` (each starts its own
+//!   emulator, checks what it shows and exits 0).
 //! - `deps`: the dependency rules of the layers ([`deps`]), with the number
 //!   of crates in each tree.
 //! - `bench [emulator|serve]`: criterion benchmarks; speed targets live there,
@@ -94,6 +96,23 @@ fn library_alone() -> Result<(), String> {
     run("cargo test -p ta-bootstrap --no-default-features", c)
 }
 
+/// The runnable examples, each against an emulator it starts itself.
+const EXAMPLES: [&str; 4] = [
+    "reqwest_transport",
+    "sans_io_sync",
+    "axum_mount",
+    "remote_signer",
+];
+
+fn examples() -> Result<(), String> {
+    for example in EXAMPLES {
+        let mut c = cargo();
+        c.args(["run", "--locked", "-p", "ta-examples", "--example", example]);
+        run(&format!("example {example}"), c)?;
+    }
+    Ok(())
+}
+
 fn doc() -> Result<(), String> {
     let mut c = cargo();
     c.args([
@@ -132,16 +151,19 @@ fn main() -> ExitCode {
             .and_then(|()| deps::check())
             .and_then(|()| doc())
             .and_then(|()| test())
-            .and_then(|()| library_alone()),
+            .and_then(|()| library_alone())
+            .and_then(|()| examples()),
         "lint" => fmt().and_then(|()| clippy()),
         "deps" => deps::check(),
+        "examples" => examples(),
         "test" => test(),
         "bench" => bench(arg.as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|deps|test|bench [emulator|serve]>");
+            eprintln!("usage: cargo xtask <ci|lint|deps|test|examples|bench [emulator|serve]>");
             eprintln!(
-                "  ci    fmt check, clippy -D warnings, deps, doc -D warnings, all tests, the library alone (what CI runs)"
+                "  ci    fmt check, clippy -D warnings, deps, doc -D warnings, all tests, the library alone, the examples (what CI runs)"
             );
+            eprintln!("  examples  runs every example against its own emulator");
             eprintln!("  lint  fmt check and clippy");
             eprintln!("  deps  the layers' dependency rules, with the size of each tree");
             eprintln!("  test  all tests");
