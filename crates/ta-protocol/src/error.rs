@@ -33,6 +33,20 @@ pub enum Step {
 }
 
 impl Step {
+    /// A stable, lower-case name (`discovery`, `applications`,
+    /// `application`, `mint`, `anonymous_discovery`, `aad_token`): for
+    /// metric labels and machine-read logs. `Display` is for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Discovery => "discovery",
+            Self::Applications => "applications",
+            Self::Application => "application",
+            Self::Mint => "mint",
+            Self::AnonymousDiscovery => "anonymous_discovery",
+            Self::AadToken => "aad_token",
+        }
+    }
+
     /// Whether this step's requests carry the AAD token.
     pub fn is_authenticated(self) -> bool {
         matches!(self, Self::Applications | Self::Application | Self::Mint)

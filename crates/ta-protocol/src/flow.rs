@@ -258,56 +258,73 @@ impl AnonymousDiscovery {
 mod private {
     use super::{AnonymousDiscovery, Bootstrapped, Capabilities, Discovery, WidgetToken};
 
-    /// What a flow has learned so far.
-    #[derive(Debug, Default)]
-    pub struct Learned {
-        pub(super) discovery: Option<Discovery>,
-        pub(super) capabilities: Option<Capabilities>,
-        pub(super) token: Option<WidgetToken>,
-        pub(super) anonymous: Option<AnonymousDiscovery>,
+    /// What a flow ended with, before it is handed out as its typed
+    /// outcome.
+    // One per flow, moved a few times per flow: boxing would cost more than
+    // the copies it saves.
+    #[derive(Debug)]
+    #[allow(clippy::large_enum_variant)]
+    pub enum Outcome {
+        Discovery(Discovery),
+        Capabilities(Capabilities),
+        Token(WidgetToken),
+        Bootstrapped(Bootstrapped),
+        Anonymous(AnonymousDiscovery),
     }
 
     /// The outcomes a flow can have.
     pub trait Goal: Sized {
-        /// Takes the outcome out of what was learned.
-        fn take(learned: &mut Learned) -> Option<Self>;
+        /// The typed outcome, if `outcome` is of this kind.
+        fn take(outcome: Outcome) -> Option<Self>;
     }
 
     impl Goal for Discovery {
-        fn take(learned: &mut Learned) -> Option<Self> {
-            learned.discovery.take()
+        fn take(outcome: Outcome) -> Option<Self> {
+            match outcome {
+                Outcome::Discovery(d) => Some(d),
+                _ => None,
+            }
         }
     }
 
     impl Goal for Capabilities {
-        fn take(learned: &mut Learned) -> Option<Self> {
-            learned.capabilities.take()
+        fn take(outcome: Outcome) -> Option<Self> {
+            match outcome {
+                Outcome::Capabilities(c) => Some(c),
+                _ => None,
+            }
         }
     }
 
     impl Goal for WidgetToken {
-        fn take(learned: &mut Learned) -> Option<Self> {
-            learned.token.take()
+        fn take(outcome: Outcome) -> Option<Self> {
+            match outcome {
+                Outcome::Token(t) => Some(t),
+                _ => None,
+            }
         }
     }
 
     impl Goal for Bootstrapped {
-        fn take(learned: &mut Learned) -> Option<Self> {
-            Some(Self {
-                capabilities: learned.capabilities.take()?,
-                token: learned.token.take()?,
-            })
+        fn take(outcome: Outcome) -> Option<Self> {
+            match outcome {
+                Outcome::Bootstrapped(b) => Some(b),
+                _ => None,
+            }
         }
     }
 
     impl Goal for AnonymousDiscovery {
-        fn take(learned: &mut Learned) -> Option<Self> {
-            learned.anonymous.take()
+        fn take(outcome: Outcome) -> Option<Self> {
+            match outcome {
+                Outcome::Anonymous(a) => Some(a),
+                _ => None,
+            }
         }
     }
 }
 
-use private::{Goal, Learned};
+use private::{Goal, Outcome};
 
 /// One step of the call flow as a sans-IO state machine, or several in a row.
 ///
@@ -428,6 +445,7 @@ impl<T> fmt::Debug for Flow<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Flow")
             .field("step", &self.engine.ex.step)
+            .field("stage", &self.engine.stage.name())
             .field("phase", &self.engine.ex.phase)
             .finish_non_exhaustive()
     }
@@ -437,7 +455,7 @@ impl Flow<Discovery> {
     /// Discovery alone: `GET <discover URL>`, without a token (a 401 there is
     /// answered once with a token).
     pub fn discovery(config: Arc<Config>, entropy: Box<dyn Entropy>) -> Self {
-        Self::start(config, entropy, Target::Discovery, None, None)
+        Self::start(config, entropy, None, Stage::Discovery(AfterDiscovery::Stop))
     }
 }
 
@@ -451,8 +469,9 @@ impl Flow<Capabilities> {
         token: Option<AccessToken>,
         entropy: Box<dyn Entropy>,
     ) -> Self {
-        let mut flow = Self::start_empty(config, entropy, Target::Capabilities, token);
-        flow.engine.begin_applications(discovery);
+        let mut flow = Self::start(config, entropy, token, Stage::Over);
+        flow.engine
+            .begin_applications(discovery, AfterCapabilities::Stop);
         flow
     }
 }
@@ -467,12 +486,13 @@ impl Flow<WidgetToken> {
         token: Option<AccessToken>,
         entropy: Box<dyn Entropy>,
     ) -> Self {
-        let mut flow = Self::start_empty(config, entropy, Target::Mint, token);
-        flow.engine.mint = Some(request);
+        let mut flow = Self::start(config, entropy, token, Stage::Over);
         flow.engine.begin_mint(
+            request,
             capabilities.anon_application_tokens.clone(),
             &capabilities.application_url,
             Arc::clone(&capabilities.discovery.trusted_hosts),
+            None,
         );
         flow
     }
@@ -486,7 +506,8 @@ impl Flow<Bootstrapped> {
         token: Option<AccessToken>,
         entropy: Box<dyn Entropy>,
     ) -> Self {
-        Self::start(config, entropy, Target::Mint, token, Some(request))
+        let then = AfterDiscovery::Capabilities(AfterCapabilities::Mint(request));
+        Self::start(config, entropy, token, Stage::Discovery(then))
     }
 }
 
@@ -499,19 +520,20 @@ impl Flow<AnonymousDiscovery> {
         origin: Origin,
         entropy: Box<dyn Entropy>,
     ) -> Self {
-        let mut flow = Self::start_empty(config, entropy, Target::AnonymousDiscovery, None);
+        let mut flow = Self::start(config, entropy, None, Stage::AnonymousDiscovery { origin });
         flow.engine.ex = Exchange::new(Step::AnonymousDiscovery, Method::GET, discover_url, None);
-        flow.engine.ex.origin = Some(origin);
         flow
     }
 }
 
 impl<T> Flow<T> {
-    fn start_empty(
+    /// A flow at `stage`, its first exchange the discovery (the
+    /// constructors that start elsewhere replace it).
+    fn start(
         config: Arc<Config>,
         entropy: Box<dyn Entropy>,
-        target: Target,
         token: Option<AccessToken>,
+        stage: Stage,
     ) -> Self {
         let trusted = Arc::new(config.trusted_hosts().clone());
         let discover_url = config.discover_url().clone();
@@ -520,29 +542,13 @@ impl<T> Flow<T> {
                 ex: Exchange::new(Step::Discovery, Method::GET, discover_url, None),
                 config,
                 entropy,
-                target,
                 token,
                 trusted,
-                mint: None,
-                learned: Learned::default(),
+                stage,
                 next_id: 0,
-                done: None,
-                finished: false,
             },
             _goal: PhantomData,
         }
-    }
-
-    fn start(
-        config: Arc<Config>,
-        entropy: Box<dyn Entropy>,
-        target: Target,
-        token: Option<AccessToken>,
-        mint: Option<MintRequest>,
-    ) -> Self {
-        let mut flow = Self::start_empty(config, entropy, target, token);
-        flow.engine.mint = mint;
-        flow
     }
 
     /// The step in progress (or the last one, once finished).
@@ -553,7 +559,7 @@ impl<T> Flow<T> {
     /// Whether the flow has finished (its result may still be waiting to be
     /// polled).
     pub fn is_finished(&self) -> bool {
-        self.engine.finished
+        self.engine.is_finished()
     }
 
     /// The AAD token the flow holds now (given at the start or by
@@ -603,9 +609,9 @@ impl<T: Goal> Flow<T> {
             Polled::NeedToken(n) => Some(Output::NeedToken(n)),
             Polled::Timeout(at) => Some(Output::Timeout(at)),
             Polled::Done(Err(e)) => Some(Output::Done(Err(e))),
-            Polled::Done(Ok(())) => Some(Output::Done(
-                T::take(&mut self.engine.learned).ok_or(Error::Usage(UsageError::Finished)),
-            )),
+            Polled::Done(Ok(outcome)) => Some(Output::Done(T::take(outcome).ok_or(
+                Error::Internal("the flow ended with an outcome of another kind"),
+            ))),
         }
     }
 }
@@ -647,7 +653,7 @@ impl<T: Goal> Driveable<T> for Flow<T> {
         now: Instant,
     ) -> Result<(), UsageError> {
         let _ = (assertion, now);
-        Err(if self.engine.finished {
+        Err(if self.engine.is_finished() {
             UsageError::Finished
         } else {
             UsageError::UnexpectedAssertion
@@ -655,20 +661,80 @@ impl<T: Goal> Driveable<T> for Flow<T> {
     }
 }
 
-/// Where a flow stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Discovery,
-    Capabilities,
-    Mint,
-    AnonymousDiscovery,
+/// What a flow does once discovery is done.
+#[derive(Debug)]
+enum AfterDiscovery {
+    /// Stop: the discovery is the outcome.
+    Stop,
+    /// Go on to the capabilities.
+    Capabilities(AfterCapabilities),
 }
 
+/// What a flow does once the capabilities are read.
+#[derive(Debug)]
+enum AfterCapabilities {
+    /// Stop: the capabilities are the outcome.
+    Stop,
+    /// Mint this request.
+    Mint(MintRequest),
+}
+
+/// Where a flow is, carrying what it has learned so far and what it will
+/// do next. The current request's own progress (sent, backing off, waiting
+/// for a token) is the [`Exchange`]'s.
+// One per flow, moved a few times per flow: boxing would cost more than the
+// copies it saves.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Stage {
+    /// Discovery.
+    Discovery(AfterDiscovery),
+    /// The applications request, after `discovery`.
+    Applications {
+        discovery: Discovery,
+        then: AfterCapabilities,
+    },
+    /// The application request (the capabilities), after `discovery`.
+    Application {
+        discovery: Discovery,
+        then: AfterCapabilities,
+    },
+    /// The mint of `request`; `capabilities` are kept when they are part of
+    /// the outcome (a bootstrap).
+    Mint {
+        request: MintRequest,
+        capabilities: Option<Capabilities>,
+    },
+    /// The widget's anonymous discovery, with `origin`.
+    AnonymousDiscovery { origin: Origin },
+    /// The flow's result, to be polled.
+    Finished(Result<Outcome, Error>),
+    /// The result was handed out (or the flow is being set up).
+    Over,
+}
+
+impl Stage {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Discovery(_) => Step::Discovery.label(),
+            Self::Applications { .. } => Step::Applications.label(),
+            Self::Application { .. } => Step::Application.label(),
+            Self::Mint { .. } => Step::Mint.label(),
+            Self::AnonymousDiscovery { .. } => Step::AnonymousDiscovery.label(),
+            Self::Finished(_) => "finished",
+            Self::Over => "over",
+        }
+    }
+}
+
+// One per flow, moved a few times per flow: boxing would cost more than the
+// copies it saves.
+#[allow(clippy::large_enum_variant)]
 enum Polled {
     Transmit(Transmit),
     NeedToken(TokenNeed),
     Timeout(Instant),
-    Done(Result<(), Error>),
+    Done(Result<Outcome, Error>),
 }
 
 #[derive(Debug)]
@@ -683,8 +749,6 @@ enum Phase {
     AwaitingToken,
     /// Backing off until then.
     Sleeping(Instant),
-    /// Nothing more to do.
-    Over,
 }
 
 /// One logical request: its redirects, retries and token retry.
@@ -694,7 +758,6 @@ struct Exchange {
     method: Method,
     url: Url,
     body: Option<Bytes>,
-    origin: Option<Origin>,
     failures: u32,
     redirects: u8,
     started: Option<Instant>,
@@ -710,7 +773,6 @@ impl Exchange {
             method,
             url,
             body,
-            origin: None,
             failures: 0,
             redirects: 0,
             started: None,
@@ -724,47 +786,51 @@ impl Exchange {
 struct Engine {
     config: Arc<Config>,
     entropy: Box<dyn Entropy>,
-    target: Target,
     token: Option<AccessToken>,
     trusted: Arc<TrustedHosts>,
-    mint: Option<MintRequest>,
+    /// The current request.
     ex: Exchange,
-    learned: Learned,
+    /// Where the flow is and what it learned.
+    stage: Stage,
     next_id: u64,
-    done: Option<Result<(), Error>>,
-    finished: bool,
 }
 
 impl Engine {
-    fn finish(&mut self, result: Result<(), Error>) {
-        self.ex.phase = Phase::Over;
-        self.finished = true;
-        self.done = Some(result);
+    fn is_finished(&self) -> bool {
+        matches!(self.stage, Stage::Finished(_) | Stage::Over)
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.stage = Stage::Finished(Ok(outcome));
     }
 
     fn fail(&mut self, error: Error) {
-        self.finish(Err(error));
+        self.stage = Stage::Finished(Err(error));
     }
 
     fn poll(&mut self, now: Instant) -> Option<Polled> {
-        if let Some(result) = self.done.take() {
-            return Some(Polled::Done(result));
+        match &self.stage {
+            Stage::Finished(_) => {
+                let Stage::Finished(result) = std::mem::replace(&mut self.stage, Stage::Over)
+                else {
+                    return None;
+                };
+                return Some(Polled::Done(result));
+            }
+            Stage::Over => return None,
+            _ => {}
         }
-        match std::mem::replace(&mut self.ex.phase, Phase::Over) {
+        match &self.ex.phase {
             Phase::Ready => Some(self.transmit(now)),
-            Phase::Sleeping(until) if now < until => {
-                self.ex.phase = Phase::Sleeping(until);
-                Some(Polled::Timeout(until))
-            }
+            Phase::Sleeping(until) if now < *until => Some(Polled::Timeout(*until)),
             Phase::Sleeping(_) => Some(self.transmit(now)),
-            Phase::NeedToken(need) => {
-                self.ex.phase = Phase::AwaitingToken;
-                Some(Polled::NeedToken(need))
+            Phase::NeedToken(_) => {
+                match std::mem::replace(&mut self.ex.phase, Phase::AwaitingToken) {
+                    Phase::NeedToken(need) => Some(Polled::NeedToken(need)),
+                    _ => None,
+                }
             }
-            other @ (Phase::InFlight(_) | Phase::AwaitingToken | Phase::Over) => {
-                self.ex.phase = other;
-                None
-            }
+            Phase::InFlight(_) | Phase::AwaitingToken => None,
         }
     }
 
@@ -823,7 +889,10 @@ impl Engine {
             } else {
                 None
             },
-            origin: self.ex.origin.as_ref(),
+            origin: match &self.stage {
+                Stage::AnonymousDiscovery { origin } => Some(origin),
+                _ => None,
+            },
         }
         .build();
         let request = match built {
@@ -856,22 +925,21 @@ impl Engine {
     }
 
     fn failed(&mut self, error: Error) -> Polled {
-        self.finished = true;
-        self.ex.phase = Phase::Over;
+        self.stage = Stage::Over;
         Polled::Done(Err(error))
     }
 
     fn check_in_flight(&self, id: RequestId) -> Result<(), UsageError> {
         match self.ex.phase {
+            _ if self.is_finished() => Err(UsageError::Finished),
             Phase::InFlight(current) if current == id => Ok(()),
-            _ if self.finished => Err(UsageError::Finished),
             _ => Err(UsageError::UnknownRequest(id.0)),
         }
     }
 
     fn handle_token(&mut self, token: Result<AccessToken, TokenError>) -> Result<(), UsageError> {
-        if !matches!(self.ex.phase, Phase::AwaitingToken) {
-            return Err(if self.finished {
+        if self.is_finished() || !matches!(self.ex.phase, Phase::AwaitingToken) {
+            return Err(if self.is_finished() {
                 UsageError::Finished
             } else {
                 UsageError::UnexpectedToken
@@ -1098,14 +1166,24 @@ impl Engine {
 
     fn success(&mut self, response: &http::Response<Bytes>) {
         let status = Some(response.status());
-        let result = match self.ex.step {
-            Step::Discovery => self.discovered(response.body()),
-            Step::Applications => self.applications(response.body()),
-            Step::Application => self.application(response.body()),
-            Step::Mint => self.minted(response.body()),
-            Step::AnonymousDiscovery => self.anonymous(response),
-            Step::AadToken => {
-                return self.fail(Error::Internal("an API flow reached the AAD token step"));
+        // Each step's handler sets the next stage, or the outcome.
+        let result = match std::mem::replace(&mut self.stage, Stage::Over) {
+            Stage::Discovery(then) => self.discovered(response.body(), then),
+            Stage::Applications { discovery, then } => {
+                self.applications(response.body(), discovery, then)
+            }
+            Stage::Application { discovery, then } => {
+                self.application(response.body(), discovery, then)
+            }
+            Stage::Mint {
+                request,
+                capabilities,
+            } => self.minted(response.body(), request, capabilities),
+            Stage::AnonymousDiscovery { origin } => self.anonymous(response, origin),
+            Stage::Finished(_) | Stage::Over => {
+                return self.fail(Error::Internal(
+                    "an answer was taken after the flow finished",
+                ));
             }
         };
         if let Err(kind) = result {
@@ -1135,7 +1213,7 @@ impl Engine {
         }
     }
 
-    fn discovered(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+    fn discovered(&mut self, body: &[u8], then: AfterDiscovery) -> Result<(), ServerErrorKind> {
         let resource: Discover = hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
         let link = resource
             .applications()
@@ -1163,29 +1241,33 @@ impl Engine {
             applications_url,
             trusted_hosts: Arc::clone(&self.trusted),
         };
-        if self.target == Target::Discovery {
-            self.learned.discovery = Some(discovery);
-            self.finish(Ok(()));
-        } else {
-            self.begin_applications(discovery);
+        match then {
+            AfterDiscovery::Stop => self.finish(Outcome::Discovery(discovery)),
+            AfterDiscovery::Capabilities(then) => self.begin_applications(discovery, then),
         }
         Ok(())
     }
 
-    fn begin_applications(&mut self, discovery: Discovery) {
+    fn begin_applications(&mut self, discovery: Discovery, then: AfterCapabilities) {
         self.trusted = Arc::clone(&discovery.trusted_hosts);
         let url = with_endpoint_id(&discovery.applications_url, self.config.endpoint_id());
-        self.learned.discovery = Some(discovery);
         self.ex = Exchange::new(Step::Applications, Method::GET, url, None);
+        self.stage = Stage::Applications { discovery, then };
     }
 
-    fn applications(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+    fn applications(
+        &mut self,
+        body: &[u8],
+        discovery: Discovery,
+        then: AfterCapabilities,
+    ) -> Result<(), ServerErrorKind> {
         let resource: Applications = hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
         let link = resource.application().ok_or(ServerErrorKind::MissingLink {
             rel: names::APPLICATION,
         })?;
         let url = self.resolve_link(names::APPLICATION, link)?;
         self.ex = self.next_exchange(Step::Application, Method::GET, url, None);
+        self.stage = Stage::Application { discovery, then };
         Ok(())
     }
 
@@ -1196,51 +1278,58 @@ impl Engine {
         ex
     }
 
-    fn application(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+    fn application(
+        &mut self,
+        body: &[u8],
+        discovery: Discovery,
+        then: AfterCapabilities,
+    ) -> Result<(), ServerErrorKind> {
         let application: Application =
             hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
         let anon_application_tokens = application
             .anon_application_tokens()
             .map(|link| self.resolve_link(names::ANON_APPLICATION_TOKENS, link))
             .transpose()?;
-        let Some(discovery) = self.learned.discovery.take() else {
-            return Err(ServerErrorKind::MissingLink {
-                rel: names::APPLICATIONS,
-            });
-        };
         let capabilities = Capabilities {
             discovery,
             application_url: self.ex.url.clone(),
             application,
             anon_application_tokens,
         };
-        if self.target == Target::Capabilities {
-            self.learned.capabilities = Some(capabilities);
-            self.finish(Ok(()));
-        } else {
-            let anon = capabilities.anon_application_tokens.clone();
-            let application_url = capabilities.application_url.clone();
-            let trusted = Arc::clone(&capabilities.discovery.trusted_hosts);
-            self.learned.capabilities = Some(capabilities);
-            self.begin_mint(anon, &application_url, trusted);
+        match then {
+            AfterCapabilities::Stop => self.finish(Outcome::Capabilities(capabilities)),
+            AfterCapabilities::Mint(request) => {
+                let anon = capabilities.anon_application_tokens.clone();
+                let application_url = capabilities.application_url.clone();
+                let trusted = Arc::clone(&capabilities.discovery.trusted_hosts);
+                self.begin_mint(request, anon, &application_url, trusted, Some(capabilities));
+            }
         }
         Ok(())
     }
 
-    /// Starts the mint, from the capabilities' `anonApplicationTokens` URL.
+    /// Starts the mint of `request`, from the capabilities'
+    /// `anonApplicationTokens` URL; `keep` the capabilities when they are
+    /// part of the outcome.
     fn begin_mint(
         &mut self,
+        request: MintRequest,
         anon_application_tokens: Option<Url>,
         application_url: &Url,
         trusted: Arc<TrustedHosts>,
+        keep: Option<Capabilities>,
     ) {
         self.trusted = trusted;
-        let body = self.mint.as_ref().map(MintRequest::body);
-        match (anon_application_tokens, body) {
-            (Some(url), Some(body)) => {
+        match anon_application_tokens {
+            Some(url) => {
+                let body = request.body();
                 self.ex = self.next_exchange(Step::Mint, Method::POST, url, Some(body));
+                self.stage = Stage::Mint {
+                    request,
+                    capabilities: keep,
+                };
             }
-            (None, _) => {
+            None => {
                 // Not consented (or not listed): nothing is sent.
                 self.ex = Exchange::new(
                     Step::Application,
@@ -1257,12 +1346,15 @@ impl Engine {
                 );
                 self.fail(error);
             }
-            // Every constructor of a minting flow sets the request.
-            (Some(_), None) => self.fail(Error::Usage(UsageError::Finished)),
         }
     }
 
-    fn minted(&mut self, body: &[u8]) -> Result<(), ServerErrorKind> {
+    fn minted(
+        &mut self,
+        body: &[u8],
+        request: MintRequest,
+        capabilities: Option<Capabilities>,
+    ) -> Result<(), ServerErrorKind> {
         let resource: AnonApplicationToken =
             hal_model::from_slice(body).map_err(ServerErrorKind::Body)?;
         if resource.token.expose().trim().is_empty() {
@@ -1276,10 +1368,7 @@ impl Engine {
         let self_url = resource
             .self_link()
             .and_then(|link| link.resolve(&self.ex.url).ok());
-        let Some(request) = self.mint.take() else {
-            return Err(ServerErrorKind::MissingMember { member: "request" });
-        };
-        self.learned.token = Some(WidgetToken {
+        let token = WidgetToken {
             token: resource.token.clone(),
             expiry: resource.expiry_time.clone(),
             discover_url,
@@ -1287,12 +1376,22 @@ impl Engine {
             session_id: request.session_id,
             allowed_origins: request.allowed_origins,
             resource,
+        };
+        self.finish(match capabilities {
+            Some(capabilities) => Outcome::Bootstrapped(Bootstrapped {
+                capabilities,
+                token,
+            }),
+            None => Outcome::Token(token),
         });
-        self.finish(Ok(()));
         Ok(())
     }
 
-    fn anonymous(&mut self, response: &http::Response<Bytes>) -> Result<(), ServerErrorKind> {
+    fn anonymous(
+        &mut self,
+        response: &http::Response<Bytes>,
+        origin: Origin,
+    ) -> Result<(), ServerErrorKind> {
         let resource: AnonDiscover =
             hal_model::from_slice(response.body()).map_err(ServerErrorKind::Body)?;
         let link = resource
@@ -1306,16 +1405,12 @@ impl Engine {
             .get(ACCESS_CONTROL_ALLOW_ORIGIN)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let Some(origin) = self.ex.origin.clone() else {
-            return Err(ServerErrorKind::MissingMember { member: "origin" });
-        };
-        self.learned.anonymous = Some(AnonymousDiscovery {
+        self.finish(Outcome::Anonymous(AnonymousDiscovery {
             anon_applications,
             resource,
             allow_origin,
             origin,
-        });
-        self.finish(Ok(()));
+        }));
         Ok(())
     }
 }

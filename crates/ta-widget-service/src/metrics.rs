@@ -142,24 +142,11 @@ impl Metrics {
     }
 }
 
-/// The metric label of a step.
-fn step_label(step: Step) -> &'static str {
-    match step {
-        Step::Discovery => "discovery",
-        Step::Applications => "applications",
-        Step::Application => "application",
-        Step::Mint => "mint",
-        Step::AnonymousDiscovery => "anonymous_discovery",
-        Step::AadToken => "aad_token",
-        _ => "other",
-    }
-}
-
 impl Observer for Metrics {
     fn upstream_request(&self, step: Step, status: Option<u16>) {
         self.upstream
             .get_or_create(&UpstreamLabels {
-                step: step_label(step),
+                step: step.label(),
                 status: status.unwrap_or(0),
             })
             .inc();
