@@ -455,7 +455,12 @@ impl Flow<Discovery> {
     /// Discovery alone: `GET <discover URL>`, without a token (a 401 there is
     /// answered once with a token).
     pub fn discovery(config: Arc<Config>, entropy: Box<dyn Entropy>) -> Self {
-        Self::start(config, entropy, None, Stage::Discovery(AfterDiscovery::Stop))
+        Self::start(
+            config,
+            entropy,
+            None,
+            Stage::Discovery(AfterDiscovery::Stop),
+        )
     }
 }
 
