@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use ta_bootstrap::hyper::HyperTransport;
-use ta_bootstrap::{Bootstrapper, ClientCredentialsProvider, Credential, Observer, TokenProvider};
+use ta_bootstrap::{Bootstrapper, Credential, Observer};
 use ta_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator};
 use ta_protocol::aad::{ClientId, TokenEndpoint};
 use ta_protocol::bytes::Bytes;
@@ -39,24 +39,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .build()?,
     );
 
-    // The orchestrator, reporting to the service's Prometheus metrics.
+    // The orchestrator and its AAD token provider, both reporting to the
+    // service's Prometheus metrics (set once, for both).
     let metrics = Arc::new(Metrics::new());
-    let tokens = Arc::new(
-        ClientCredentialsProvider::builder(
-            Arc::clone(&upstream),
-            TokenEndpoint::parse(&emulator.token_url(), false)?,
-            ClientId::new(DEFAULT_CLIENT_ID)?,
-            Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET)),
-        )
-        .observer(Arc::clone(&metrics) as Arc<dyn Observer>)
-        .build(),
-    );
     let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
         .build()?
         .into_shared();
-    let bootstrapper = Bootstrapper::builder(config, upstream, tokens as Arc<dyn TokenProvider>)
-        .observer(Arc::clone(&metrics) as Arc<dyn Observer>)
-        .build();
+    let bootstrapper = Bootstrapper::with_client_credentials(
+        config,
+        upstream,
+        TokenEndpoint::parse(&emulator.token_url(), false)?,
+        ClientId::new(DEFAULT_CLIENT_ID)?,
+        Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET)),
+    )
+    .observer(Arc::clone(&metrics) as Arc<dyn Observer>)
+    .build();
 
     // The service, merged into the existing app.
     let allowlist = vec![Origin::parse(

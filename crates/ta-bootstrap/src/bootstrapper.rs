@@ -15,9 +15,12 @@ use tracing::{Instrument, info, info_span, warn};
 use url::Url;
 
 use crate::clock::{Clock, SystemClock};
-use crate::ids::{EntropyFrom, IdSource, RandomIds};
+use crate::credentials::Credential;
+use crate::ids::{EntropySource, random_entropy};
 use crate::observer::{CacheKind, Observer};
-use crate::token::TokenProvider;
+use crate::token::{ClientCredentialsProvider, ClientCredentialsProviderBuilder, TokenProvider};
+use ta_protocol::RetryPolicy;
+use ta_protocol::aad::{ClientId, TokenEndpoint};
 
 /// Why a widget token could not be minted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -117,8 +120,9 @@ struct Inner {
     config: Arc<Config>,
     transport: Arc<dyn Transport>,
     tokens: Arc<dyn TokenProvider>,
+    client_credentials: Option<Arc<ClientCredentialsProvider>>,
     clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdSource>,
+    entropy: EntropySource,
     caps: CapsCache,
     observer: Option<Arc<dyn Observer>>,
 }
@@ -142,13 +146,22 @@ impl fmt::Debug for Bootstrapper {
     }
 }
 
+/// Where a bootstrapper's AAD tokens come from.
+enum Tokens {
+    /// A provider of the caller's.
+    Given(Arc<dyn TokenProvider>),
+    /// A client-credentials provider built with the bootstrapper's clock,
+    /// entropy and observer.
+    ClientCredentials(Box<ClientCredentialsProviderBuilder>),
+}
+
 /// Builds a [`Bootstrapper`].
 pub struct BootstrapperBuilder {
     config: Arc<Config>,
     transport: Arc<dyn Transport>,
-    tokens: Arc<dyn TokenProvider>,
+    tokens: Tokens,
     clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdSource>,
+    entropy: EntropySource,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -160,15 +173,29 @@ impl fmt::Debug for BootstrapperBuilder {
 }
 
 impl BootstrapperBuilder {
-    /// Sets the clock (default: the system's).
+    /// Sets the clock (default: the system's). With
+    /// [`Bootstrapper::with_client_credentials`], the token provider reads
+    /// it too.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
-    /// Sets the id source (default: UUID v4s).
-    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
-        self.ids = ids;
+    /// Sets how one AAD token fetch is retried (default:
+    /// [`RetryPolicy::default`]). Only for a bootstrapper made with
+    /// [`Bootstrapper::with_client_credentials`]: a provider of your own
+    /// has its own policy, and this one is not used.
+    pub fn aad_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        if let Tokens::ClientCredentials(builder) = self.tokens {
+            self.tokens = Tokens::ClientCredentials(Box::new(builder.retry_policy(policy)));
+        }
+        self
+    }
+
+    /// Sets where session ids, request ids and jitter come from (default:
+    /// a [`RandomEntropy`](crate::RandomEntropy) for each flow).
+    pub fn entropy(mut self, entropy: EntropySource) -> Self {
+        self.entropy = entropy;
         self
     }
 
@@ -179,15 +206,34 @@ impl BootstrapperBuilder {
         self
     }
 
-    /// Builds it.
+    /// Builds it (and, with
+    /// [`Bootstrapper::with_client_credentials`], its token provider, on the
+    /// same clock, entropy and observer).
     pub fn build(self) -> Bootstrapper {
+        let (tokens, client_credentials) = match self.tokens {
+            Tokens::Given(tokens) => (tokens, None),
+            Tokens::ClientCredentials(builder) => {
+                let mut builder = builder
+                    .clock(Arc::clone(&self.clock))
+                    .entropy(Arc::clone(&self.entropy));
+                if let Some(observer) = &self.observer {
+                    builder = builder.observer(Arc::clone(observer));
+                }
+                let provider = Arc::new(builder.build());
+                (
+                    Arc::clone(&provider) as Arc<dyn TokenProvider>,
+                    Some(provider),
+                )
+            }
+        };
         Bootstrapper {
             inner: Arc::new(Inner {
                 config: self.config,
                 transport: self.transport,
-                tokens: self.tokens,
+                tokens,
+                client_credentials,
                 clock: self.clock,
-                ids: self.ids,
+                entropy: self.entropy,
                 caps: CapsCache::default(),
                 observer: self.observer,
             }),
@@ -214,11 +260,69 @@ impl Bootstrapper {
         BootstrapperBuilder {
             config,
             transport,
-            tokens,
+            tokens: Tokens::Given(tokens),
             clock: Arc::new(SystemClock),
-            ids: Arc::new(RandomIds::new()),
+            entropy: random_entropy(),
             observer: None,
         }
+    }
+
+    /// Starts a bootstrapper that gets its AAD tokens with the client
+    /// credentials grant at `endpoint` (a [`ClientCredentialsProvider`]
+    /// over the same `transport`): the clock, entropy and observer set on
+    /// the builder serve both, set once.
+    ///
+    /// ```no_run
+    /// # fn example(transport: std::sync::Arc<dyn ta_protocol::Transport>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use ta_bootstrap::{Bootstrapper, Credential};
+    /// use ta_protocol::aad::{ClientId, TokenEndpoint};
+    /// use ta_protocol::{ClientSecret, Config};
+    ///
+    /// let config = Config::builder(ta_protocol::DEFAULT_DISCOVER_URL, "sip:helpdesk@contoso.com")
+    ///     .build()?
+    ///     .into_shared();
+    /// let bootstrapper = Bootstrapper::with_client_credentials(
+    ///     config,
+    ///     transport,
+    ///     TokenEndpoint::for_tenant("contoso.onmicrosoft.com")?,
+    ///     ClientId::new("00000000-0000-0000-0000-000000000001")?,
+    ///     Credential::Secret(ClientSecret::new("…")),
+    /// )
+    /// .build();
+    /// // The provider, to rotate the credential later.
+    /// let provider = bootstrapper.client_credentials();
+    /// # let _ = provider;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_client_credentials(
+        config: Arc<Config>,
+        transport: Arc<dyn Transport>,
+        endpoint: TokenEndpoint,
+        client_id: ClientId,
+        credential: Credential,
+    ) -> BootstrapperBuilder {
+        let provider = ClientCredentialsProvider::builder(
+            Arc::clone(&transport),
+            endpoint,
+            client_id,
+            credential,
+        );
+        BootstrapperBuilder {
+            config,
+            transport,
+            tokens: Tokens::ClientCredentials(Box::new(provider)),
+            clock: Arc::new(SystemClock),
+            entropy: random_entropy(),
+            observer: None,
+        }
+    }
+
+    /// The client-credentials provider, when this bootstrapper was made with
+    /// [`with_client_credentials`](Self::with_client_credentials) (to
+    /// rotate its credential with
+    /// [`set_credential`](ClientCredentialsProvider::set_credential)).
+    pub fn client_credentials(&self) -> Option<&Arc<ClientCredentialsProvider>> {
+        self.inner.client_credentials.as_ref()
     }
 
     /// The configuration.
@@ -379,7 +483,7 @@ impl Bootstrapper {
 
     /// Mints a widget token for `origins`, with a new session id.
     pub async fn mint(&self, origins: AllowedOrigins) -> Result<MintedToken, BootstrapError> {
-        let session_id = self.inner.ids.session_id();
+        let session_id = (self.inner.entropy)().session_id();
         self.mint_with_session(origins, session_id).await
     }
 
@@ -441,10 +545,10 @@ impl Bootstrapper {
         result
     }
 
-    /// Request ids and jitter from this bootstrapper's [`IdSource`], for
-    /// flows driven by hand.
+    /// A fresh [`Entropy`](ta_protocol::Entropy) from this bootstrapper's
+    /// source, for flows driven by hand.
     pub fn entropy(&self) -> Box<dyn ta_protocol::Entropy> {
-        Box::new(EntropyFrom(Arc::clone(&self.inner.ids)))
+        (self.inner.entropy)()
     }
 
     /// Drives a flow to its end over the transport.

@@ -1,28 +1,30 @@
-//! Ids and randomness, injected so that tests control them.
+//! Randomness, injected so that tests control it: the one
+//! [`ta_protocol::Entropy`] trait, made fresh for each flow.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use ring::rand::SecureRandom as _;
-use ta_protocol::{ApplicationSessionId, ClientRequestId, Entropy};
+use ta_protocol::{ClientRequestId, Entropy};
 
-/// Where the orchestrator gets fresh ids and jitter.
-pub trait IdSource: Send + Sync + Debug {
-    /// A new widget session id (unique; never reused for another session).
-    fn session_id(&self) -> ApplicationSessionId;
-    /// A new `client-request-id`.
-    fn request_id(&self) -> ClientRequestId;
-    /// A value in `[0, 1)`.
-    fn jitter(&self) -> f64;
+/// Makes the [`Entropy`] each flow, token fetch and session draws from: the
+/// bootstrapper and the token provider call it once per use. The default is
+/// [`RandomEntropy`]; a test gives seeded ones, for example
+/// `Arc::new(|| Box::new(SeededEntropy::new(7)) as Box<dyn Entropy>)`.
+pub type EntropySource = Arc<dyn Fn() -> Box<dyn Entropy> + Send + Sync>;
+
+/// The default [`EntropySource`]: a [`RandomEntropy`] each time.
+pub(crate) fn random_entropy() -> EntropySource {
+    Arc::new(|| Box::new(RandomEntropy::new()) as Box<dyn Entropy>)
 }
 
-/// UUID v4 ids and the system's random source.
+/// UUID v4 ids (request ids, `jti`s and session ids) and jitter from the
+/// system's random source.
 #[derive(Debug)]
-pub struct RandomIds {
+pub struct RandomEntropy {
     random: ring::rand::SystemRandom,
 }
 
-impl RandomIds {
+impl RandomEntropy {
     /// The system's random source.
     pub fn new() -> Self {
         Self {
@@ -31,44 +33,47 @@ impl RandomIds {
     }
 }
 
-impl Default for RandomIds {
+impl Default for RandomEntropy {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl IdSource for RandomIds {
+impl Entropy for RandomEntropy {
     #[allow(clippy::expect_used)] // 36 visible ASCII characters always pass
-    fn session_id(&self) -> ApplicationSessionId {
-        ApplicationSessionId::new(uuid::Uuid::new_v4().to_string())
-            .expect("a hyphenated UUID is a valid session id")
-    }
-
-    #[allow(clippy::expect_used)] // 36 visible ASCII characters always pass
-    fn request_id(&self) -> ClientRequestId {
+    fn client_request_id(&mut self) -> ClientRequestId {
         ClientRequestId::new(&uuid::Uuid::new_v4().to_string())
             .expect("a hyphenated UUID is a valid request id")
     }
 
-    fn jitter(&self) -> f64 {
+    fn jitter(&mut self) -> f64 {
         let mut bytes = [0u8; 8];
         if self.random.fill(&mut bytes).is_err() {
             return 0.5;
         }
         (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    fn unique_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
 }
 
-/// Lends an [`IdSource`] to a flow as its [`Entropy`].
-#[derive(Debug)]
-pub(crate) struct EntropyFrom(pub(crate) Arc<dyn IdSource>);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Entropy for EntropyFrom {
-    fn client_request_id(&mut self) -> ClientRequestId {
-        self.0.request_id()
-    }
-
-    fn jitter(&mut self) -> f64 {
-        self.0.jitter()
+    #[test]
+    fn ids_are_fresh_uuids_and_jitter_is_in_range() {
+        let mut entropy = RandomEntropy::new();
+        let a = entropy.session_id();
+        let b = entropy.session_id();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 36);
+        assert_ne!(entropy.unique_id(), entropy.unique_id());
+        for _ in 0..100 {
+            let j = entropy.jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //!   request;
 //! - a [`TokenProvider`] for AAD tokens ([`ClientCredentialsProvider`]:
 //!   client secret or certificate, refresh ahead, single flight);
-//! - an injected [`Clock`] and [`IdSource`], and an optional [`Observer`]
+//! - an injected [`Clock`] and [`EntropySource`], and an optional [`Observer`]
 //!   for metrics.
 //!
 //! The widget-token service built on it is the `ta-widget-service` crate;
@@ -29,16 +29,17 @@
 //!     .into_shared();
 //! let transport: Arc<dyn ta_protocol::Transport> =
 //!     Arc::new(ta_bootstrap::hyper::HyperTransport::builder().build()?);
-//! let tokens = Arc::new(
-//!     ClientCredentialsProvider::builder(
-//!         Arc::clone(&transport),
-//!         TokenEndpoint::for_tenant("contoso.onmicrosoft.com")?,
-//!         ClientId::new("00000000-0000-0000-0000-000000000001")?,
-//!         Credential::Secret(ta_protocol::ClientSecret::new("…")),
-//!     )
-//!     .build(),
-//! );
-//! let bootstrapper = Bootstrapper::builder(config, transport, tokens).build();
+//! // The AAD token provider is built with the bootstrapper, on the same
+//! // clock, entropy and observer (`Bootstrapper::builder` takes a
+//! // `TokenProvider` of your own instead).
+//! let bootstrapper = Bootstrapper::with_client_credentials(
+//!     config,
+//!     transport,
+//!     TokenEndpoint::for_tenant("contoso.onmicrosoft.com")?,
+//!     ClientId::new("00000000-0000-0000-0000-000000000001")?,
+//!     Credential::Secret(ta_protocol::ClientSecret::new("…")),
+//! )
+//! .build();
 //! let origins = AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())?;
 //! let minted = bootstrapper.mint(origins).await?;
 //! println!("{} expires {}", minted.discover_uri, minted.expiry);
@@ -60,7 +61,7 @@ pub use bootstrapper::{
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError, Signer};
 pub use driver::drive;
-pub use ids::{IdSource, RandomIds};
+pub use ids::{EntropySource, RandomEntropy};
 pub use observer::{CacheKind, Observer};
 pub use report::FailureKind;
 #[cfg(feature = "mock")]

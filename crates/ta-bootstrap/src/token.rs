@@ -13,7 +13,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credential;
 use crate::driver::{self, Sources};
-use crate::ids::{EntropyFrom, IdSource, RandomIds};
+use crate::ids::{EntropySource, random_entropy};
 use crate::observer::{CacheKind, Observer};
 
 /// Gives AAD tokens for an audience.
@@ -98,7 +98,7 @@ pub struct ClientCredentialsProvider {
     client_id: ClientId,
     credential: std::sync::RwLock<Arc<Credential>>,
     clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdSource>,
+    entropy: EntropySource,
     slots: Mutex<HashMap<Audience, Arc<Slot>>>,
     observer: Option<Arc<dyn Observer>>,
     retry: RetryPolicy,
@@ -122,7 +122,7 @@ pub struct ClientCredentialsProviderBuilder {
     client_id: ClientId,
     credential: Credential,
     clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdSource>,
+    entropy: EntropySource,
     observer: Option<Arc<dyn Observer>>,
     retry: RetryPolicy,
 }
@@ -145,9 +145,10 @@ impl ClientCredentialsProviderBuilder {
         self
     }
 
-    /// Sets the source of request ids and jitter (default: [`RandomIds`]).
-    pub fn ids(mut self, ids: Arc<dyn IdSource>) -> Self {
-        self.ids = ids;
+    /// Sets where request ids, assertion `jti`s and jitter come from
+    /// (default: a [`RandomEntropy`](crate::RandomEntropy) for each fetch).
+    pub fn entropy(mut self, entropy: EntropySource) -> Self {
+        self.entropy = entropy;
         self
     }
 
@@ -173,7 +174,7 @@ impl ClientCredentialsProviderBuilder {
             client_id: self.client_id,
             credential: std::sync::RwLock::new(Arc::new(self.credential)),
             clock: self.clock,
-            ids: self.ids,
+            entropy: self.entropy,
             slots: Mutex::new(HashMap::new()),
             observer: self.observer,
             retry: self.retry,
@@ -196,7 +197,7 @@ impl ClientCredentialsProvider {
             client_id,
             credential,
             clock: Arc::new(SystemClock),
-            ids: Arc::new(RandomIds::new()),
+            entropy: random_entropy(),
             observer: None,
             retry: RetryPolicy::default(),
         }
@@ -258,7 +259,7 @@ impl ClientCredentialsProvider {
             audience.clone(),
             proof,
             self.retry,
-            Box::new(EntropyFrom(Arc::clone(&self.ids))),
+            (self.entropy)(),
         );
         let span = info_span!(
             "aad_token",
@@ -294,7 +295,7 @@ impl ClientCredentialsProvider {
     fn refresh_margin(&self, lifetime: Duration) -> Duration {
         let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
         // Spread refreshes: 80 % to 100 % of the margin.
-        let jitter = self.ids.jitter();
+        let jitter = (self.entropy)().jitter();
         let jitter = if jitter.is_finite() {
             jitter.clamp(0.0, 1.0)
         } else {

@@ -1,8 +1,11 @@
-//! The values a flow must not make up itself: request ids and jitter.
+//! The values a flow must not make up itself: request ids, unique ids,
+//! session ids and jitter.
 
 use std::fmt;
 
 use http::HeaderValue;
+
+use crate::config::{ApplicationSessionId, MAX_SESSION_ID_CHARS};
 
 /// A `client-request-id`: one fresh value per request, for tracing on both
 /// sides.
@@ -64,6 +67,23 @@ pub trait Entropy: Send {
     fn unique_id(&mut self) -> String {
         self.client_request_id().as_str().to_owned()
     }
+    /// A fresh widget session id (`applicationSessionId`), never reused for
+    /// another session. By default, a [`unique_id`](Self::unique_id), or a
+    /// request id's text when that is not a valid session id.
+    fn session_id(&mut self) -> ApplicationSessionId {
+        ApplicationSessionId::new(self.unique_id()).unwrap_or_else(|_| {
+            let id = self.client_request_id();
+            let text: String = id.as_str().chars().take(MAX_SESSION_ID_CHARS).collect();
+            // Visible ASCII, at most the limit: always a valid session id.
+            ApplicationSessionId::new(text).unwrap_or_else(|_| fallback_session())
+        })
+    }
+}
+
+fn fallback_session() -> ApplicationSessionId {
+    #[allow(clippy::expect_used)] // a constant that passes the check
+    ApplicationSessionId::new("00000000-0000-4000-8000-000000000000".to_owned())
+        .expect("a UUID is a valid session id")
 }
 
 /// Deterministic [`Entropy`] from a seed (SplitMix64): ids are UUID-shaped

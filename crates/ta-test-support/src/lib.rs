@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ta_bootstrap::{Bootstrapper, ClientCredentialsProvider, Credential, Observer, TokenProvider};
+use ta_bootstrap::{Bootstrapper, ClientCredentialsProvider, Credential, Observer};
 use ta_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
 };
@@ -64,33 +64,27 @@ async fn start(
             .build()
             .unwrap(),
     );
-    let mut tokens = ClientCredentialsProvider::builder(
+    let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
+        .build()
+        .unwrap()
+        .into_shared();
+    let mut bootstrapper = Bootstrapper::with_client_credentials(
+        config,
         Arc::clone(&transport),
         TokenEndpoint::parse(&emulator.token_url(), false).unwrap(),
         ClientId::new(DEFAULT_CLIENT_ID).unwrap(),
         credential,
     );
-    if let Some(observer) = &observer {
-        tokens = tokens.observer(Arc::clone(observer));
-    }
-    let tokens = Arc::new(tokens.build());
-    let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
-        .build()
-        .unwrap()
-        .into_shared();
-    let mut bootstrapper = Bootstrapper::builder(
-        config,
-        Arc::clone(&transport),
-        Arc::clone(&tokens) as Arc<dyn TokenProvider>,
-    );
     if let Some(observer) = observer {
         bootstrapper = bootstrapper.observer(observer);
     }
+    let bootstrapper = bootstrapper.build();
+    let tokens = Arc::clone(bootstrapper.client_credentials().unwrap());
     Setup {
         emulator,
         transport,
         tokens,
-        bootstrapper: bootstrapper.build(),
+        bootstrapper,
     }
 }
 

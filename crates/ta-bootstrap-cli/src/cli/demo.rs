@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use ta_bootstrap::{ClientCredentialsProvider, Credential, RandomIds, TokenProvider};
+use ta_bootstrap::{ClientCredentialsProvider, Credential, RandomEntropy, TokenProvider};
 use ta_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
 };
@@ -165,19 +165,15 @@ pub(crate) async fn run(args: DemoArgs) -> u8 {
         Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET)),
     )
     .build();
-    let ids = Arc::new(RandomIds::new());
-    let session_id: ApplicationSessionId = ta_bootstrap::IdSource::session_id(ids.as_ref());
+    let session_id: ApplicationSessionId =
+        ta_protocol::Entropy::session_id(&mut RandomEntropy::new());
     eprintln!("The SA mints a widget token for origin {origin}, session {session_id}:");
     let request = MintRequest {
         session_id,
         allowed_origins: origins,
     };
     let mut n = 0;
-    let entropy = || {
-        Box::new(ta_protocol::SeededEntropy::new(
-            uuid::Uuid::new_v4().as_u64_pair().0,
-        ))
-    };
+    let entropy = || Box::new(RandomEntropy::new());
     let done = match narrate(
         Flow::bootstrap(Arc::clone(&config), request, None, entropy()),
         transport.as_ref(),

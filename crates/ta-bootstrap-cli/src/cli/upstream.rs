@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use ta_bootstrap::{
-    Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, Observer, TokenProvider,
+    Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, Observer,
 };
 use ta_hyper::HyperTransport;
 use ta_protocol::aad::{ClientId, TokenEndpoint};
@@ -234,25 +234,22 @@ impl UpstreamArgs {
                 .map_err(|e| e.to_string())?;
         }
         let transport: Arc<dyn Transport> = Arc::new(transport.build().map_err(|e| e.to_string())?);
-        let mut provider = ClientCredentialsProvider::builder(
-            Arc::clone(&transport),
+        let mut bootstrapper = Bootstrapper::with_client_credentials(
+            Arc::clone(&config),
+            transport,
             token_endpoint.clone(),
             client_id,
             credential,
-        );
-        if let Some(observer) = &observer {
-            provider = provider.observer(Arc::clone(observer));
-        }
-        let tokens = Arc::new(provider.build());
-        let mut bootstrapper = Bootstrapper::builder(
-            Arc::clone(&config),
-            Arc::clone(&transport),
-            Arc::clone(&tokens) as Arc<dyn TokenProvider>,
         );
         if let Some(observer) = observer {
             bootstrapper = bootstrapper.observer(observer);
         }
         let bootstrapper = bootstrapper.build();
+        let tokens = Arc::clone(
+            bootstrapper
+                .client_credentials()
+                .ok_or("the bootstrapper has no client-credentials provider")?,
+        );
         Ok(Upstream {
             config,
             tokens,
