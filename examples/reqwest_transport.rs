@@ -181,7 +181,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "minted over reqwest: a widget token for {} expiring {} (discover link on {})",
         origins.join(", "),
         minted.expiry,
-        minted.discover_uri.host_str().unwrap_or_default()
+        minted.discover_url.host_str().unwrap_or_default()
     );
     Ok(())
 }

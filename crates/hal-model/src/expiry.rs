@@ -126,6 +126,17 @@ impl ExpiryTime {
         SystemTime::from(self.at)
     }
 
+    /// The instant as RFC 3339 in UTC (`2026-12-02T05:04:41Z`, a fraction
+    /// only when there is one), whatever format the API wrote: what is
+    /// handed on to a widget or a script. The text as received if it cannot
+    /// be written so (a year beyond 9999).
+    pub fn to_rfc3339_utc(&self) -> String {
+        self.at
+            .to_offset(UtcOffset::UTC)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| self.raw.clone())
+    }
+
     /// The text as received.
     pub fn as_str(&self) -> &str {
         &self.raw
@@ -213,5 +224,19 @@ impl<'de> Deserialize<'de> for ExpiryTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn both_formats_are_handed_on_as_rfc3339_utc() {
+        let json = ExpiryTime::parse("/Date(1796159107000)/").unwrap();
+        assert_eq!(json.to_rfc3339_utc(), "2026-12-01T21:05:07Z");
+        let offset = ExpiryTime::parse("2026-12-02T06:05:07.250+01:00").unwrap();
+        assert_eq!(offset.to_rfc3339_utc(), "2026-12-02T05:05:07.25Z");
     }
 }

@@ -3,24 +3,19 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-use hal_model::{ExpiryTime, PsatToken};
-use ta_protocol::aad::TokenError;
+use ta_protocol::aad::{ClientId, TokenEndpoint, TokenError};
 use ta_protocol::{
     AllowedOrigins, ApplicationSessionId, Capabilities, Config, DisplayUrl, Driveable, Error, Flow,
-    MintRequest, Transport, WidgetToken,
+    MintRequest, RetryPolicy, Transport, WidgetToken,
 };
 use tracing::{Instrument, info, info_span, warn};
-use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credential;
 use crate::ids::{EntropySource, random_entropy};
 use crate::observer::{CacheKind, Observer};
 use crate::token::{ClientCredentialsProvider, ClientCredentialsProviderBuilder, TokenProvider};
-use ta_protocol::RetryPolicy;
-use ta_protocol::aad::{ClientId, TokenEndpoint};
 
 /// Why a widget token could not be minted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -41,51 +36,6 @@ impl BootstrapError {
         match self {
             Self::Protocol(e) => Some(e),
             Self::Token(_) => None,
-        }
-    }
-}
-
-/// A minted widget token: what the SA hands to the chat widget.
-///
-/// `Debug` hides the token and the discover link's query.
-#[derive(Clone)]
-pub struct MintedToken {
-    /// The `psat=…` token.
-    pub token: PsatToken,
-    /// When it expires.
-    pub expires_at: SystemTime,
-    /// The expiry as the API wrote it.
-    pub expiry: ExpiryTime,
-    /// The anonymous discover link the widget goes to first (it carries the
-    /// token).
-    pub discover_uri: Url,
-    /// The session id it was minted for.
-    pub session_id: ApplicationSessionId,
-    /// The origins it was minted for.
-    pub allowed_origins: AllowedOrigins,
-}
-
-impl fmt::Debug for MintedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MintedToken")
-            .field("token", &self.token)
-            .field("expiry", &self.expiry)
-            .field("discover_uri", &DisplayUrl::new(&self.discover_uri))
-            .field("session_id", &self.session_id)
-            .field("allowed_origins", &self.allowed_origins)
-            .finish()
-    }
-}
-
-impl From<WidgetToken> for MintedToken {
-    fn from(token: WidgetToken) -> Self {
-        Self {
-            expires_at: token.expiry.system_time(),
-            token: token.token,
-            expiry: token.expiry,
-            discover_uri: token.discover_url,
-            session_id: token.session_id,
-            allowed_origins: token.allowed_origins,
         }
     }
 }
@@ -482,7 +432,7 @@ impl Bootstrapper {
     }
 
     /// Mints a widget token for `origins`, with a new session id.
-    pub async fn mint(&self, origins: AllowedOrigins) -> Result<MintedToken, BootstrapError> {
+    pub async fn mint(&self, origins: AllowedOrigins) -> Result<WidgetToken, BootstrapError> {
         let session_id = (self.inner.entropy)().session_id();
         self.mint_with_session(origins, session_id).await
     }
@@ -496,7 +446,7 @@ impl Bootstrapper {
         &self,
         origins: AllowedOrigins,
         session_id: ApplicationSessionId,
-    ) -> Result<MintedToken, BootstrapError> {
+    ) -> Result<WidgetToken, BootstrapError> {
         let span = info_span!("mint", session_id = %session_id);
         let started = self.inner.clock.now();
         let result = async {
@@ -521,9 +471,8 @@ impl Bootstrapper {
                 );
                 match self.drive(flow).await {
                     Ok(token) => {
-                        let minted = MintedToken::from(token);
-                        info!(expiry = %minted.expiry, "minted a widget token");
-                        return Ok(minted);
+                        info!(expiry = %token.expiry, "minted a widget token");
+                        return Ok(token);
                     }
                     Err(error) => {
                         let error = BootstrapError::from(error);

@@ -42,7 +42,7 @@
 //! .build();
 //! let origins = AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())?;
 //! let minted = bootstrapper.mint(origins).await?;
-//! println!("{} expires {}", minted.discover_uri, minted.expiry);
+//! println!("a widget token for session {} expires {}", minted.session_id, minted.expiry);
 //! # Ok(()) }
 //! ```
 
@@ -55,9 +55,7 @@ mod observer;
 mod report;
 mod token;
 
-pub use bootstrapper::{
-    BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL, MintedToken,
-};
+pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL};
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError, Signer};
 pub use driver::drive;

@@ -83,7 +83,7 @@ async fn no_secret_or_token_in_trace_logs() {
         // The chat client's step, whose URL carries the token.
         let flow = Flow::anonymous_discovery(
             Arc::clone(s.bootstrapper.config()),
-            minted.discover_uri.clone(),
+            minted.discover_url.clone(),
             Origin::parse("https://contoso.com", OriginPolicy::default()).unwrap(),
             Box::new(SeededEntropy::new(1)),
         );

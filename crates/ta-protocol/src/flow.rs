@@ -193,8 +193,9 @@ impl MintRequest {
 /// A minted widget token: what the SA hands to the chat widget.
 ///
 /// Its `Debug` hides the token and the discover link's query (which carries
-/// the token).
+/// the token). Made by the mint's flow only.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct WidgetToken {
     /// The `psat=…` token.
     pub token: PsatToken,
@@ -223,6 +224,13 @@ impl fmt::Debug for WidgetToken {
             .field("session_id", &self.session_id)
             .field("allowed_origins", &self.allowed_origins)
             .finish_non_exhaustive()
+    }
+}
+
+impl WidgetToken {
+    /// When it expires, as a [`SystemTime`](std::time::SystemTime).
+    pub fn expires_at(&self) -> std::time::SystemTime {
+        self.expiry.system_time()
     }
 }
 

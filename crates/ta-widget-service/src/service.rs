@@ -449,20 +449,15 @@ async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Respon
     };
     let now = shared.bootstrapper.clock().unix_seconds();
     let expires_in = minted
-        .expires_at
+        .expires_at()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs().saturating_sub(now));
-    let expires_at = minted
-        .expiry
-        .instant()
-        .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
+    let expires_at = minted.expiry.to_rfc3339_utc();
     info!(origin = %origin, session_id = %minted.session_id, "served a widget token");
     shared.metrics.tokens_served.inc();
     let answer = TokenAnswer {
         token: minted.token.expose(),
-        discover_uri: minted.discover_uri.as_str(),
+        discover_uri: minted.discover_url.as_str(),
         expires_at,
         expires_in,
         application_session_id: minted.session_id.as_str(),

@@ -2,7 +2,6 @@
 
 use clap::Args;
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 
 use super::upstream::{UpstreamArgs, session_id};
 use super::{config_error, fail};
@@ -52,16 +51,11 @@ pub(crate) async fn run(args: TokenArgs) -> u8 {
         Ok(minted) => minted,
         Err(error) => return fail(&error),
     };
-    let expires_at = minted
-        .expiry
-        .instant()
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| minted.expiry.as_str().to_owned());
+    let expires_at = minted.expiry.to_rfc3339_utc();
     let output = Output {
         token: minted.token.expose(),
         expires_at,
-        discover_uri: minted.discover_uri.as_str(),
+        discover_uri: minted.discover_url.as_str(),
         application_session_id: minted.session_id.as_str(),
         allowed_origins: minted
             .allowed_origins
