@@ -74,8 +74,9 @@ fn failure(error: reqwest::Error) -> TransportError {
         FailurePhase::Exchanging
     };
     if error.is_timeout() && !tls {
+        // reqwest's message quotes the URL, which may carry a token.
         return TransportError::new(TransportErrorKind::Timeout, !error.is_connect())
-            .with_source(error);
+            .with_source(error.without_url());
     }
     classify(&error, phase, tls)
 }
@@ -98,7 +99,8 @@ impl Transport for ReqwestTransport {
         }
         let request =
             reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
-                TransportError::new(TransportErrorKind::InvalidRequest, false).with_source(e)
+                TransportError::new(TransportErrorKind::InvalidRequest, false)
+                    .with_source(e.without_url())
             })?;
         let mut response = self.client.execute(request).await.map_err(failure)?;
         if response

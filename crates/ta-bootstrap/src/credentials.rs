@@ -175,7 +175,9 @@ impl AssertionSigner for CertificateSigner {
 /// or a cloud key service that the process reaches over the network and
 /// never reads the key of. Asynchronous, so a remote signature blocks no
 /// thread: the token fetch waits for it (the sans-IO core asks for it with
-/// [`ta_protocol::Output::NeedAssertion`]).
+/// [`ta_protocol::Output::NeedAssertion`]), for 10 s at most; a signature
+/// that takes longer fails the fetch with a
+/// [`SignerError`](ta_protocol::aad::SignerError).
 ///
 /// ```
 /// use ta_bootstrap::{Credential, Signer};

@@ -15,6 +15,9 @@ use crate::credentials::Signer;
 use crate::observer::Observer;
 use crate::token::TokenProvider;
 
+/// The longest a [`Signer`] may take for one signature.
+pub(crate) const SIGNING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where the answers to a flow's needs come from: AAD tokens for the API's
 /// flows, signatures for the token flow. A need with no source is a bug of
 /// the caller, reported as a [`UsageError`].
@@ -40,9 +43,16 @@ impl Sources<'_> {
     ) -> Option<Result<ClientAssertion, SignerError>> {
         let signer = self.signer?;
         let input = need.signing_input(clock.unix_seconds());
-        Some(match signer.sign_rs256(input.as_bytes()).await {
-            Ok(signature) => need.finish(&input, &signature),
-            Err(error) => Err(error),
+        // A signer that hangs would hold the token fetch (and every caller
+        // waiting on it) for good.
+        let signed = tokio::time::timeout(SIGNING_TIMEOUT, signer.sign_rs256(input.as_bytes()));
+        Some(match signed.await {
+            Ok(Ok(signature)) => need.finish(&input, &signature),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(SignerError(format!(
+                "the signer did not answer within {} s",
+                SIGNING_TIMEOUT.as_secs()
+            ))),
         })
     }
 }
@@ -102,6 +112,10 @@ where
                                 server = correlation.server_fqdn.as_deref().unwrap_or(""),
                                 "answer"
                             );
+                        }
+                        if matches!(response.status().as_u16(), 429 | 502 | 503 | 504) {
+                            // The flow retries these (within its policy).
+                            warn!(status = response.status().as_u16(), "busy or unavailable");
                         }
                         flow.handle_response(id, response, clock.now())?;
                     }

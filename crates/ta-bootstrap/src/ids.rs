@@ -8,8 +8,22 @@ use ta_protocol::{ClientRequestId, Entropy};
 
 /// Makes the [`Entropy`] each flow, token fetch and session draws from: the
 /// bootstrapper and the token provider call it once per use. The default is
-/// [`RandomEntropy`]; a test gives seeded ones, for example
-/// `Arc::new(|| Box::new(SeededEntropy::new(7)) as Box<dyn Entropy>)`.
+/// [`RandomEntropy`]. What it makes must never repeat an id across calls
+/// (AAD refuses a replayed assertion `jti`, the API a reused session id):
+/// a test that wants reproducible ids seeds each one differently.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use ta_bootstrap::EntropySource;
+/// use ta_protocol::{Entropy, SeededEntropy};
+///
+/// let next = AtomicU64::new(1);
+/// let seeded: EntropySource = Arc::new(move || {
+///     Box::new(SeededEntropy::new(next.fetch_add(1, Ordering::Relaxed))) as Box<dyn Entropy>
+/// });
+/// assert_ne!(seeded().unique_id(), seeded().unique_id());
+/// ```
 pub type EntropySource = Arc<dyn Fn() -> Box<dyn Entropy> + Send + Sync>;
 
 /// The default [`EntropySource`]: a [`RandomEntropy`] each time.

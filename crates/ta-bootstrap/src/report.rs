@@ -22,6 +22,9 @@ pub enum FailureKind {
     /// The service misbehaved, refused for another reason, or could not be
     /// reached.
     Upstream,
+    /// A bug in this library (a broken invariant, a flow driven wrongly):
+    /// nobody's configuration and no server is at fault. Please report it.
+    Internal,
 }
 
 impl FailureKind {
@@ -32,6 +35,7 @@ impl FailureKind {
             Self::Authentication => "authentication",
             Self::NotFound => "not_found",
             Self::Upstream => "upstream",
+            Self::Internal => "internal",
         }
     }
 }
@@ -58,6 +62,7 @@ fn protocol_kind(error: &Error) -> FailureKind {
         },
         Error::Untrusted(_) => FailureKind::Config,
         Error::RetriesExhausted { last, .. } => protocol_kind(last),
+        Error::Internal(_) | Error::Usage(_) => FailureKind::Internal,
         _ => FailureKind::Upstream,
     }
 }
@@ -76,6 +81,7 @@ fn token_kind(error: &TokenError) -> FailureKind {
             FailureKind::Upstream
         }
         TokenError::Signer(_) => FailureKind::Config,
+        TokenError::Usage(_) => FailureKind::Internal,
         _ => FailureKind::Authentication,
     }
 }
@@ -171,5 +177,22 @@ impl BootstrapError {
         }
         // One line, whatever the server put in its messages.
         line.replace(['\r', '\n'], " ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bug_is_nobodys_configuration_and_no_servers_fault() {
+        let internal = BootstrapError::Protocol(Error::Internal("a broken invariant"));
+        assert_eq!(internal.kind(), FailureKind::Internal);
+        assert_eq!(internal.kind().code(), "internal");
+        let misdriven =
+            BootstrapError::Token(TokenError::Usage(ta_protocol::UsageError::UnexpectedToken));
+        assert_eq!(misdriven.kind(), FailureKind::Internal);
+        let usage = BootstrapError::Protocol(Error::Usage(ta_protocol::UsageError::Finished));
+        assert_eq!(usage.kind(), FailureKind::Internal);
     }
 }

@@ -286,7 +286,14 @@ impl ClientCredentialsProvider {
                 expires_in = token.expires_in.as_secs(),
                 "AAD issued a token"
             ),
-            Err(error @ TokenError::Aad(_)) => warn!(%error, "AAD refused the token request"),
+            Err(error @ TokenError::Aad(aad)) => {
+                let status = aad.status().map_or(0, |s| s.as_u16());
+                if matches!(status, 429 | 502 | 503 | 504) {
+                    warn!(status, %error, "AAD stayed busy or unavailable through the retries");
+                } else {
+                    warn!(status, %error, "AAD refused the token request");
+                }
+            }
             Err(error) => warn!(%error, "the AAD token request failed"),
         }
         result

@@ -236,3 +236,35 @@ async fn invalidate_drops_only_that_token() {
     assert_eq!(aad.calls(), 3);
     assert!(!format!("{tokens:?}").contains("sentinel-secret"));
 }
+
+/// A signer that never answers.
+#[derive(Debug)]
+struct Hanging;
+
+#[async_trait::async_trait]
+impl Signer for Hanging {
+    fn certificate_sha1(&self) -> [u8; 20] {
+        [1; 20]
+    }
+    async fn sign_rs256(&self, _: &[u8]) -> Result<Vec<u8>, ta_protocol::aad::SignerError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signer_that_hangs_fails_the_fetch_instead_of_holding_it() {
+    let aad = FakeAad::new(Duration::ZERO, vec![ok(3600, "never-sent")]);
+    let tokens = ClientCredentialsProvider::builder(
+        Arc::clone(&aad) as Arc<dyn Transport>,
+        TokenEndpoint::parse("https://login.example/t/oauth2/v2.0/token", false).unwrap(),
+        ClientId::new("app").unwrap(),
+        Credential::signer(Hanging),
+    )
+    .build();
+    let error = tokens.token(&audience()).await.unwrap_err();
+    assert!(
+        matches!(&error, TokenError::Signer(e) if e.0.contains("within 10 s")),
+        "{error:?}"
+    );
+    assert_eq!(aad.calls(), 0, "nothing was sent without an assertion");
+}

@@ -116,7 +116,7 @@ impl<'a> ErrorChain<'a> {
 }
 
 /// A transport failure as the retry policy reads it (see the table above),
-/// with the chain's text as its source. `tls` says whether a TLS error is
+/// with the chain's text as its source, token-bearing URL parts masked. `tls` says whether a TLS error is
 /// in the chain (for a rustls stack:
 /// `ErrorChain::new(e).find::<rustls::Error>().is_some()`).
 pub fn classify(
@@ -136,7 +136,9 @@ pub fn classify(
         }
     };
     let sent = phase == FailurePhase::Exchanging;
-    TransportError::new(kind, sent).with_source(Cause(chain.text()))
+    // A stack may quote the URL, and the anonymous discover link carries a
+    // token: the text is masked.
+    TransportError::new(kind, sent).with_source(Cause(crate::secret::redact(&chain.text())))
 }
 
 /// A cause kept as text (stacks' errors are rarely `Clone`).
@@ -169,6 +171,21 @@ mod tests {
         let classified = classify(&error, FailurePhase::Connecting, tls);
         assert_eq!(classified.kind(), TransportErrorKind::Tls);
         assert!(!classified.may_have_been_sent());
+    }
+
+    #[test]
+    fn a_token_in_a_stacks_message_is_masked() {
+        #[derive(Debug, thiserror::Error)]
+        #[error(
+            "error sending request for url (https://api.example/discover?anonymousContext=psat%253deyJhbGciOi.eyJzdWIi.c2ln)"
+        )]
+        struct Quoting;
+        let error = classify(&Quoting, FailurePhase::Exchanging, false);
+        let text = error.to_string();
+        assert!(!text.contains("eyJ"), "{text}");
+        // A transport that attaches such an error itself is masked too.
+        let own = TransportError::new(TransportErrorKind::Io, true).with_source(Quoting);
+        assert!(!own.to_string().contains("eyJ"), "{own}");
     }
 
     #[test]

@@ -79,7 +79,9 @@ impl fmt::Display for TransportErrorKind {
 /// A transport failure: what kind, whether the request may have reached the
 /// server, and the underlying cause.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}{}{}", if *.may_have_been_sent { "" } else { " (the request was not sent)" }, .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+// The cause is masked: a stack may quote the URL, and the anonymous discover
+// link carries a token.
+#[error("{kind}{}{}", if *.may_have_been_sent { "" } else { " (the request was not sent)" }, .source.as_ref().map(|s| format!(": {}", crate::secret::redact(&s.to_string()))).unwrap_or_default())]
 pub struct TransportError {
     kind: TransportErrorKind,
     may_have_been_sent: bool,

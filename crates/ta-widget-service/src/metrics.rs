@@ -97,7 +97,7 @@ impl Metrics {
         );
         registry.register(
             "upstream_requests",
-            "Requests to the API, by step and status (0: no answer)",
+            "Requests to the API and to Azure AD, by step and status (0: no answer)",
             upstream.clone(),
         );
         registry.register(

@@ -26,7 +26,8 @@ pub(crate) fn exit_code(kind: ta_bootstrap::FailureKind) -> u8 {
         ta_bootstrap::FailureKind::Config => EXIT_CONFIG,
         ta_bootstrap::FailureKind::Authentication => 3,
         ta_bootstrap::FailureKind::NotFound => 4,
-        // Upstream, and any kind a later library version adds.
+        // Upstream; an internal error (a bug) too, so that the documented
+        // exit codes stay the only ones; its report line says `internal`.
         _ => 5,
     }
 }
