@@ -221,6 +221,30 @@ pub struct OriginPolicy {
 pub struct Origin(String);
 
 impl Origin {
+    /// Parses a list of origins as a setting gives them (a repeated flag,
+    /// an environment variable split on commas, a file's array): white
+    /// space around entries and empty entries are ignored, duplicates
+    /// (after normalization) dropped, the order kept. An empty list is
+    /// [`OriginError::Empty`]; the first bad entry is its error. The one
+    /// parser of origin lists: [`AllowedOrigins::parse_list`], the
+    /// service's allowlist and the command line use it.
+    pub fn parse_all<'a>(
+        entries: impl IntoIterator<Item = &'a str>,
+        policy: OriginPolicy,
+    ) -> Result<Vec<Self>, OriginError> {
+        let mut list: Vec<Self> = Vec::new();
+        for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
+            let origin = Self::parse(entry, policy)?;
+            if !list.contains(&origin) {
+                list.push(origin);
+            }
+        }
+        if list.is_empty() {
+            return Err(OriginError::Empty);
+        }
+        Ok(list)
+    }
+
     /// Validates and normalizes an origin.
     ///
     /// Refused: a path (even `/`), query, fragment, user info, wildcard,
@@ -320,13 +344,7 @@ impl AllowedOrigins {
     /// Parses a `;`-separated list (white space around entries and empty
     /// entries are ignored).
     pub fn parse_list(text: &str, policy: OriginPolicy) -> Result<Self, OriginError> {
-        let origins = text
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| Origin::parse(s, policy))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::new(origins)
+        Self::new(Origin::parse_all(text.split(';'), policy)?)
     }
 
     /// The origins, in order.

@@ -325,3 +325,31 @@ proptest! {
         prop_assert!(Origin::parse(&http, HTTP_OK).is_ok());
     }
 }
+
+#[test]
+fn an_origin_list_is_parsed_in_one_place() {
+    let list = Origin::parse_all(
+        [
+            " https://contoso.com ",
+            "",
+            "HTTPS://CONTOSO.COM:443",
+            "https://litware.com:8443",
+        ],
+        HTTPS,
+    )
+    .unwrap();
+    let texts: Vec<&str> = list.iter().map(Origin::as_str).collect();
+    assert_eq!(texts, ["https://contoso.com", "https://litware.com:8443"]);
+    assert_eq!(
+        Origin::parse_all(["", "  "], HTTPS),
+        Err(OriginError::Empty)
+    );
+    assert!(matches!(
+        Origin::parse_all(["https://contoso.com", "https://contoso.com/path"], HTTPS),
+        Err(OriginError::Invalid { .. })
+    ));
+    // The mint's list is the same parse, joined with `;`.
+    let allowed =
+        AllowedOrigins::parse_list("https://contoso.com; https://CONTOSO.com", HTTPS).unwrap();
+    assert_eq!(allowed.as_slice().len(), 1);
+}

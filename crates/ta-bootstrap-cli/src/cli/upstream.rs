@@ -155,19 +155,16 @@ impl UpstreamArgs {
             allow_http: self.allow_http_origins,
             allow_loopback_http: self.allow_insecure_loopback,
         };
-        let origins = self
-            .allowed_origins
-            .iter()
-            .map(|o| o.trim())
-            .filter(|o| !o.is_empty())
-            .map(|o| Origin::parse(o, policy))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        if origins.is_empty() {
-            return Err(
-                "at least one --allowed-origin (or TA_ALLOWED_ORIGINS) is required".to_owned(),
-            );
-        }
+        let origins =
+            match Origin::parse_all(self.allowed_origins.iter().map(String::as_str), policy) {
+                Err(ta_protocol::OriginError::Empty) => {
+                    return Err(
+                        "at least one --allowed-origin (or TA_ALLOWED_ORIGINS) is required"
+                            .to_owned(),
+                    );
+                }
+                other => other.map_err(|e| e.to_string())?,
+            };
         AllowedOrigins::new(origins).map_err(|e| e.to_string())
     }
 

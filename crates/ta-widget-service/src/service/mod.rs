@@ -169,17 +169,7 @@ impl WidgetService {
         origins: &[String],
         policy: OriginPolicy,
     ) -> Result<Vec<Origin>, ta_protocol::OriginError> {
-        let mut list: Vec<Origin> = Vec::new();
-        for origin in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
-            let origin = Origin::parse(origin, policy)?;
-            if !list.contains(&origin) {
-                list.push(origin);
-            }
-        }
-        if list.is_empty() {
-            return Err(ta_protocol::OriginError::Empty);
-        }
-        Ok(list)
+        Origin::parse_all(origins.iter().map(String::as_str), policy)
     }
 
     /// The HTTP routes with their layers.
