@@ -145,16 +145,22 @@ impl ServeArgs {
             Some(v) => Ok(v),
             None => Ok(default),
         };
+        // The service's own defaults: they are written once, there.
+        let defaults = ServiceConfig::new(Vec::new());
         let max_mints_in_flight = match max_mints_in_flight {
             Some(0) => return Err("max-mints-in-flight must be at least 1".to_owned()),
             Some(v) => v,
-            None => 256,
+            None => defaults.max_mints_in_flight,
         };
         Ok(Settings {
             allowlist,
             listen: listen.unwrap_or(DEFAULT_LISTEN),
-            per_client_rate: positive(per_client_rate, 60, "per-client-rate")?,
-            global_rate: positive(global_rate, 200, "global-rate")?,
+            per_client_rate: positive(
+                per_client_rate,
+                defaults.per_client_per_minute,
+                "per-client-rate",
+            )?,
+            global_rate: positive(global_rate, defaults.global_per_second, "global-rate")?,
             max_mints_in_flight,
             trusted_proxies,
             tls,
