@@ -161,13 +161,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
 
     let session = ApplicationSessionId::new(format!("sync-example-{}", seed()))?;
-    let request = MintRequest {
-        session_id: session,
-        allowed_origins: AllowedOrigins::parse_list(
-            "https://contoso.com",
-            OriginPolicy::default(),
-        )?,
-    };
+    let request = MintRequest::new(
+        session,
+        AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())?,
+    );
     println!("The whole flow, synchronously:");
     let flow = Flow::bootstrap(config, request, None, Box::new(SeededEntropy::new(seed())));
     let done = drive(flow, &agent, &mut token)?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use ta_protocol::aad::{ClientId, TokenEndpoint, TokenError};
 use ta_protocol::{
-    AllowedOrigins, ApplicationSessionId, Capabilities, Config, DisplayUrl, Driveable, Error, Flow,
+    AllowedOrigins, ApplicationSessionId, Capabilities, Config, Driveable, Error, Flow,
     MintRequest, RetryPolicy, Transport, WidgetToken,
 };
 use tracing::{Instrument, info, info_span, warn};
@@ -371,20 +371,8 @@ impl Bootstrapper {
             anonymous_tokens = caps.anon_application_tokens.is_some(),
             "read the application's capabilities"
         );
-        if caps.anon_application_tokens.is_none() {
-            // Not consented (yet): nothing to cache; the next call asks again.
-            return Err(BootstrapError::Protocol(Error::Server(Box::new(
-                ta_protocol::ServerError {
-                    step: ta_protocol::Step::Application,
-                    url: DisplayUrl::new(&caps.application_url),
-                    status: None,
-                    kind: ta_protocol::ServerErrorKind::MissingLink {
-                        rel: hal_model::names::ANON_APPLICATION_TOKENS,
-                    },
-                    correlation: ta_protocol::Correlation::default(),
-                },
-            ))));
-        }
+        // Not consented (yet): nothing to cache; the next call asks again.
+        caps.anonymous_tokens_url()?;
         Ok(caps)
     }
 
@@ -450,10 +438,7 @@ impl Bootstrapper {
         let span = info_span!("mint", session_id = %session_id);
         let started = self.inner.clock.now();
         let result = async {
-            let request = MintRequest {
-                session_id,
-                allowed_origins: origins,
-            };
+            let request = MintRequest::new(session_id, origins);
             let mut redone = false;
             loop {
                 let caps = self.capabilities().await?;

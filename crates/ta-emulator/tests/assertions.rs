@@ -101,13 +101,13 @@ fn assertion_for(
     let client_id = ClientId::new(client_id).unwrap();
     client_assertion(
         signer,
-        &AssertionClaims {
-            client_id: &client_id,
+        &AssertionClaims::new(
+            &client_id,
             endpoint,
             jti,
             issued_at,
-            lifetime: Duration::from_secs(300),
-        },
+            Duration::from_secs(300),
+        ),
     )
     .unwrap()
 }

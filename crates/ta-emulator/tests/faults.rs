@@ -65,11 +65,10 @@ fn bootstrap(emu: &Emulator) -> Flow<ta_protocol::Bootstrapped> {
         .build()
         .unwrap()
         .into_shared();
-    let request = MintRequest {
-        session_id: ApplicationSessionId::new("fault-session").unwrap(),
-        allowed_origins: AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())
-            .unwrap(),
-    };
+    let request = MintRequest::new(
+        ApplicationSessionId::new("fault-session").unwrap(),
+        AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default()).unwrap(),
+    );
     Flow::bootstrap(config, request, None, Box::new(SeededEntropy::new(9)))
 }
 
@@ -316,11 +315,10 @@ async fn revoked_aad_tokens_are_refused_and_replaced() {
         .build()
         .unwrap()
         .into_shared();
-    let request = MintRequest {
-        session_id: ApplicationSessionId::new("after-revocation").unwrap(),
-        allowed_origins: AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())
-            .unwrap(),
-    };
+    let request = MintRequest::new(
+        ApplicationSessionId::new("after-revocation").unwrap(),
+        AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default()).unwrap(),
+    );
     let flow = Flow::bootstrap(
         config,
         request,

@@ -72,10 +72,10 @@ fn protocol_config(emulator: &Emulator) -> Arc<Config> {
 }
 
 fn request(origins: &str) -> MintRequest {
-    MintRequest {
-        session_id: ApplicationSessionId::new(format!("s-{origins}")).unwrap(),
-        allowed_origins: AllowedOrigins::parse_list(origins, OriginPolicy::default()).unwrap(),
-    }
+    MintRequest::new(
+        ApplicationSessionId::new(format!("s-{origins}")).unwrap(),
+        AllowedOrigins::parse_list(origins, OriginPolicy::default()).unwrap(),
+    )
 }
 
 async fn whole_flow(quirks: Quirks) {

@@ -193,11 +193,10 @@ async fn the_protocol_flow_end_to_end() {
         .build()
         .unwrap()
         .into_shared();
-    let request = MintRequest {
-        session_id: ApplicationSessionId::new("hyper-e2e").unwrap(),
-        allowed_origins: AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default())
-            .unwrap(),
-    };
+    let request = MintRequest::new(
+        ApplicationSessionId::new("hyper-e2e").unwrap(),
+        AllowedOrigins::parse_list("https://contoso.com", OriginPolicy::default()).unwrap(),
+    );
     let mut flow = Flow::bootstrap(config, request, None, Box::new(SeededEntropy::new(3)));
     let mut entropy = SeededEntropy::new(4);
     let done = loop {

@@ -14,6 +14,7 @@ use http::header::WWW_AUTHENTICATE;
 
 /// One authentication challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Challenge {
     /// The scheme as sent (compare with [`Challenge::is_scheme`]).
     pub scheme: String,
@@ -41,6 +42,7 @@ impl Challenge {
 /// Why a challenge list could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed WWW-Authenticate at byte {position}: {reason}")]
+#[non_exhaustive]
 pub struct ChallengeError {
     /// Byte offset in the header value.
     pub position: usize,

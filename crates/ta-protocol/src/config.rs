@@ -205,6 +205,7 @@ pub enum OriginError {
 
 /// Which origins are acceptable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OriginPolicy {
     /// Accept `http://` origins (the service did; an SA should only on
     /// purpose).
@@ -213,6 +214,18 @@ pub struct OriginPolicy {
     /// 127.0.0.0/8, `[::1]`), for local development, even without
     /// `allow_http`.
     pub allow_loopback_http: bool,
+}
+
+impl OriginPolicy {
+    /// A policy: `allow_http` accepts any `http://` origin,
+    /// `allow_loopback_http` only loopback ones (development). The default
+    /// accepts `https://` only.
+    pub const fn new(allow_http: bool, allow_loopback_http: bool) -> Self {
+        Self {
+            allow_http,
+            allow_loopback_http,
+        }
+    }
 }
 
 /// A web origin, `https://host[:port]`, normalized (lower-case scheme and

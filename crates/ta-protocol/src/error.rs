@@ -180,6 +180,7 @@ impl Error {
 /// The server sent something this client cannot use.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{step}: {kind} (from {url}{})", .status.map(|s| format!(", status {s}")).unwrap_or_default())]
+#[non_exhaustive]
 pub struct ServerError {
     /// The step.
     pub step: Step,
@@ -238,6 +239,7 @@ pub enum ServerErrorKind {
 
 /// Correlation headers of an answer: what a support request needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Correlation {
     /// `X-MS-Correlation-Id`.
     pub correlation_id: Option<String>,
@@ -287,6 +289,7 @@ impl fmt::Display for Correlation {
     .body.as_ref().map(|b| format!(" {}{}", b.code, b.subcode.as_deref().map(|s| format!("/{s}")).unwrap_or_default())).unwrap_or_default(),
     .body.as_ref().and_then(|b| b.message.as_deref()).map(|m| format!(": {}", redact(m))).unwrap_or_default(),
     { let c = self.correlation.to_string(); if c.is_empty() { c } else { format!(" ({c})") } })]
+#[non_exhaustive]
 pub struct ApiError {
     /// The step.
     pub step: Step,
@@ -367,6 +370,7 @@ impl ApiError {
 /// Authentication failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{step}: {kind}")]
+#[non_exhaustive]
 pub struct AuthError {
     /// The step.
     pub step: Step,
@@ -407,6 +411,7 @@ pub enum AuthErrorKind {
 #[error(
     "{step}: refused to {reason} ({url}); add the host to the trusted hosts if it is genuinely part of the deployment"
 )]
+#[non_exhaustive]
 pub struct UntrustedError {
     /// The step.
     pub step: Step,

@@ -93,6 +93,7 @@ impl fmt::Debug for Transmit {
 /// If `rejected` is set, the API refused that token: drop it from any cache
 /// and fetch a new one. Answer with [`Flow::handle_token`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TokenNeed {
     /// The step that needs it.
     pub step: Step,
@@ -128,6 +129,7 @@ pub enum Output<T, E = Error> {
 
 /// The outcome of discovery.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Discovery {
     /// The URL the discovery answer came from (after redirects).
     pub url: Url,
@@ -146,6 +148,7 @@ pub struct Discovery {
 /// The outcome of the applications and application requests: what the
 /// tenant consented to.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// The discovery this was found from.
     pub discovery: Discovery,
@@ -157,8 +160,35 @@ pub struct Capabilities {
     pub anon_application_tokens: Option<Url>,
 }
 
+impl Capabilities {
+    /// The `anonApplicationTokens` URL, or, when the tenant has not
+    /// consented (the application lists no such link), the error a mint
+    /// gives: `Server(MissingLink { rel: "anonApplicationTokens" })` at the
+    /// application step.
+    pub fn anonymous_tokens_url(&self) -> Result<&Url, Error> {
+        self.anon_application_tokens
+            .as_ref()
+            .ok_or_else(|| not_consented(&self.application_url))
+    }
+}
+
+/// The failure of a mint the tenant has not consented to: the application
+/// at `application_url` lists no `anonApplicationTokens` link.
+fn not_consented(application_url: &Url) -> Error {
+    Error::Server(Box::new(ServerError {
+        step: Step::Application,
+        url: DisplayUrl::new(application_url),
+        status: None,
+        kind: ServerErrorKind::MissingLink {
+            rel: names::ANON_APPLICATION_TOKENS,
+        },
+        correlation: Correlation::default(),
+    }))
+}
+
 /// What to mint a widget token for.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MintRequest {
     /// The widget session's unique id (reused only by retries of this mint).
     pub session_id: ApplicationSessionId,
@@ -175,6 +205,15 @@ struct MintBody<'a> {
 }
 
 impl MintRequest {
+    /// A mint of a token for `session_id` (unique per widget session)
+    /// usable from `allowed_origins`.
+    pub fn new(session_id: ApplicationSessionId, allowed_origins: AllowedOrigins) -> Self {
+        Self {
+            session_id,
+            allowed_origins,
+        }
+    }
+
     /// The request body, written as the API's example writes it.
     pub fn body(&self) -> Bytes {
         let body = MintBody {
@@ -236,6 +275,7 @@ impl WidgetToken {
 
 /// The outcome of a whole bootstrap: capabilities (to cache) and the token.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Bootstrapped {
     /// Discovery and capabilities, reusable for later mints.
     pub capabilities: Capabilities,
@@ -245,6 +285,7 @@ pub struct Bootstrapped {
 
 /// The outcome of the chat client's anonymous discovery.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AnonymousDiscovery {
     /// The UCWA anonymous applications URL (resolved).
     pub anon_applications: Url,
@@ -1350,14 +1391,7 @@ impl Engine {
                     application_url.clone(),
                     None,
                 );
-                let error = self.server_error(
-                    None,
-                    Correlation::default(),
-                    ServerErrorKind::MissingLink {
-                        rel: names::ANON_APPLICATION_TOKENS,
-                    },
-                );
-                self.fail(error);
+                self.fail(not_consented(application_url));
             }
         }
     }

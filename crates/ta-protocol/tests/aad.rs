@@ -205,13 +205,13 @@ impl AssertionSigner for FakeSigner {
 fn client_assertions_have_the_claims_aad_checks() {
     let endpoint = TokenEndpoint::for_tenant("contoso").unwrap();
     let client_id = ClientId::new("app-id").unwrap();
-    let claims = AssertionClaims {
-        client_id: &client_id,
-        endpoint: &endpoint,
-        jti: "jti-1",
-        issued_at: 1_700_000_000,
-        lifetime: Duration::from_secs(300),
-    };
+    let claims = AssertionClaims::new(
+        &client_id,
+        &endpoint,
+        "jti-1",
+        1_700_000_000,
+        Duration::from_secs(300),
+    );
     let assertion = client_assertion(&FakeSigner, &claims).unwrap();
     let parts: Vec<&str> = assertion.expose().split('.').collect();
     assert_eq!(parts.len(), 3);
@@ -252,12 +252,6 @@ fn a_failing_signer_is_an_error() {
     }
     let endpoint = TokenEndpoint::for_tenant("contoso").unwrap();
     let client_id = ClientId::new("app-id").unwrap();
-    let claims = AssertionClaims {
-        client_id: &client_id,
-        endpoint: &endpoint,
-        jti: "j",
-        issued_at: 0,
-        lifetime: Duration::from_secs(60),
-    };
+    let claims = AssertionClaims::new(&client_id, &endpoint, "j", 0, Duration::from_secs(60));
     assert!(client_assertion(&Broken, &claims).is_err());
 }

@@ -10,18 +10,9 @@
 use proptest::prelude::*;
 use ta_protocol::*;
 
-const HTTPS: OriginPolicy = OriginPolicy {
-    allow_http: false,
-    allow_loopback_http: false,
-};
-const HTTP_OK: OriginPolicy = OriginPolicy {
-    allow_http: true,
-    allow_loopback_http: false,
-};
-const LOOPBACK_DEV: OriginPolicy = OriginPolicy {
-    allow_http: false,
-    allow_loopback_http: true,
-};
+const HTTPS: OriginPolicy = OriginPolicy::new(false, false);
+const HTTP_OK: OriginPolicy = OriginPolicy::new(true, false);
+const LOOPBACK_DEV: OriginPolicy = OriginPolicy::new(false, true);
 
 #[test]
 fn loopback_http_origins_for_development() {

@@ -108,14 +108,14 @@ fn the_seed_flow_byte_for_byte() {
         .unwrap()
         .into_shared();
     // The seed's session id and origins.
-    let request = MintRequest {
-        session_id: ApplicationSessionId::new("DFEDde...").unwrap(),
-        allowed_origins: AllowedOrigins::parse_list(
+    let request = MintRequest::new(
+        ApplicationSessionId::new("DFEDde...").unwrap(),
+        AllowedOrigins::parse_list(
             "https://contoso.com;https://litware.com",
             OriginPolicy::default(),
         )
         .unwrap(),
-    };
+    );
     let mut h = Harness::new(seed_server());
     let done = h
         .run(Flow::bootstrap(

@@ -168,10 +168,7 @@ pub(crate) async fn run(args: DemoArgs) -> u8 {
     let session_id: ApplicationSessionId =
         ta_protocol::Entropy::session_id(&mut RandomEntropy::new());
     eprintln!("The SA mints a widget token for origin {origin}, session {session_id}:");
-    let request = MintRequest {
-        session_id,
-        allowed_origins: origins,
-    };
+    let request = MintRequest::new(session_id, origins);
     let mut n = 0;
     let entropy = || Box::new(RandomEntropy::new());
     let done = match narrate(

@@ -189,10 +189,7 @@ impl ServeArgs {
 /// The site allowlist of `upstream`'s origins, loopback `http` origins
 /// admitted when `loopback_http`.
 fn allowlist_for(upstream: &UpstreamArgs, loopback_http: bool) -> Result<Vec<Origin>, String> {
-    let policy = OriginPolicy {
-        allow_http: upstream.allow_http_origins,
-        allow_loopback_http: loopback_http,
-    };
+    let policy = OriginPolicy::new(upstream.allow_http_origins, loopback_http);
     WidgetService::allowlist(&upstream.allowed_origins, policy).map_err(|e| {
         format!("site allowlist (--allowed-origin, TA_ALLOWED_ORIGINS or `allowed-origins`): {e}")
     })

@@ -151,10 +151,7 @@ pub(crate) struct Upstream {
 impl UpstreamArgs {
     /// The allowed origins, checked.
     pub(crate) fn origins(&self) -> Result<AllowedOrigins, String> {
-        let policy = OriginPolicy {
-            allow_http: self.allow_http_origins,
-            allow_loopback_http: self.allow_insecure_loopback,
-        };
+        let policy = OriginPolicy::new(self.allow_http_origins, self.allow_insecure_loopback);
         let origins =
             match Origin::parse_all(self.allowed_origins.iter().map(String::as_str), policy) {
                 Err(ta_protocol::OriginError::Empty) => {

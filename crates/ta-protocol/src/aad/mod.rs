@@ -232,6 +232,7 @@ pub fn token_request(
 
 /// A token AAD issued.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TokenResponse {
     /// The bearer token (opaque).
     pub access_token: AccessToken,
@@ -458,6 +459,7 @@ pub trait AssertionSigner: Send + Sync {
 
 /// What goes into a client assertion besides the key.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AssertionClaims<'a> {
     /// The application (client) id: `iss` and `sub`.
     pub client_id: &'a ClientId,
@@ -469,6 +471,27 @@ pub struct AssertionClaims<'a> {
     pub issued_at: u64,
     /// How long the assertion is valid (a few minutes): `exp = iat + lifetime`.
     pub lifetime: Duration,
+}
+
+impl<'a> AssertionClaims<'a> {
+    /// The claims of an assertion by `client_id` for `endpoint`, with the
+    /// unique `jti`, issued at `issued_at` (seconds since the Unix epoch)
+    /// and valid for `lifetime`.
+    pub fn new(
+        client_id: &'a ClientId,
+        endpoint: &'a TokenEndpoint,
+        jti: &'a str,
+        issued_at: u64,
+        lifetime: Duration,
+    ) -> Self {
+        Self {
+            client_id,
+            endpoint,
+            jti,
+            issued_at,
+            lifetime,
+        }
+    }
 }
 
 /// The JWT signing input (`base64url(header).base64url(claims)`) of a client

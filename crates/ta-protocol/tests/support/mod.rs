@@ -157,14 +157,14 @@ pub fn entropy() -> Box<dyn Entropy> {
 }
 
 pub fn mint_request() -> MintRequest {
-    MintRequest {
-        session_id: ApplicationSessionId::new("session-1").unwrap(),
-        allowed_origins: AllowedOrigins::parse_list(
+    MintRequest::new(
+        ApplicationSessionId::new("session-1").unwrap(),
+        AllowedOrigins::parse_list(
             "https://contoso.com;https://litware.com",
             OriginPolicy::default(),
         )
         .unwrap(),
-    }
+    )
 }
 
 pub fn json(status: u16, body: &str) -> Reply {
