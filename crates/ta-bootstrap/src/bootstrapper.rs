@@ -2,7 +2,7 @@
 //! shared capabilities cache and a token provider.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ta_protocol::aad::{ClientId, TokenEndpoint, TokenError};
 use ta_protocol::{
@@ -15,6 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::credentials::Credential;
 use crate::ids::{EntropySource, random_entropy};
 use crate::observer::{CacheKind, Observer};
+use crate::single_flight::{Entry, SingleFlight};
 use crate::token::{ClientCredentialsProvider, ClientCredentialsProviderBuilder, TokenProvider};
 
 /// Why a widget token could not be minted.
@@ -44,25 +45,38 @@ impl BootstrapError {
 /// (consent can change).
 pub const CAPABILITIES_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// The cached capabilities: fresh for [`CAPABILITIES_TTL`].
 #[derive(Debug, Default)]
-struct CapsState {
+struct CapsEntry {
     caps: Option<Arc<Capabilities>>,
     fetched_at: Option<std::time::Instant>,
-    generation: u64,
-    last_error: Option<BootstrapError>,
 }
 
-#[derive(Debug, Default)]
-struct CapsCache {
-    state: Mutex<CapsState>,
-    fetching: tokio::sync::Mutex<()>,
-}
+impl Entry for CapsEntry {
+    type Value = Arc<Capabilities>;
+    type Fetched = Capabilities;
+    type Error = BootstrapError;
 
-impl CapsCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CapsState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn fresh(&mut self, now: std::time::Instant) -> Option<Arc<Capabilities>> {
+        if self
+            .fetched_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= CAPABILITIES_TTL)
+        {
+            self.caps = None;
+            self.fetched_at = None;
+        }
+        self.caps.clone()
+    }
+
+    fn store(
+        &mut self,
+        now: std::time::Instant,
+        fetched: Result<Capabilities, BootstrapError>,
+    ) -> Result<Arc<Capabilities>, BootstrapError> {
+        let caps = Arc::new(fetched?);
+        self.caps = Some(Arc::clone(&caps));
+        self.fetched_at = Some(now);
+        Ok(caps)
     }
 }
 
@@ -73,7 +87,7 @@ struct Inner {
     client_credentials: Option<Arc<ClientCredentialsProvider>>,
     clock: Arc<dyn Clock>,
     entropy: EntropySource,
-    caps: CapsCache,
+    caps: SingleFlight<CapsEntry>,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -184,7 +198,7 @@ impl BootstrapperBuilder {
                 client_credentials,
                 clock: self.clock,
                 entropy: self.entropy,
-                caps: CapsCache::default(),
+                caps: SingleFlight::default(),
                 observer: self.observer,
             }),
         }
@@ -294,53 +308,17 @@ impl Bootstrapper {
     /// applications and application with the AAD token sent at once).
     /// Concurrent callers share one fetch and its result or error.
     pub async fn capabilities(&self) -> Result<Arc<Capabilities>, BootstrapError> {
-        let cache = &self.inner.caps;
-        let seen = {
-            let mut state = cache.lock();
-            let now = self.inner.clock.now();
-            if state
-                .fetched_at
-                .is_some_and(|at| now.saturating_duration_since(at) >= CAPABILITIES_TTL)
-            {
-                state.caps = None;
-                state.fetched_at = None;
-            }
+        let looked_up = |hit| {
             if let Some(observer) = &self.inner.observer {
-                observer.cache_lookup(CacheKind::Capabilities, state.caps.is_some());
+                observer.cache_lookup(CacheKind::Capabilities, hit);
             }
-            if let Some(caps) = &state.caps {
-                return Ok(Arc::clone(caps));
-            }
-            state.generation
         };
-        let _fetching = cache.fetching.lock().await;
-        {
-            let state = cache.lock();
-            if let Some(caps) = &state.caps {
-                return Ok(Arc::clone(caps));
-            }
-            if state.generation != seen {
-                if let Some(error) = &state.last_error {
-                    return Err(error.clone());
-                }
-            }
-        }
-        let result = self.fetch_capabilities().await;
-        let mut state = cache.lock();
-        state.generation += 1;
-        match result {
-            Ok(caps) => {
-                let caps = Arc::new(caps);
-                state.caps = Some(Arc::clone(&caps));
-                state.fetched_at = Some(self.inner.clock.now());
-                state.last_error = None;
-                Ok(caps)
-            }
-            Err(error) => {
-                state.last_error = Some(error.clone());
-                Err(error)
-            }
-        }
+        self.inner
+            .caps
+            .get(self.inner.clock.as_ref(), looked_up, || {
+                self.fetch_capabilities()
+            })
+            .await
     }
 
     async fn fetch_capabilities(&self) -> Result<Capabilities, BootstrapError> {
@@ -379,17 +357,18 @@ impl Bootstrapper {
     /// Forgets the cached capabilities if they are still `stale` (another
     /// caller may already have replaced them).
     fn invalidate(&self, stale: &Arc<Capabilities>) {
-        let mut state = self.inner.caps.lock();
-        if state.caps.as_ref().is_some_and(|c| Arc::ptr_eq(c, stale)) {
-            warn!("dropping the cached capabilities: a cached link was refused");
-            state.caps = None;
-        }
+        self.inner.caps.with(|entry| {
+            if entry.caps.as_ref().is_some_and(|c| Arc::ptr_eq(c, stale)) {
+                warn!("dropping the cached capabilities: a cached link was refused");
+                entry.caps = None;
+            }
+        });
     }
 
     /// Whether a mint would go through now without warming up: the
     /// capabilities are cached and the token provider holds a valid token.
     pub fn is_warm(&self) -> bool {
-        self.inner.caps.lock().caps.is_some()
+        self.inner.caps.with(|entry| entry.caps.is_some())
             && self
                 .inner
                 .tokens
@@ -407,7 +386,7 @@ impl Bootstrapper {
 
     /// Forgets the cached capabilities.
     pub fn invalidate_capabilities(&self) {
-        self.inner.caps.lock().caps = None;
+        self.inner.caps.with(|entry| entry.caps = None);
     }
 
     /// Fills the caches: AAD token and capabilities.

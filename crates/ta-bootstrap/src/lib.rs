@@ -53,6 +53,7 @@ mod driver;
 mod ids;
 mod observer;
 mod report;
+mod single_flight;
 mod token;
 
 pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL};

@@ -15,6 +15,7 @@ use crate::credentials::Credential;
 use crate::driver::{self, Sources};
 use crate::ids::{EntropySource, random_entropy};
 use crate::observer::{CacheKind, Observer};
+use crate::single_flight::{Entry, SingleFlight};
 
 /// Gives AAD tokens for an audience.
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -56,23 +57,121 @@ struct Cached {
     refresh_at: Instant,
 }
 
+/// One audience's token, and the backoff after near-expiry tokens.
 #[derive(Debug, Default)]
-struct SlotState {
+struct TokenSlot {
     token: Option<Cached>,
-    /// Bumped by every completed fetch.
-    generation: u64,
-    /// The last fetch's error, for those who waited on it.
-    last_error: Option<TokenError>,
     /// Near-expiry tokens received in a row.
     short_tokens: u32,
-    /// No fetch before this (after near-expiry tokens).
+    /// No fetch before this (after near-expiry tokens, or a failed refresh).
     hold_until: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
-struct Slot {
-    state: Mutex<SlotState>,
-    fetching: tokio::sync::Mutex<()>,
+/// What one fetch brought: AAD's answer and the refresh margin drawn for it.
+struct Fetched {
+    response: aad::TokenResponse,
+    refresh_margin: Duration,
+}
+
+type Slot = SingleFlight<TokenSlot>;
+
+impl TokenSlot {
+    /// A token that has not expired.
+    fn usable(&self, now: Instant) -> Option<AccessToken> {
+        self.token
+            .as_ref()
+            .filter(|c| now < c.expires_at)
+            .map(|c| c.token.clone())
+    }
+}
+
+impl Entry for TokenSlot {
+    type Value = AccessToken;
+    type Fetched = Fetched;
+    type Error = TokenError;
+
+    /// A token not yet due for its refresh ahead.
+    fn fresh(&mut self, now: Instant) -> Option<AccessToken> {
+        self.token
+            .as_ref()
+            .filter(|c| now < c.refresh_at)
+            .map(|c| c.token.clone())
+    }
+
+    /// Refreshing ahead: while another caller fetches, the current token
+    /// still works; only callers without a usable token wait.
+    fn while_fetching(&self, now: Instant) -> Option<AccessToken> {
+        self.usable(now)
+    }
+
+    /// Backing off after near-expiry tokens or a failed refresh: no request
+    /// to AAD.
+    fn held(
+        &self,
+        now: Instant,
+        last_error: Option<&TokenError>,
+    ) -> Option<Result<AccessToken, TokenError>> {
+        let until = self.hold_until.filter(|until| now < *until)?;
+        Some(self.usable(now).ok_or_else(|| {
+            last_error.cloned().unwrap_or_else(|| {
+                TokenError::Other(format!(
+                    "Azure AD's last token expired at once; asking again in {} ms",
+                    until.saturating_duration_since(now).as_millis()
+                ))
+            })
+        }))
+    }
+
+    fn store(
+        &mut self,
+        now: Instant,
+        fetched: Result<Fetched, TokenError>,
+    ) -> Result<AccessToken, TokenError> {
+        let Fetched {
+            response,
+            refresh_margin,
+        } = match fetched {
+            Ok(fetched) => fetched,
+            // Refresh ahead failed: the old token still works for now, and
+            // AAD is left alone for a moment.
+            Err(error) => {
+                let token = self.usable(now).ok_or_else(|| error.clone())?;
+                warn!(%error, "refreshing the AAD token failed; the current one is still valid");
+                self.hold_until = now.checked_add(REFRESH_RETRY_BACKOFF);
+                return Ok(token);
+            }
+        };
+        let lifetime = believed_lifetime(&response);
+        if lifetime < MIN_USABLE_LIFETIME {
+            self.short_tokens += 1;
+            let backoff = Duration::from_secs(1 << (self.short_tokens - 1).min(6));
+            self.hold_until = now.checked_add(backoff);
+            if self.short_tokens >= MAX_SHORT_TOKENS {
+                self.token = None;
+                return Err(TokenError::Other(format!(
+                    "Azure AD issued {} tokens in a row that expire within {} s; check the clock and the token lifetime policy",
+                    self.short_tokens,
+                    lifetime.as_secs()
+                )));
+            }
+        } else {
+            self.short_tokens = 0;
+            self.hold_until = None;
+        }
+        let expires_at = now.checked_add(lifetime).unwrap_or(now);
+        let refresh_at = expires_at.checked_sub(refresh_margin).unwrap_or(now);
+        self.token = Some(Cached {
+            token: response.access_token.clone(),
+            expires_at,
+            refresh_at,
+        });
+        Ok(response.access_token)
+    }
+}
+
+/// A lifetime beyond a day is not believed (and cannot overflow the clock).
+fn believed_lifetime(response: &aad::TokenResponse) -> Duration {
+    response.expires_in.min(MAX_BELIEVED_LIFETIME)
 }
 
 /// The client-credentials grant against one token endpoint for one
@@ -312,162 +411,48 @@ impl ClientCredentialsProvider {
     }
 }
 
-fn usable(state: &SlotState, now: Instant) -> Option<AccessToken> {
-    state
-        .token
-        .as_ref()
-        .filter(|c| now < c.expires_at)
-        .map(|c| c.token.clone())
-}
-
-fn fresh(state: &SlotState, now: Instant) -> Option<AccessToken> {
-    state
-        .token
-        .as_ref()
-        .filter(|c| now < c.refresh_at)
-        .map(|c| c.token.clone())
-}
-
-fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, SlotState> {
-    slot.state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[async_trait::async_trait]
 impl TokenProvider for ClientCredentialsProvider {
     async fn token(&self, audience: &Audience) -> Result<AccessToken, TokenError> {
         let slot = self.slot(audience);
-        let seen_generation = {
-            let state = lock(&slot);
-            let hit = fresh(&state, self.clock.now());
+        let looked_up = |hit| {
             if let Some(observer) = &self.observer {
-                observer.cache_lookup(CacheKind::AadToken, hit.is_some());
-            }
-            if let Some(token) = hit {
-                return Ok(token);
-            }
-            state.generation
-        };
-        // Refreshing ahead: while another caller fetches, the current token
-        // still works; only callers without a usable token wait.
-        let _fetching = match slot.fetching.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                if let Some(token) = usable(&lock(&slot), self.clock.now()) {
-                    return Ok(token);
-                }
-                slot.fetching.lock().await
+                observer.cache_lookup(CacheKind::AadToken, hit);
             }
         };
-        let now = self.clock.now();
-        {
-            let state = lock(&slot);
-            if state.generation != seen_generation {
-                // A fetch completed while this call waited: share its outcome.
-                if let Some(token) = usable(&state, now) {
-                    return Ok(token);
-                }
-                if let Some(error) = &state.last_error {
-                    return Err(error.clone());
-                }
-            }
-            if let Some(token) = fresh(&state, now) {
-                return Ok(token);
-            }
-            if let Some(until) = state.hold_until.filter(|until| now < *until) {
-                // Backing off after near-expiry tokens: no request to AAD.
-                if let Some(token) = usable(&state, now) {
-                    return Ok(token);
-                }
-                return Err(state.last_error.clone().unwrap_or_else(|| {
-                    TokenError::Other(format!(
-                        "Azure AD's last token expired at once; asking again in {} ms",
-                        until.saturating_duration_since(now).as_millis()
-                    ))
-                }));
-            }
-        }
-        let result = self.fetch(audience).await;
-        self.count_fetch(result.is_ok());
-        let now = self.clock.now();
-        let mut state = lock(&slot);
-        state.generation += 1;
-        match result {
-            Ok(response) => {
-                // A lifetime beyond a day is not believed (and cannot
-                // overflow the clock).
-                let lifetime = response.expires_in.min(MAX_BELIEVED_LIFETIME);
-                if lifetime < MIN_USABLE_LIFETIME {
-                    state.short_tokens += 1;
-                    let backoff = Duration::from_secs(1 << (state.short_tokens - 1).min(6));
-                    state.hold_until = now.checked_add(backoff);
-                    if state.short_tokens >= MAX_SHORT_TOKENS {
-                        let error = TokenError::Other(format!(
-                            "Azure AD issued {} tokens in a row that expire within {} s; check the clock and the token lifetime policy",
-                            state.short_tokens,
-                            lifetime.as_secs()
-                        ));
-                        state.last_error = Some(error.clone());
-                        state.token = None;
-                        return Err(error);
-                    }
-                } else {
-                    state.short_tokens = 0;
-                    state.hold_until = None;
-                }
-                let expires_at = now.checked_add(lifetime).unwrap_or(now);
-                let refresh_at = expires_at
-                    .checked_sub(self.refresh_margin(lifetime))
-                    .unwrap_or(now);
-                state.token = Some(Cached {
-                    token: response.access_token.clone(),
-                    expires_at,
-                    refresh_at,
-                });
-                state.last_error = None;
-                Ok(response.access_token)
-            }
-            Err(error) => {
-                state.last_error = Some(error.clone());
-                // Refresh ahead failed: the old token still works for now,
-                // and AAD is left alone for a moment.
-                match usable(&state, now) {
-                    Some(token) => {
-                        warn!(%error, "refreshing the AAD token failed; the current one is still valid");
-                        state.hold_until = now.checked_add(REFRESH_RETRY_BACKOFF);
-                        Ok(token)
-                    }
-                    None => Err(error),
-                }
-            }
-        }
+        let fetch = || async {
+            let result = self.fetch(audience).await;
+            self.count_fetch(result.is_ok());
+            result.map(|response| Fetched {
+                refresh_margin: self.refresh_margin(believed_lifetime(&response)),
+                response,
+            })
+        };
+        slot.get(self.clock.as_ref(), looked_up, fetch).await
     }
 
     fn refresh_due(&self, audience: &Audience) -> Option<Instant> {
-        let slot = self.slot(audience);
-        let state = lock(&slot);
-        let refresh_at = state.token.as_ref()?.refresh_at;
-        Some(
-            state
-                .hold_until
-                .map_or(refresh_at, |until| until.max(refresh_at)),
-        )
+        self.slot(audience).with(|slot| {
+            let refresh_at = slot.token.as_ref()?.refresh_at;
+            Some(
+                slot.hold_until
+                    .map_or(refresh_at, |until| until.max(refresh_at)),
+            )
+        })
     }
 
     fn cached(&self, audience: &Audience) -> Option<AccessToken> {
-        let slot = self.slot(audience);
-        let state = lock(&slot);
-        usable(&state, self.clock.now())
+        let now = self.clock.now();
+        self.slot(audience).with(|slot| slot.usable(now))
     }
 
     fn invalidate(&self, audience: &Audience, token: &AccessToken) {
-        let slot = self.slot(audience);
-        let mut state = lock(&slot);
-        if state.token.as_ref().is_some_and(|c| &c.token == token) {
-            debug!(audience = %audience, "dropping the AAD token the API refused");
-            state.token = None;
-            state.hold_until = None;
-        }
+        self.slot(audience).with(|slot| {
+            if slot.token.as_ref().is_some_and(|c| &c.token == token) {
+                debug!(audience = %audience, "dropping the AAD token the API refused");
+                slot.token = None;
+                slot.hold_until = None;
+            }
+        });
     }
 }
