@@ -1,0 +1,113 @@
+//! `serve`: the widget-token service.
+//!
+//! Settings come from flags, environment variables and the `--config` file.
+//! On SIGHUP (and, with `--watch-config`, when a file changes) they are read
+//! again: a new client secret or certificate is used for the next AAD
+//! token request, a new allowlist for the next request, a new TLS pair for
+//! the next connection. A reload that does not validate is refused as a
+//! whole and logged; the running configuration keeps serving.
+//!
+//! The pieces, in the order they run: [`settings`] resolves and checks
+//! what to run with; [`start`] builds and binds the service (and, under
+//! `--emulator`, the embedded emulator and its demo sites); [`reload`]
+//! applies SIGHUP and file changes while it serves; [`shutdown`] waits for
+//! the signal to stop and stops everything in order.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Args;
+use ta_widget_service::server::ServerLimits;
+
+use super::config_error;
+use super::upstream::UpstreamArgs;
+
+mod reload;
+mod settings;
+mod shutdown;
+mod start;
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// Serves against an embedded emulator, with a demo widget site on two
+    /// more origins (one on the allowlist, one not); needs no other flag.
+    /// The deployment settings (flags, `TA_*` variables, `--config`) are
+    /// not used; `--listen` and the rates are.
+    #[arg(long)]
+    emulator: bool,
+    /// With --emulator: how long the embedded emulator's widget tokens
+    /// live, in seconds (the demo widget renews a token at three quarters of
+    /// its life or 10 s before it expires, whichever is sooner, and at least
+    /// 5 s after it got it) [default: 120].
+    #[arg(
+        long,
+        requires = "emulator",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(15..=86_400)
+    )]
+    emulator_token_lifetime: Option<u64>,
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TA_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Requests per minute one client address may make [default: 60].
+    #[arg(long, env = "TA_PER_CLIENT_RATE", value_parser = clap::value_parser!(u32).range(1..))]
+    per_client_rate: Option<u32>,
+    /// Requests per second all clients together may make [default: 200].
+    #[arg(long, env = "TA_GLOBAL_RATE", value_parser = clap::value_parser!(u32).range(1..))]
+    global_rate: Option<u32>,
+    /// Mints in flight at most; more callers get 503 at once [default: 256].
+    #[arg(long, env = "TA_MAX_MINTS_IN_FLIGHT")]
+    max_mints_in_flight: Option<usize>,
+    /// A reverse proxy whose X-Forwarded-For / Forwarded is believed
+    /// (repeatable; an IP address).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TA_TRUSTED_PROXIES",
+        value_delimiter = ';'
+    )]
+    trusted_proxies: Vec<IpAddr>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. Read again on reload.
+    #[arg(long, env = "TA_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "TA_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Reloads when the configuration file, the secret or certificate
+    /// file, or the TLS files change (checked every 2 s), as on SIGHUP.
+    #[arg(long, env = "TA_WATCH_CONFIG")]
+    watch_config: bool,
+}
+
+/// Runs `serve` until SIGINT or SIGTERM; the process exit code.
+pub(crate) async fn run(args: ServeArgs) -> u8 {
+    // SIGHUP's default action ends the process: take it over before
+    // anything else, so that a reload asked for during start-up (or under
+    // --emulator, which has nothing to reload) cannot stop the service.
+    let hangups = reload::Hangups::take_over();
+    let start::Started {
+        settings,
+        service,
+        tls,
+        running,
+        listener,
+        mut background,
+    } = match start::start(&args).await {
+        Ok(started) => started,
+        Err(e) => return config_error(e),
+    };
+    background.add_task(reload::spawn(args, settings, running, hangups));
+    let served = ta_widget_service::server::serve(
+        listener,
+        service.router(),
+        tls,
+        ServerLimits::default(),
+        shutdown::signal(),
+    )
+    .await;
+    background.shut_down(served).await;
+    0
+}

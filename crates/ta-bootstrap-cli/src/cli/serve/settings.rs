@@ -1,0 +1,244 @@
+//! What `serve` runs with: flags, `TA_*` variables and the configuration
+//! file, resolved and checked; and which of their changes need a restart.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ta_protocol::{Origin, OriginPolicy};
+use ta_widget_service::{ServiceConfig, WidgetService};
+
+use super::ServeArgs;
+use crate::cli::config_file::{FileConfig, fill, fill_list};
+use crate::cli::upstream::UpstreamArgs;
+
+/// The default listening address.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// Everything `serve` runs with, resolved and checked.
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) upstream: UpstreamArgs,
+    pub(super) allowlist: Vec<Origin>,
+    pub(super) listen: SocketAddr,
+    pub(super) per_client_rate: u32,
+    pub(super) global_rate: u32,
+    pub(super) max_mints_in_flight: usize,
+    pub(super) trusted_proxies: Vec<IpAddr>,
+    pub(super) tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl ServeArgs {
+    /// Reads the configuration file (if any) and checks everything but the
+    /// credential, which [`UpstreamArgs::credential`] reads.
+    pub(super) fn resolve(&self) -> Result<Settings, String> {
+        let (upstream, file) = self.upstream.with_config_file()?;
+        self.resolve_with(upstream, &file, false)
+    }
+
+    pub(super) fn resolve_with(
+        &self,
+        upstream: UpstreamArgs,
+        file: &FileConfig,
+        loopback_http: bool,
+    ) -> Result<Settings, String> {
+        let allowlist =
+            allowlist_for(&upstream, loopback_http || upstream.allow_insecure_loopback)?;
+        let mut listen = self.listen;
+        fill(&mut listen, &file.listen);
+        let mut per_client_rate = self.per_client_rate;
+        fill(&mut per_client_rate, &file.per_client_rate);
+        let mut global_rate = self.global_rate;
+        fill(&mut global_rate, &file.global_rate);
+        let mut max_mints_in_flight = self.max_mints_in_flight;
+        fill(&mut max_mints_in_flight, &file.max_mints_in_flight);
+        let mut trusted_proxies = self.trusted_proxies.clone();
+        fill_list(&mut trusted_proxies, &file.trusted_proxies);
+        let (mut tls_cert, mut tls_key) = (self.tls_cert.clone(), self.tls_key.clone());
+        if tls_cert.is_none() && tls_key.is_none() {
+            tls_cert.clone_from(&file.tls_cert);
+            tls_key.clone_from(&file.tls_key);
+        }
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".to_owned()),
+        };
+        let positive = |value: Option<u32>, default: u32, name: &str| match value {
+            Some(0) => Err(format!("{name} must be at least 1")),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        // The service's own defaults: they are written once, there.
+        let defaults = ServiceConfig::new(Vec::new());
+        let max_mints_in_flight = match max_mints_in_flight {
+            Some(0) => return Err("max-mints-in-flight must be at least 1".to_owned()),
+            Some(v) => v,
+            None => defaults.max_mints_in_flight,
+        };
+        Ok(Settings {
+            allowlist,
+            listen: listen.unwrap_or(DEFAULT_LISTEN),
+            per_client_rate: positive(
+                per_client_rate,
+                defaults.per_client_per_minute,
+                "per-client-rate",
+            )?,
+            global_rate: positive(global_rate, defaults.global_per_second, "global-rate")?,
+            max_mints_in_flight,
+            trusted_proxies,
+            tls,
+            upstream,
+        })
+    }
+
+    /// The files whose change `--watch-config` reacts to.
+    pub(super) fn watched_files(&self, settings: &Settings) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = [
+            self.upstream.config.clone(),
+            settings.upstream.client_secret_file.clone(),
+            settings.upstream.client_certificate.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some((cert, key)) = &settings.tls {
+            files.push(cert.clone());
+            files.push(key.clone());
+        }
+        files
+    }
+}
+
+impl Settings {
+    /// The service's configuration.
+    pub(super) fn service_config(&self) -> ServiceConfig {
+        let mut config = ServiceConfig::new(self.allowlist.clone());
+        config.per_client_per_minute = self.per_client_rate;
+        config.global_per_second = self.global_rate;
+        config.max_mints_in_flight = self.max_mints_in_flight;
+        config.trusted_proxies.clone_from(&self.trusted_proxies);
+        config
+    }
+}
+
+/// The site allowlist of `upstream`'s origins, loopback `http` origins
+/// admitted when `loopback_http`.
+pub(super) fn allowlist_for(
+    upstream: &UpstreamArgs,
+    loopback_http: bool,
+) -> Result<Vec<Origin>, String> {
+    let policy = OriginPolicy::new(upstream.allow_http_origins, loopback_http);
+    WidgetService::allowlist(&upstream.allowed_origins, policy).map_err(|e| {
+        format!("site allowlist (--allowed-origin, TA_ALLOWED_ORIGINS or `allowed-origins`): {e}")
+    })
+}
+
+/// Settings that only a restart applies, named as the keys.
+pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let (a, b) = (&old.upstream, &new.upstream);
+    let mut changed = Vec::new();
+    let mut check = |same: bool, name: &'static str| {
+        if !same {
+            changed.push(name);
+        }
+    };
+    check(a.discover_url == b.discover_url, "discover-url");
+    check(a.endpoint_id == b.endpoint_id, "endpoint-id");
+    check(a.tenant == b.tenant, "tenant");
+    check(a.client_id == b.client_id, "client-id");
+    check(a.token_url == b.token_url, "token-url");
+    check(a.ca_file == b.ca_file, "ca-file");
+    check(a.trusted_hosts == b.trusted_hosts, "trusted-hosts");
+    check(
+        a.allow_insecure_loopback == b.allow_insecure_loopback,
+        "allow-insecure-loopback",
+    );
+    check(old.listen == new.listen, "listen");
+    check(
+        old.per_client_rate == new.per_client_rate,
+        "per-client-rate",
+    );
+    check(old.global_rate == new.global_rate, "global-rate");
+    check(
+        old.max_mints_in_flight == new.max_mints_in_flight,
+        "max-mints-in-flight",
+    );
+    check(
+        old.trusted_proxies == new.trusted_proxies,
+        "trusted-proxies",
+    );
+    check(
+        old.tls.is_some() == new.tls.is_some() && old.tls == new.tls,
+        "tls-cert/tls-key",
+    );
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The settings of `serve` with these flags, whatever `TA_*` variables
+    /// the environment running the test has.
+    fn settings(args: &[&str]) -> Result<Settings, String> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let matches = Wrapper::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(
+                ["serve", "--allowed-origin", "https://contoso.com"]
+                    .iter()
+                    .chain(args),
+            )
+            .map_err(|e| e.to_string())?;
+        let serve = Wrapper::from_arg_matches(&matches)
+            .map_err(|e| e.to_string())?
+            .serve;
+        serve.resolve_with(serve.upstream.clone(), &FileConfig::default(), false)
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (s.per_client_rate, s.global_rate, s.max_mints_in_flight),
+            (60, 200, 256)
+        );
+        assert!(s.trusted_proxies.is_empty() && s.tls.is_none());
+    }
+
+    #[test]
+    fn loopback_http_origins_are_refused_without_the_switch() {
+        let refused = settings(&["--allowed-origin", "http://127.0.0.1:3000"]).unwrap_err();
+        assert!(refused.contains("site allowlist"), "{refused}");
+        let allowed = settings(&[
+            "--allowed-origin",
+            "http://127.0.0.1:3000",
+            "--allow-insecure-loopback",
+        ])
+        .unwrap();
+        assert_eq!(allowed.allowlist.len(), 2);
+        assert!(
+            settings(&[
+                "--allowed-origin",
+                "http://contoso.com",
+                "--allow-insecure-loopback"
+            ])
+            .is_err()
+        );
+        assert!(
+            settings(&["--tls-cert", "cert.pem"]).is_err(),
+            "a certificate needs its key"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Starting: the settings resolved (or, under `--emulator`, the embedded
+//! emulator started and its settings made), the upstream client and the
+//! service built, the listener bound and announced, and what runs beside
+//! the service spawned (the warm-up loop; under `--emulator`, the demo
+//! sites).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ta_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
+};
+use ta_widget_service::server::{ServerLimits, ServerTls};
+use ta_widget_service::{Metrics, WidgetService};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use super::ServeArgs;
+use super::reload::Running;
+use super::settings::Settings;
+use super::shutdown::Background;
+use crate::cli::config_file::FileConfig;
+use crate::cli::upstream::{SecretArg, UpstreamArgs};
+use crate::demo_site::DemoSite;
+
+/// The psat lifetime of the embedded emulator: short, so that the demo
+/// widget's renewal shows within minutes.
+const EMULATOR_PSAT_LIFETIME_SECS: u64 = 120;
+
+/// A started service, about to serve.
+pub(super) struct Started {
+    pub(super) settings: Settings,
+    pub(super) service: WidgetService,
+    pub(super) tls: Option<Arc<ServerTls>>,
+    /// What a reload changes.
+    pub(super) running: Running,
+    pub(super) listener: TcpListener,
+    pub(super) background: Background,
+}
+
+/// Starts everything but the accept loop; a configuration error otherwise.
+pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
+    let (demo, settings) = if args.emulator {
+        if let Some(path) = &args.upstream.config {
+            // Likely a TA_CONFIG left in the environment: say so, and go on.
+            warn!(
+                config = %path.display(),
+                "--emulator: the configuration file is not read; the embedded emulator is the deployment"
+            );
+        }
+        let (demo, settings) = start_emulator_mode(args).await?;
+        (Some(demo), settings)
+    } else {
+        (None, args.resolve()?)
+    };
+    let metrics = Arc::new(Metrics::new());
+    // One upstream call gives up after 10 s, a whole mint (retries and a
+    // cold cache included) after the service's 25 s upstream deadline,
+    // inside its 30 s request deadline: a browser gets a typed 504.
+    let limits = ta_hyper::Limits::default()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_request_timeout(Duration::from_secs(8))
+        .with_call_timeout(Duration::from_secs(10));
+    let upstream = settings
+        .upstream
+        .build_with(Some(Arc::clone(&metrics) as _), Some(limits))?;
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(Arc::new(
+            ServerTls::from_files(cert, key).map_err(|e| format!("TLS: {e}"))?,
+        )),
+        None => None,
+    };
+    let service = WidgetService::new(upstream.bootstrapper, settings.service_config(), metrics);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
+    let address = listener.local_addr().unwrap_or(settings.listen);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let service_base = format!("{scheme}://{address}");
+    // Printed on stdout so that scripts and tests can find the port.
+    out!("serving widget tokens on {service_base}/v1/widget-token");
+    let mut background = Background::new();
+    if let Some(demo) = demo {
+        demo.serve(&service_base, &mut background);
+    }
+    info!(%address, tls = tls.is_some(), allowed_origins = settings.allowlist.len(), "serving widget tokens");
+    let warm = service.clone();
+    background.add_task(tokio::spawn(async move { warm.keep_warm().await }));
+    let running = Running {
+        service: service.clone(),
+        tokens: Arc::clone(&upstream.tokens),
+        tls: tls.clone(),
+    };
+    Ok(Started {
+        settings,
+        service,
+        tls,
+        running,
+        listener,
+        background,
+    })
+}
+
+/// The embedded emulator and the listeners of the two demo sites of
+/// `--emulator`.
+struct Demo {
+    emulator: Emulator,
+    allowed: TcpListener,
+    refused: TcpListener,
+}
+
+impl Demo {
+    /// Announces the demo sites and serves them until the service stops;
+    /// the emulator is shut down after them.
+    fn serve(self, service_base: &str, background: &mut Background) {
+        let origin_of = |l: &TcpListener| {
+            l.local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| format!("http://{a}/"))
+        };
+        out!("demo widget (allowed origin): {}", origin_of(&self.allowed));
+        out!(
+            "demo widget (origin not on the allowlist): {}",
+            origin_of(&self.refused)
+        );
+        eprintln!(
+            "The embedded emulator serves the API and Azure AD at {} (its development CA is not trusted by browsers: the demo page links to it if the browser refuses it).",
+            self.emulator.discover_url()
+        );
+        let sites = [
+            (
+                self.allowed,
+                DemoSite::new(service_base.to_owned())
+                    .with_note("This origin is on the service's allowlist."),
+            ),
+            (
+                self.refused,
+                DemoSite::new(service_base.to_owned()).with_note(
+                    "This origin is NOT on the service's allowlist: the service refuses it.",
+                ),
+            ),
+        ];
+        for (listener, site) in sites {
+            background.add_site(tokio::spawn(ta_widget_service::server::serve(
+                listener,
+                site.router(),
+                None,
+                ServerLimits::default(),
+                background.stopped(),
+            )));
+        }
+        background.set_emulator(self.emulator);
+    }
+}
+
+/// Starts the embedded emulator, binds the demo sites, and makes the
+/// settings that point at them.
+async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), String> {
+    let config = EmulatorConfig {
+        psat_lifetime_secs: args
+            .emulator_token_lifetime
+            .unwrap_or(EMULATOR_PSAT_LIFETIME_SECS),
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start(config)
+        .await
+        .map_err(|e| format!("starting the embedded emulator: {e}"))?;
+    let bind = || async {
+        TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| format!("listening for the demo site: {e}"))
+    };
+    let allowed = bind().await?;
+    let refused = bind().await?;
+    let origin = |l: &TcpListener| {
+        l.local_addr()
+            .map(|a| format!("http://{a}"))
+            .map_err(|e| e.to_string())
+    };
+    let upstream = UpstreamArgs {
+        config: None,
+        discover_url: Some(emulator.discover_url()),
+        endpoint_id: Some(DEFAULT_ENDPOINT.to_owned()),
+        tenant: None,
+        client_id: Some(DEFAULT_CLIENT_ID.to_owned()),
+        client_secret: Some(SecretArg::new(DEFAULT_CLIENT_SECRET)),
+        client_secret_file: None,
+        client_certificate: None,
+        token_url: Some(emulator.token_url()),
+        allowed_origins: vec![origin(&allowed)?],
+        allow_http_origins: false,
+        ca_file: None,
+        trusted_hosts: Vec::new(),
+        allow_insecure_loopback: false,
+        extra_roots_pem: emulator.ca_pem().map(str::to_owned),
+    };
+    let settings = args.resolve_with(upstream, &FileConfig::default(), true)?;
+    Ok((
+        Demo {
+            emulator,
+            allowed,
+            refused,
+        },
+        settings,
+    ))
+}
