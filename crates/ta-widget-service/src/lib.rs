@@ -32,4 +32,4 @@ pub mod server;
 mod service;
 
 pub use metrics::Metrics;
-pub use service::{ServiceConfig, WidgetService};
+pub use service::{RenewalHint, RenewalHintError, ServiceConfig, WidgetService};

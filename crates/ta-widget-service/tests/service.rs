@@ -118,11 +118,15 @@ async fn an_allowed_origin_gets_a_token_minted_for_it_alone() {
             "discoverUri",
             "expiresAt",
             "expiresIn",
+            "renewAfter",
             "token"
         ]
     );
     assert_ne!(body["applicationSessionId"], "chosen-by-the-browser");
-    assert!(body["expiresIn"].as_u64().unwrap() > 7 * 3600);
+    let expires_in = body["expiresIn"].as_u64().unwrap();
+    assert!(expires_in > 7 * 3600);
+    // Three quarters of the life by default, in seconds from now.
+    assert_eq!(body["renewAfter"].as_u64().unwrap(), expires_in * 3 / 4);
     // The token's allowed origins are the requesting origin alone.
     let jwt = body["token"]
         .as_str()
@@ -136,6 +140,29 @@ async fn an_allowed_origin_gets_a_token_minted_for_it_alone() {
     )
     .unwrap();
     assert_eq!(claims["ao"], "https://litware.com:8443");
+}
+
+#[tokio::test]
+async fn the_renewal_hint_is_the_configured_fraction_of_the_life() {
+    let s = service_with(EmulatorConfig::default(), |c| {
+        c.renewal = ta_widget_service::RenewalHint::fraction(0.5).unwrap();
+    })
+    .await;
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    let body = json(&response);
+    let (expires_in, renew_after) = (
+        body["expiresIn"].as_u64().unwrap(),
+        body["renewAfter"].as_u64().unwrap(),
+    );
+    assert_eq!(renew_after, expires_in / 2);
 }
 
 #[tokio::test]

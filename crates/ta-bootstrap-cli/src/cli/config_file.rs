@@ -33,6 +33,7 @@ pub(crate) struct FileConfig {
     pub(crate) per_client_rate: Option<u32>,
     pub(crate) global_rate: Option<u32>,
     pub(crate) max_mints_in_flight: Option<usize>,
+    pub(crate) renew_after_fraction: Option<f64>,
     pub(crate) trusted_proxies: Option<Vec<IpAddr>>,
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,

@@ -24,6 +24,7 @@ pub(super) struct TokenAnswer<'a> {
     pub(super) discover_uri: &'a str,
     pub(super) expires_at: String,
     pub(super) expires_in: u64,
+    pub(super) renew_after: u64,
     pub(super) application_session_id: &'a str,
 }
 

@@ -131,6 +131,7 @@ pub(super) async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts
         discover_uri: minted.discover_url.as_str(),
         expires_at,
         expires_in,
+        renew_after: shared.renewal.renew_after(expires_in),
         application_session_id: minted.session_id.as_str(),
     };
     let size = 160 + answer.token.len() + answer.discover_uri.len();

@@ -45,6 +45,7 @@ mod forwarded;
 mod handler;
 mod middleware;
 mod readiness;
+mod renewal;
 
 use answers::{
     TokenAnswer, error, mint_failed, no_store_json, request_id_of, too_many, upstream_answer,
@@ -52,10 +53,12 @@ use answers::{
 use forwarded::{client_address, rate_key};
 use handler::widget_token;
 use readiness::{FAILURE_HOLD, Readiness, healthz, metrics, readyz};
+pub use renewal::{RenewalHint, RenewalHintError};
 use ta_bootstrap::{BootstrapError, Bootstrapper, FailureKind};
 
 /// The settings of the service.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServiceConfig {
     /// The web origins that may ask for a widget token, normalized.
     pub allowlist: Vec<Origin>,
@@ -78,12 +81,15 @@ pub struct ServiceConfig {
     /// Proxies whose `X-Forwarded-For`/`Forwarded` are believed; from any
     /// other peer they are ignored.
     pub trusted_proxies: Vec<IpAddr>,
+    /// When a widget should renew its token: the answer's `renewAfter`.
+    pub renewal: RenewalHint,
 }
 
 impl ServiceConfig {
     /// An allowlist with the defaults: 1 KiB bodies, 30 s per request, 25 s
     /// per mint, 256 mints in flight, 60 requests a minute per client, 200 a
-    /// second in all, no trusted proxy.
+    /// second in all, no trusted proxy, renewal after three quarters of a
+    /// token's life.
     pub fn new(allowlist: Vec<Origin>) -> Self {
         Self {
             allowlist,
@@ -94,6 +100,7 @@ impl ServiceConfig {
             per_client_per_minute: 60,
             global_per_second: 200,
             trusted_proxies: Vec::new(),
+            renewal: RenewalHint::default(),
         }
     }
 }
@@ -110,6 +117,7 @@ struct Shared {
     global: DefaultDirectRateLimiter,
     trusted_proxies: Vec<IpAddr>,
     upstream_deadline: Duration,
+    renewal: RenewalHint,
     metrics: Arc<Metrics>,
 }
 
@@ -158,6 +166,7 @@ impl WidgetService {
                 global: RateLimiter::direct(Quota::per_second(global)),
                 trusted_proxies: config.trusted_proxies.clone(),
                 upstream_deadline: config.upstream_deadline,
+                renewal: config.renewal,
                 metrics,
             }),
             config,

@@ -61,6 +61,11 @@ pub(crate) struct ServeArgs {
     /// Mints in flight at most; more callers get 503 at once [default: 256].
     #[arg(long, env = "TA_MAX_MINTS_IN_FLIGHT")]
     max_mints_in_flight: Option<usize>,
+    /// When widgets should renew their token, as a fraction of its
+    /// remaining life: the answer's `renewAfter` is this fraction of
+    /// `expiresIn` (above 0 and below 1) [default: 0.75].
+    #[arg(long, env = "TA_RENEW_AFTER_FRACTION", value_name = "FRACTION")]
+    renew_after_fraction: Option<f64>,
     /// A reverse proxy whose X-Forwarded-For / Forwarded is believed
     /// (repeatable; an IP address).
     #[arg(

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use ta_protocol::{Origin, OriginPolicy};
-use ta_widget_service::{ServiceConfig, WidgetService};
+use ta_widget_service::{RenewalHint, ServiceConfig, WidgetService};
 
 use super::ServeArgs;
 use crate::cli::config_file::{FileConfig, fill, fill_list};
@@ -23,6 +23,7 @@ pub(super) struct Settings {
     pub(super) per_client_rate: u32,
     pub(super) global_rate: u32,
     pub(super) max_mints_in_flight: usize,
+    pub(super) renewal: RenewalHint,
     pub(super) trusted_proxies: Vec<IpAddr>,
     pub(super) tls: Option<(PathBuf, PathBuf)>,
 }
@@ -51,6 +52,8 @@ impl ServeArgs {
         fill(&mut global_rate, &file.global_rate);
         let mut max_mints_in_flight = self.max_mints_in_flight;
         fill(&mut max_mints_in_flight, &file.max_mints_in_flight);
+        let mut renew_after_fraction = self.renew_after_fraction;
+        fill(&mut renew_after_fraction, &file.renew_after_fraction);
         let mut trusted_proxies = self.trusted_proxies.clone();
         fill_list(&mut trusted_proxies, &file.trusted_proxies);
         let (mut tls_cert, mut tls_key) = (self.tls_cert.clone(), self.tls_key.clone());
@@ -75,6 +78,12 @@ impl ServeArgs {
             Some(v) => v,
             None => defaults.max_mints_in_flight,
         };
+        let renewal = match renew_after_fraction {
+            Some(fraction) => {
+                RenewalHint::fraction(fraction).map_err(|e| format!("renew-after-fraction: {e}"))?
+            }
+            None => defaults.renewal,
+        };
         Ok(Settings {
             allowlist,
             listen: listen.unwrap_or(DEFAULT_LISTEN),
@@ -85,6 +94,7 @@ impl ServeArgs {
             )?,
             global_rate: positive(global_rate, defaults.global_per_second, "global-rate")?,
             max_mints_in_flight,
+            renewal,
             trusted_proxies,
             tls,
             upstream,
@@ -116,6 +126,7 @@ impl Settings {
         config.per_client_per_minute = self.per_client_rate;
         config.global_per_second = self.global_rate;
         config.max_mints_in_flight = self.max_mints_in_flight;
+        config.renewal = self.renewal;
         config.trusted_proxies.clone_from(&self.trusted_proxies);
         config
     }
@@ -163,6 +174,7 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
         old.max_mints_in_flight == new.max_mints_in_flight,
         "max-mints-in-flight",
     );
+    check(old.renewal == new.renewal, "renew-after-fraction");
     check(
         old.trusted_proxies == new.trusted_proxies,
         "trusted-proxies",
@@ -215,6 +227,21 @@ mod tests {
             (60, 200, 256)
         );
         assert!(s.trusted_proxies.is_empty() && s.tls.is_none());
+        assert_eq!(s.renewal.as_fraction(), 0.75);
+    }
+
+    #[test]
+    fn a_renewal_fraction_must_keep_renew_after_below_expires_in() {
+        let s = settings(&["--renew-after-fraction", "0.5"]).unwrap();
+        assert_eq!(s.renewal.as_fraction(), 0.5);
+        for bad in ["1", "1.5", "0", "-0.2", "NaN"] {
+            let flag = format!("--renew-after-fraction={bad}");
+            let refused = settings(&[flag.as_str()]).unwrap_err();
+            assert!(
+                refused.contains("renew-after-fraction") && refused.contains("below 1"),
+                "{bad}: {refused}"
+            );
+        }
     }
 
     #[test]
