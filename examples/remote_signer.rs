@@ -97,7 +97,8 @@ impl Signer for RemoteSigner {
     }
 
     async fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let failed = |e: &dyn std::fmt::Display| SignerError(format!("the signing service: {e}"));
+        let failed =
+            |e: &dyn std::fmt::Display| SignerError::new(format!("the signing service: {e}"));
         let stream = TcpStream::connect(self.service)
             .await
             .map_err(|e| failed(&e))?;

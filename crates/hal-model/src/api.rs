@@ -188,6 +188,7 @@ impl<'de> Deserialize<'de> for PsatToken {
 /// Its `Debug` hides the token and the hrefs (the discover link carries the
 /// token in its query).
 #[derive(Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct AnonApplicationToken {
     /// The `psat=…` token for the widget.
     pub token: PsatToken,
@@ -198,6 +199,17 @@ pub struct AnonApplicationToken {
     /// member.
     #[serde(flatten)]
     pub resource: Resource,
+}
+
+impl AnonApplicationToken {
+    /// An answer: the token, its expiry, and its links and other members.
+    pub fn new(token: PsatToken, expiry_time: ExpiryTime, resource: Resource) -> Self {
+        Self {
+            token,
+            expiry_time,
+            resource,
+        }
+    }
 }
 
 // Written by hand rather than derived with `#[serde(flatten)]`: a flattened

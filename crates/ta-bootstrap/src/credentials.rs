@@ -165,7 +165,7 @@ impl AssertionSigner for CertificateSigner {
                 message,
                 &mut signature,
             )
-            .map_err(|e| SignerError(e.to_string()))?;
+            .map_err(|e| SignerError::new(e.to_string()))?;
         Ok(signature)
     }
 }
@@ -195,7 +195,7 @@ impl AssertionSigner for CertificateSigner {
 ///     async fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
 ///         // Send `message` to the service, await its signature.
 ///         # let _ = message;
-///         Err(SignerError("the key service is unreachable".to_owned()))
+///         Err(SignerError::new("the key service is unreachable"))
 ///     }
 /// }
 ///

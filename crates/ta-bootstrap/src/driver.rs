@@ -49,7 +49,7 @@ impl Sources<'_> {
         Some(match signed.await {
             Ok(Ok(signature)) => need.finish(&input, &signature),
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(SignerError(format!(
+            Err(_) => Err(SignerError::new(format!(
                 "the signer did not answer within {} s",
                 SIGNING_TIMEOUT.as_secs()
             ))),

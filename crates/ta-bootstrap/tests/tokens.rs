@@ -263,7 +263,7 @@ async fn a_signer_that_hangs_fails_the_fetch_instead_of_holding_it() {
     .build();
     let error = tokens.token(&audience()).await.unwrap_err();
     assert!(
-        matches!(&error, TokenError::Signer(e) if e.0.contains("within 10 s")),
+        matches!(&error, TokenError::Signer(e) if e.reason().contains("within 10 s")),
         "{error:?}"
     );
     assert_eq!(aad.calls(), 0, "nothing was sent without an assertion");

@@ -86,6 +86,7 @@ impl Stats {
 
 /// Requests of one route answered with one status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RequestCount {
     /// The route.
     pub route: Route,
@@ -98,6 +99,7 @@ pub struct RequestCount {
 
 /// The counters at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// Requests per route and status.
     pub requests: Vec<RequestCount>,

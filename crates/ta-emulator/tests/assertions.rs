@@ -57,7 +57,7 @@ impl AssertionSigner for DevSigner {
                 message,
                 &mut signature,
             )
-            .map_err(|e| SignerError(e.to_string()))?;
+            .map_err(|e| SignerError::new(e.to_string()))?;
         Ok(signature)
     }
 }

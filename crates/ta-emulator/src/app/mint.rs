@@ -171,11 +171,8 @@ impl State {
                 )),
             )
             .with_rel(self.rel(names::ANON_APPLICATION_TOKEN));
-        let answer = AnonApplicationToken {
-            token: PsatToken::new(format!("psat={jwt}")),
-            expiry_time: expiry,
-            resource,
-        };
+        let answer =
+            AnonApplicationToken::new(PsatToken::new(format!("psat={jwt}")), expiry, resource);
         self.body(StatusCode::OK, &answer)
     }
 }

@@ -444,7 +444,19 @@ impl From<AadError> for TokenError {
 /// A signing failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("signing the client assertion failed: {0}")]
-pub struct SignerError(pub String);
+pub struct SignerError(String);
+
+impl SignerError {
+    /// A signing failure, and why (never the key or a secret).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+
+    /// Why signing failed.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Signs client assertions with the application's certificate key.
 ///
@@ -537,7 +549,7 @@ pub(crate) fn finish_assertion(
     signature: &[u8],
 ) -> Result<ClientAssertion, SignerError> {
     if signature.is_empty() {
-        return Err(SignerError(
+        return Err(SignerError::new(
             "the signer returned an empty signature".to_owned(),
         ));
     }

@@ -82,17 +82,13 @@ impl Origin {
         entries: impl IntoIterator<Item = &'a str>,
         policy: OriginPolicy,
     ) -> Result<Vec<Self>, OriginError> {
-        let mut list: Vec<Self> = Vec::new();
-        for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
-            let origin = Self::parse(entry, policy)?;
-            if !list.contains(&origin) {
-                list.push(origin);
-            }
-        }
-        if list.is_empty() {
-            return Err(OriginError::Empty);
-        }
-        Ok(list)
+        let parsed = entries
+            .into_iter()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| Self::parse(entry, policy))
+            .collect::<Result<Vec<_>, _>>()?;
+        distinct(parsed)
     }
 
     /// Validates and normalizes an origin.
@@ -166,6 +162,21 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The origins without duplicates, in their order; none is
+/// [`OriginError::Empty`].
+fn distinct(origins: impl IntoIterator<Item = Origin>) -> Result<Vec<Origin>, OriginError> {
+    let mut list: Vec<Origin> = Vec::new();
+    for origin in origins {
+        if !list.contains(&origin) {
+            list.push(origin);
+        }
+    }
+    if list.is_empty() {
+        return Err(OriginError::Empty);
+    }
+    Ok(list)
+}
+
 /// One or more distinct origins whose `;`-joined form fits the service's
 /// 500-character limit: the `allowedOrigins` of a mint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,15 +186,7 @@ impl AllowedOrigins {
     /// Checks the list: not empty, duplicates (after normalization) dropped,
     /// joined length within the limit.
     pub fn new(origins: impl IntoIterator<Item = Origin>) -> Result<Self, OriginError> {
-        let mut list: Vec<Origin> = Vec::new();
-        for origin in origins {
-            if !list.contains(&origin) {
-                list.push(origin);
-            }
-        }
-        if list.is_empty() {
-            return Err(OriginError::Empty);
-        }
+        let list = distinct(origins)?;
         let length = list.iter().map(|o| o.as_str().len()).sum::<usize>() + list.len() - 1;
         if length > MAX_ALLOWED_ORIGINS_CHARS {
             return Err(OriginError::TooLong { length });

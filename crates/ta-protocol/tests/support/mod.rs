@@ -115,7 +115,7 @@ impl<S: FnMut(&Seen, usize) -> Reply> Harness<S> {
                     // fake, the shape is real.
                     let input = need.signing_input(1_700_000_000);
                     let assertion = if self.signer_fails {
-                        Err(aad::SignerError("the key is offline".to_owned()))
+                        Err(aad::SignerError::new("the key is offline"))
                     } else {
                         need.finish(&input, format!("sig-{}", need.jti()).as_bytes())
                     };
