@@ -7,6 +7,9 @@
 //!   After clippy, `deps` checks the layering; after the tests, the
 //!   orchestrator library is linted and tested alone with
 //!   `--no-default-features` (no hyper transport), and the examples run.
+//!   After fmt, `js` checks the widget's JavaScript client.
+//! - `js`: `node --test` on `clients/js/`, and `tsc --noEmit` on its
+//!   TypeScript declarations ([`js`]).
 //! - `test`: the tests alone.
 //! - `lint`: fmt and clippy alone.
 //! - `examples`: runs every example of `examples/` (each starts its own
@@ -18,6 +21,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod deps;
+mod js;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -32,7 +36,7 @@ fn run(name: &str, mut command: Command) -> Result<(), String> {
     let started = Instant::now();
     let status = command
         .status()
-        .map_err(|e| format!("{name}: could not start cargo: {e}"))?;
+        .map_err(|e| format!("{name}: could not start {:?}: {e}", command.get_program()))?;
     eprintln!("<== {name}: {status} in {:.1?}", started.elapsed());
     if status.success() {
         Ok(())
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
     let arg = env::args().nth(2);
     let result = match task.as_str() {
         "ci" => fmt()
+            .and_then(|()| js::check())
             .and_then(|()| clippy())
             .and_then(|()| deps::check())
             .and_then(|()| doc())
@@ -155,14 +160,16 @@ fn main() -> ExitCode {
             .and_then(|()| examples()),
         "lint" => fmt().and_then(|()| clippy()),
         "deps" => deps::check(),
+        "js" => js::check(),
         "examples" => examples(),
         "test" => test(),
         "bench" => bench(arg.as_deref()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|deps|test|examples|bench [emulator|serve]>");
+            eprintln!("usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve]>");
             eprintln!(
-                "  ci    fmt check, clippy -D warnings, deps, doc -D warnings, all tests, the library alone, the examples (what CI runs)"
+                "  ci    fmt check, the JS client, clippy -D warnings, deps, doc -D warnings, all tests, the library alone, the examples (what CI runs)"
             );
+            eprintln!("  js    the widget's JS client: node --test, and tsc --noEmit on its types");
             eprintln!("  examples  runs every example against its own emulator");
             eprintln!("  lint  fmt check and clippy");
             eprintln!("  deps  the layers' dependency rules, with the size of each tree");

@@ -1,0 +1,639 @@
+// The widget's token client: gets widget tokens from the widget-token
+// service (`POST /v1/widget-token`) and keeps one valid, for a chat widget
+// on a web page. Dependency-free ES module; its types are in
+// widget-client.d.ts and its guide in docs/widget-guide.md.
+//
+// Rules it keeps:
+// - one request in flight at a time: concurrent callers share it;
+// - renewal is scheduled from the relative lifetime the service reports
+//   (`renewAfter`, `expiresIn`), counted from when the answer arrived, never
+//   by comparing `expiresAt` with a local clock that may be wrong by hours;
+// - elapsed time is the larger of the monotonic clock (`performance.now()`,
+//   which stops while a machine sleeps) and the wall clock (`Date.now()`,
+//   which jumps when the clock is set): a sleep or a forward jump renews
+//   early, never late;
+// - a missed renewal (sleep, frozen tab, network down) is noticed on
+//   visibility, online, focus, pageshow and resume events, on a check every
+//   few seconds, and on the next call, and renewed at once;
+// - failures that may pass are retried with exponential backoff and full
+//   jitter, at least as late as `Retry-After`, up to a cap; a refusal that
+//   will not pass (403 `origin_not_allowed` or `origin_required`) stops it
+//   for good;
+// - renewal pauses while the page is hidden (unless told otherwise);
+// - every request has a timeout, and `stop()` cancels timers and the
+//   request in flight.
+//
+// The token is a secret: this module never logs it.
+
+/** Codes of refusals that will not pass: the client stops asking. */
+const FINAL_CODES = new Set(['origin_not_allowed', 'origin_required']);
+
+/** The defaults of the options. */
+const DEFAULTS = Object.freeze({
+  timeoutMs: 35000,
+  renewal: 'auto',
+  pauseWhenHidden: true,
+  idleTimeoutMs: 0,
+  retryInitialDelayMs: 1000,
+  retryMaxDelayMs: 60000,
+  maxRetries: 8,
+  checkIntervalMs: 5000,
+  minRenewIntervalMs: 5000,
+});
+
+/** A token is no longer handed out this close to its expiry. */
+const EXPIRY_MARGIN_MS = 3000;
+/** No retry sooner than this after a failure. */
+const MIN_RETRY_DELAY_MS = 500;
+/** The longest Retry-After believed. */
+const MAX_RETRY_AFTER_MS = 10 * 60 * 1000;
+/** Failures after which the `online` event retries at once. */
+const NETWORK_CODES = new Set(['network_error', 'timeout']);
+
+/** Page events after which a missed renewal is looked for. */
+const WAKE_EVENTS = ['visibilitychange', 'online', 'focus', 'pageshow', 'resume'];
+
+/** User input that counts as activity (for `idleTimeoutMs`). */
+const ACTIVITY_EVENTS = ['pointerdown', 'keydown', 'wheel', 'touchstart'];
+
+/** Why a token could not be had. */
+export class WidgetTokenError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    const d = details || {};
+    this.name = 'WidgetTokenError';
+    /** The service's error code (`origin_not_allowed`, `rate_limited`, …) or the client's. */
+    this.code = code;
+    /** The HTTP status, 0 when there was no readable answer. */
+    this.status = d.status || 0;
+    /** The service's request id ('' when there is none to read). */
+    this.requestId = d.requestId || '';
+    /** Whether the client will try again by itself. */
+    this.retryable = Boolean(d.retryable);
+    /** Whether the client has stopped asking for good. */
+    this.final = Boolean(d.final);
+    /** Whether the code is inferred (the browser hid the answer). */
+    this.inferred = Boolean(d.inferred);
+    /** The wait the service asked for (`Retry-After`), in ms, if any. */
+    this.retryAfterMs = d.retryAfterMs;
+  }
+}
+
+/** The browser's clocks, timers, randomness and page. */
+function browserEnvironment() {
+  const g = globalThis;
+  const perf = g.performance && typeof g.performance.now === 'function' ? g.performance : null;
+  return {
+    now: () => Date.now(),
+    monotonic: perf ? () => perf.now() : () => Date.now(),
+    setTimeout: (fn, ms) => g.setTimeout(fn, ms),
+    clearTimeout: (id) => g.clearTimeout(id),
+    random: () => Math.random(),
+    document: g.document || null,
+    window: typeof g.addEventListener === 'function' ? g : null,
+  };
+}
+
+/** Milliseconds from a Retry-After value (seconds, or an HTTP date). */
+export function parseRetryAfter(value, nowMs) {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  // A date is read against the local clock, which may be wrong: the caller
+  // caps the wait.
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** The answer's fields, checked; null when it is not a widget token. */
+function readToken(body) {
+  if (!body || typeof body !== 'object') return null;
+  const { token, discoverUri, applicationSessionId, expiresIn, expiresAt, renewAfter } = body;
+  if (typeof token !== 'string' || token.length === 0) return null;
+  if (typeof discoverUri !== 'string' || discoverUri.length === 0) return null;
+  if (typeof applicationSessionId !== 'string') return null;
+  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) return null;
+  const hint =
+    typeof renewAfter === 'number' && Number.isFinite(renewAfter) && renewAfter >= 0 && renewAfter < expiresIn
+      ? renewAfter
+      : undefined;
+  return {
+    token,
+    discoverUri,
+    applicationSessionId,
+    expiresIn,
+    renewAfter: hint,
+    expiresAt: typeof expiresAt === 'string' ? expiresAt : '',
+  };
+}
+
+/** When to renew without a hint: 3/4 of the life or 10 s before its end, whichever is sooner. */
+function defaultRenewAfterMs(expiresInMs) {
+  return Math.max(Math.min(expiresInMs * 0.75, expiresInMs - 10000), expiresInMs / 2);
+}
+
+/**
+ * Gets widget tokens from the widget-token service and keeps one valid.
+ *
+ * ```js
+ * const client = new WidgetTokenClient({ url: 'https://sa.example/v1/widget-token' });
+ * client.on('token', (t) => widget.useToken(t));
+ * client.on('error', (e) => widget.showProblem(e));
+ * const first = await client.getToken();
+ * ```
+ */
+export class WidgetTokenClient {
+  constructor(options) {
+    const o = options || {};
+    if (typeof o.url !== 'string' || o.url.length === 0) {
+      throw new TypeError('WidgetTokenClient: the `url` option (the service\'s /v1/widget-token URL) is required');
+    }
+    if (o.renewal !== undefined && !['auto', 'always', 'on-demand'].includes(o.renewal)) {
+      throw new TypeError(`WidgetTokenClient: renewal must be 'auto', 'always' or 'on-demand', not ${JSON.stringify(o.renewal)}`);
+    }
+    this._url = o.url;
+    this._healthUrl = o.healthUrl || safeUrl('/healthz', o.url);
+    const env = Object.assign(browserEnvironment(), o.environment || {});
+    this._env = env;
+    this._fetch = o.fetch || ((input, init) => globalThis.fetch(input, init));
+    const num = (name) => {
+      const value = o[name] === undefined ? DEFAULTS[name] : o[name];
+      if (typeof value !== 'number' || !(value >= 0)) {
+        throw new TypeError(`WidgetTokenClient: ${name} must be a number of at least 0`);
+      }
+      return value;
+    };
+    this._timeoutMs = num('timeoutMs');
+    this._idleTimeoutMs = num('idleTimeoutMs');
+    this._retryInitialDelayMs = Math.max(1, num('retryInitialDelayMs'));
+    this._retryMaxDelayMs = Math.max(this._retryInitialDelayMs, num('retryMaxDelayMs'));
+    this._maxRetries = num('maxRetries');
+    this._checkIntervalMs = Math.max(100, num('checkIntervalMs'));
+    this._minRenewIntervalMs = num('minRenewIntervalMs');
+    this._renewal = o.renewal || DEFAULTS.renewal;
+    this._pauseWhenHidden = o.pauseWhenHidden === undefined ? DEFAULTS.pauseWhenHidden : Boolean(o.pauseWhenHidden);
+
+    this._listeners = { token: new Set(), error: new Set() };
+    if (typeof o.onToken === 'function') this._listeners.token.add(o.onToken);
+    if (typeof o.onError === 'function') this._listeners.error.add(o.onError);
+
+    /** The current token and when it arrived, on both clocks. */
+    this._current = null;
+    /** The attempt loop under way (a promise): the one sender of requests. */
+    this._loop = null;
+    /** Callers waiting for the next attempt's outcome. */
+    this._waiters = [];
+    /** The AbortControllers of the request in flight and of the reachability probe. */
+    this._abort = null;
+    this._probeAbort = null;
+    /** The final refusal, once there is one. */
+    this._refused = null;
+    this._stopped = false;
+    /** Failures in a row, and the backoff: no attempt before `ms` after the mark. */
+    this._failures = 0;
+    this._notBefore = null;
+    this._lastError = null;
+    /** Whether automatic renewal gave up (until a call or a page event). */
+    this._gaveUp = false;
+    this._everGotToken = false;
+    this._timer = null;
+    /** Ends a backoff wait early (an `online` event after a network failure). */
+    this._wakeWait = null;
+    this._lastActivity = { mono: env.monotonic(), wall: env.now() };
+
+    this._onWake = (event) => this._wake(event && event.type);
+    this._onActivity = () => {
+      const wasIdle = this._idle();
+      this._lastActivity = this._mark();
+      if (wasIdle) this._check();
+    };
+    for (const type of WAKE_EVENTS) {
+      const target = type === 'visibilitychange' || type === 'resume' ? env.document : env.window;
+      if (target) target.addEventListener(type, this._onWake);
+    }
+    if (this._idleTimeoutMs > 0 && env.document) {
+      for (const type of ACTIVITY_EVENTS) {
+        env.document.addEventListener(type, this._onActivity, { passive: true });
+      }
+    }
+    if (this._renewal !== 'on-demand') this._check();
+  }
+
+  /**
+   * A valid token. The current one while it is fresh; past its renewal
+   * time it is still returned while valid, and a renewal starts. Without a
+   * valid token, the caller waits for the next attempt (one request for all
+   * callers; during a backoff, no request before it ends) and gets its
+   * token, or its error (a WidgetTokenError). After a failure that may pass
+   * the client keeps trying by itself (unless renewal is 'on-demand' or
+   * paused) and emits `token` when it succeeds.
+   */
+  getToken() {
+    if (this._refused) return Promise.reject(this._refused);
+    if (this._stopped) return Promise.reject(stoppedError());
+    this._gaveUp = false;
+    const current = this._valid();
+    if (current) {
+      if (this._elapsedMs(current) >= current.renewAfterMs) this._kick();
+      return Promise.resolve(current.value);
+    }
+    return new Promise((resolve, reject) => {
+      this._waiters.push({ resolve, reject });
+      this._kick();
+    });
+  }
+
+  /** The current token if it is still valid (never a request), else null. */
+  get token() {
+    const valid = this._valid();
+    return valid ? valid.value : null;
+  }
+
+  /** Whether the client has stopped for good (a final refusal, or `stop()`). */
+  get stopped() {
+    return this._stopped || this._refused !== null;
+  }
+
+  /** Listens for `token` (a new token) or `error` events; returns a function that stops listening. */
+  on(type, listener) {
+    const set = this._listeners[type];
+    if (!set) throw new TypeError(`WidgetTokenClient: unknown event ${JSON.stringify(type)} (token or error)`);
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** Stops: cancels the timers and the request in flight; calls waiting for a token reject with `stopped`. */
+  stop() {
+    if (this._stopped) return;
+    this._stopped = true;
+    this._clearTimer();
+    if (this._abort) this._abort.abort();
+    if (this._probeAbort) this._probeAbort.abort();
+    if (this._wakeWait) this._wakeWait();
+    this._settle(null, stoppedError());
+    const env = this._env;
+    for (const type of WAKE_EVENTS) {
+      const target = type === 'visibilitychange' || type === 'resume' ? env.document : env.window;
+      if (target) target.removeEventListener(type, this._onWake);
+    }
+    if (env.document) {
+      for (const type of ACTIVITY_EVENTS) env.document.removeEventListener(type, this._onActivity);
+    }
+  }
+
+  // ------------------------------------------------------------ time
+
+  /** Time since `mark` ({mono, wall}): the larger of the monotonic and the wall-clock deltas. */
+  _elapsedMs(mark) {
+    const mono = this._env.monotonic() - mark.mono;
+    const wall = this._env.now() - mark.wall;
+    return Math.max(mono, wall, 0);
+  }
+
+  _mark() {
+    return { mono: this._env.monotonic(), wall: this._env.now() };
+  }
+
+  /** The current token while it has more than the margin left, else null. */
+  _valid() {
+    const current = this._current;
+    if (!current) return null;
+    return this._elapsedMs(current) < current.expiresInMs - EXPIRY_MARGIN_MS ? current : null;
+  }
+
+  _hidden() {
+    const doc = this._env.document;
+    return Boolean(doc && doc.visibilityState === 'hidden');
+  }
+
+  _idle() {
+    return this._idleTimeoutMs > 0 && this._elapsedMs(this._lastActivity) >= this._idleTimeoutMs;
+  }
+
+  /** Whether automatic renewal (and retrying with nobody waiting) may run now. */
+  _renewing() {
+    if (this._renewal === 'on-demand' || this._stopped || this._refused || this._gaveUp) return false;
+    if (this._renewal === 'auto' && this._pauseWhenHidden && this._hidden()) return false;
+    return !this._idle();
+  }
+
+  /** Milliseconds until the backoff allows the next attempt. */
+  _backoffLeftMs() {
+    const hold = this._notBefore;
+    return hold ? Math.max(0, hold.ms - this._elapsedMs(hold)) : 0;
+  }
+
+  // ------------------------------------------------------------ scheduling
+
+  _clearTimer() {
+    if (this._timer !== null) {
+      this._env.clearTimeout(this._timer);
+      this._timer = null;
+    }
+  }
+
+  /** The next check: when the renewal is due, but never later than the check interval (timers stop while a machine sleeps). */
+  _schedule() {
+    this._clearTimer();
+    if (this._stopped || this._refused || this._renewal === 'on-demand' || this._loop) return;
+    // Until the renewal is due, or the check interval; once it is due (and
+    // waits for the page to be shown, say), the interval: never a busy loop.
+    let wait = this._checkIntervalMs;
+    const current = this._current;
+    const due = current ? current.renewAfterMs - this._elapsedMs(current) : 0;
+    if (due > 0) wait = Math.min(wait, due);
+    this._timer = this._env.setTimeout(() => {
+      this._timer = null;
+      this._check();
+    }, wait);
+  }
+
+  /** Renews if a renewal is due (or there is no valid token) and allowed now. */
+  _check() {
+    if (this._stopped || this._refused) return;
+    if (!this._loop && this._renewing()) {
+      const current = this._valid();
+      if (!current || this._elapsedMs(current) >= current.renewAfterMs) this._kick();
+    }
+    this._schedule();
+  }
+
+  _wake(type) {
+    if (this._stopped || this._refused) return;
+    if (type === 'visibilitychange' && this._hidden()) return;
+    // The page or the network is back: a renewal that gave up tries again;
+    // after a network failure, without waiting out the backoff.
+    this._gaveUp = false;
+    if (type === 'online' && this._lastError && NETWORK_CODES.has(this._lastError.code)) {
+      this._notBefore = null;
+      if (this._wakeWait) this._wakeWait();
+    }
+    this._check();
+  }
+
+  // ------------------------------------------------------------ getting a token
+
+  /** Starts the attempt loop unless it runs. */
+  _kick() {
+    if (this._loop || this._stopped || this._refused) return;
+    this._clearTimer();
+    this._loop = this._run().finally(() => {
+      this._loop = null;
+      this._schedule();
+    });
+  }
+
+  /** Resolves or rejects every caller waiting for a token. */
+  _settle(token, error) {
+    const waiters = this._waiters;
+    this._waiters = [];
+    for (const waiter of waiters) {
+      if (error) waiter.reject(error);
+      else waiter.resolve(token);
+    }
+  }
+
+  /** Attempts, with backoff between them, while someone waits or renewal runs. */
+  async _run() {
+    for (;;) {
+      if (this._stopped || this._refused) return;
+      const left = this._backoffLeftMs();
+      if (left > 0) {
+        // Short steps: a sleeping machine stops timers, not the wall clock.
+        await this._wait(Math.min(left, this._checkIntervalMs));
+        continue;
+      }
+      let token = null;
+      let error = null;
+      try {
+        token = await this._attempt();
+      } catch (caught) {
+        error = caught instanceof WidgetTokenError ? caught : internalError(caught);
+      }
+      if (this._stopped) return;
+      if (token) {
+        this._current = token;
+        this._everGotToken = true;
+        this._failures = 0;
+        this._notBefore = null;
+        this._lastError = null;
+        this._gaveUp = false;
+        this._settle(token.value, null);
+        this._emit('token', token.value);
+        return;
+      }
+      this._lastError = error;
+      if (error.final) {
+        this._refused = error;
+        this._current = null;
+        this._settle(null, error);
+        this._emit('error', error);
+        return;
+      }
+      this._failures += 1;
+      this._notBefore = Object.assign(this._mark(), { ms: this._backoffMs(this._failures, error.retryAfterMs) });
+      if (!error.retryable || this._failures > this._maxRetries) {
+        const reported = error.retryable
+          ? new WidgetTokenError(
+              error.code,
+              `${error.message} (gave up after ${this._failures} attempts in a row; the next call or page event tries again)`,
+              Object.assign({}, error, { retryable: false }),
+            )
+          : error;
+        this._gaveUp = true;
+        this._failures = 0;
+        this._settle(null, reported);
+        this._emit('error', reported);
+        return;
+      }
+      this._settle(null, error);
+      this._emit('error', error);
+      if (!this._renewing() && this._waiters.length === 0) return;
+    }
+  }
+
+  /** Full jitter: a random wait up to the exponential ceiling, never before Retry-After. */
+  _backoffMs(failures, retryAfterMs) {
+    const ceiling = Math.min(this._retryMaxDelayMs, this._retryInitialDelayMs * 2 ** (failures - 1));
+    const random = this._env.random();
+    const jittered = ceiling * (Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0.5);
+    // A Retry-After date read on a wrong clock could say days: capped.
+    const floor = retryAfterMs === undefined ? 0 : Math.min(retryAfterMs, MAX_RETRY_AFTER_MS);
+    return Math.max(jittered, floor, MIN_RETRY_DELAY_MS);
+  }
+
+  _wait(ms) {
+    return new Promise((resolve) => {
+      const id = this._env.setTimeout(() => {
+        this._wakeWait = null;
+        resolve();
+      }, ms);
+      this._wakeWait = () => {
+        this._env.clearTimeout(id);
+        this._wakeWait = null;
+        resolve();
+      };
+    });
+  }
+
+  _emit(type, payload) {
+    for (const listener of Array.from(this._listeners[type])) {
+      try {
+        listener(payload);
+      } catch (_) {
+        // A listener's failure is the page's; the client goes on.
+      }
+    }
+  }
+
+  /** One request to the service. */
+  async _attempt() {
+    const env = this._env;
+    const controller = typeof AbortController === 'function' ? new AbortController() : null;
+    this._abort = controller;
+    let timedOut = false;
+    const timer = env.setTimeout(() => {
+      timedOut = true;
+      if (controller) controller.abort();
+    }, this._timeoutMs);
+    try {
+      let response;
+      try {
+        response = await this._fetch(this._url, {
+          method: 'POST',
+          mode: 'cors',
+          cache: 'no-store',
+          credentials: 'omit',
+          headers: { 'Content-Type': 'application/json' },
+          body: '{}',
+          signal: controller ? controller.signal : undefined,
+        });
+      } catch (caught) {
+        if (this._stopped) throw stoppedError();
+        if (timedOut) {
+          throw new WidgetTokenError('timeout', `The widget-token service did not answer within ${this._timeoutMs / 1000} s.`, { retryable: true });
+        }
+        throw await this._unreadable();
+      }
+      // Arrival times are taken when the answer arrives, before its body.
+      const mono = env.monotonic();
+      const wall = env.now();
+      const body = await readJson(response);
+      const headerId = header(response, 'x-request-id');
+      if (response.ok) {
+        const value = readToken(body);
+        if (!value) {
+          throw new WidgetTokenError('bad_answer', 'The service answered 200, but not with a widget token.', {
+            status: response.status,
+            requestId: headerId,
+            retryable: true,
+          });
+        }
+        const expiresInMs = value.expiresIn * 1000;
+        if (expiresInMs < 2 * EXPIRY_MARGIN_MS) {
+          throw new WidgetTokenError('bad_answer', `The service answered a token that expires in ${value.expiresIn} s.`, {
+            status: response.status,
+            requestId: headerId,
+            retryable: true,
+          });
+        }
+        const hinted = value.renewAfter === undefined ? defaultRenewAfterMs(expiresInMs) : value.renewAfter * 1000;
+        const renewAfterMs = Math.min(
+          Math.max(hinted, Math.min(this._minRenewIntervalMs, expiresInMs / 2)),
+          expiresInMs - EXPIRY_MARGIN_MS,
+        );
+        return { value: Object.freeze(value), mono, wall, expiresInMs, renewAfterMs };
+      }
+      const code = body && typeof body.error === 'string' && body.error ? body.error : `http_${response.status}`;
+      const message = body && typeof body.message === 'string' ? body.message : response.statusText || 'no message';
+      const requestId = body && typeof body.requestId === 'string' && body.requestId ? body.requestId : headerId;
+      const final = FINAL_CODES.has(code);
+      const retryAfterMs = parseRetryAfter(header(response, 'retry-after'), wall);
+      const retryable = !final && (response.status === 429 || response.status === 408 || response.status >= 500);
+      throw new WidgetTokenError(code, `The widget-token service answered ${response.status} ${code}: ${message}`, {
+        status: response.status,
+        requestId,
+        retryable,
+        final,
+        retryAfterMs,
+      });
+    } finally {
+      env.clearTimeout(timer);
+      if (this._abort === controller) this._abort = null;
+    }
+  }
+
+  /**
+   * The browser hid why the request failed. The service sends CORS headers
+   * to allowlisted origins only, so when it is reachable (a no-cors GET of
+   * its /healthz answers) the likely reason is that this origin is not on
+   * its allowlist: final if this client never got a token here, otherwise
+   * retried (a proxy's error page has no CORS headers either).
+   */
+  async _unreadable() {
+    let reachable = false;
+    if (this._healthUrl) {
+      const controller = typeof AbortController === 'function' ? new AbortController() : null;
+      this._probeAbort = controller;
+      const timer = this._env.setTimeout(() => controller && controller.abort(), this._timeoutMs);
+      try {
+        await this._fetch(this._healthUrl, {
+          method: 'GET',
+          mode: 'no-cors',
+          cache: 'no-store',
+          credentials: 'omit',
+          signal: controller ? controller.signal : undefined,
+        });
+        reachable = true;
+      } catch (_) {
+        reachable = false;
+      } finally {
+        this._env.clearTimeout(timer);
+        this._probeAbort = null;
+      }
+    }
+    if (this._stopped) return stoppedError();
+    if (reachable) {
+      const final = !this._everGotToken;
+      return new WidgetTokenError(
+        'origin_not_allowed',
+        'The service answered, but the browser hid its answer: this origin is most likely not on its allowlist ' +
+          '(the service sends CORS headers to allowlisted origins only).',
+        { inferred: true, final, retryable: !final },
+      );
+    }
+    return new WidgetTokenError('network_error', `The widget-token service at ${this._url} could not be reached.`, {
+      retryable: true,
+    });
+  }
+}
+
+function stoppedError() {
+  return new WidgetTokenError('stopped', 'The token client was stopped.', { final: true });
+}
+
+function internalError(caught) {
+  return new WidgetTokenError('internal', `The token client failed: ${caught && caught.message}`, {});
+}
+
+function safeUrl(path, base) {
+  try {
+    return new URL(path, base).href;
+  } catch (_) {
+    return '';
+  }
+}
+
+function header(response, name) {
+  const headers = response && response.headers;
+  if (!headers || typeof headers.get !== 'function') return '';
+  return headers.get(name) || '';
+}
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch (_) {
+    return null;
+  }
+}
