@@ -206,6 +206,62 @@ async fn other_callers_are_refused_without_any_upstream_request() {
 }
 
 #[tokio::test]
+async fn the_client_module_is_served_cacheable_with_cors_for_allowed_origins() {
+    let s = service(EmulatorConfig::default()).await;
+    let module = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../clients/js/widget-client.js"
+    ))
+    .unwrap();
+    let served = call(
+        &s,
+        "GET",
+        "/v1/client.js",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        header(&served, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        header(&served, "cache-control"),
+        Some("public, max-age=300")
+    );
+    assert_eq!(header(&served, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        header(&served, "access-control-allow-origin"),
+        Some("https://contoso.com")
+    );
+    assert_eq!(served.body().as_ref(), module.as_bytes());
+    let tag = header(&served, "etag").unwrap().to_owned();
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    // A conditional request: 304, no body.
+    let again = call(&s, "GET", "/v1/client.js", &[("if-none-match", &tag)], "").await;
+    assert_eq!(again.status(), 304);
+    assert!(again.body().is_empty());
+    assert_eq!(header(&again, "etag"), Some(tag.as_str()));
+    // An origin off the allowlist may not read it from a page.
+    let other = call(
+        &s,
+        "GET",
+        "/v1/client.js",
+        &[("origin", "https://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(other.status(), 200);
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+    assert_eq!(
+        s.setup.emulator.stats().total_requests(),
+        0,
+        "nothing upstream"
+    );
+}
+
+#[tokio::test]
 async fn preflight_allowed_and_refused() {
     let s = service(EmulatorConfig::default()).await;
     let allowed = call(

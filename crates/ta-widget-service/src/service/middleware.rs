@@ -87,6 +87,7 @@ where
         let route = match request.uri().path() {
             "/v1/widget-token" if request.method() == Method::OPTIONS => "preflight",
             "/v1/widget-token" => "widget_token",
+            "/v1/client.js" => "client_js",
             "/healthz" => "healthz",
             "/readyz" => "readyz",
             "/metrics" => "metrics",

@@ -2,7 +2,8 @@
 //!
 //! `POST /v1/widget-token` from a browser whose `Origin` is on the site
 //! allowlist answers a fresh widget token minted for that origin alone; any
-//! other caller is refused before anything goes upstream.
+//! other caller is refused before anything goes upstream. `GET
+//! /v1/client.js` serves the widget's token client (`clients/js/`).
 //!
 //! The service: the endpoint, CORS (tower-http, a predicate over the
 //! allowlist), rate limits per client address and overall (governor;
@@ -41,6 +42,7 @@ use tracing::{debug, info, warn};
 use crate::metrics::{LimitLabels, Metrics};
 
 mod answers;
+mod client_js;
 mod forwarded;
 mod handler;
 mod middleware;
@@ -191,15 +193,17 @@ impl WidgetService {
                     .iter()
                     .any(|o| o.as_str().as_bytes() == origin.as_bytes())
             }))
-            .allow_methods([Method::POST])
+            .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::CONTENT_TYPE])
             .expose_headers([
                 header::RETRY_AFTER,
+                header::ETAG,
                 header::HeaderName::from_static("x-request-id"),
             ])
             .max_age(Duration::from_secs(600));
         Router::new()
             .route("/v1/widget-token", post(widget_token))
+            .route("/v1/client.js", get(client_js::client_js))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
