@@ -165,6 +165,13 @@ pub struct EmulatorConfig {
     pub tls: bool,
     /// The address to listen on; loopback only. Port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Also serve the widget-facing side (the anonymous discovery, which a
+    /// browser calls) over plain HTTP on a second loopback port, and point
+    /// the minted discover link there. Browsers treat loopback HTTP as a
+    /// secure context, so a page reaches it without trusting the
+    /// development CA; the SA's side (discovery, AAD, the API) stays on the
+    /// main listener only. Off by default.
+    pub widget_http: bool,
     /// Faults in force from the start (more can be added at run time).
     pub faults: Vec<FaultRule>,
     /// The seed of probabilistic faults.
@@ -193,6 +200,7 @@ impl Default for EmulatorConfig {
             quirks: Quirks::default(),
             tls: true,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            widget_http: false,
             faults: Vec::new(),
             fault_seed: 0x7A_E4_u64,
         }
@@ -316,6 +324,13 @@ impl EmulatorConfig {
     /// Serves plain HTTP instead of HTTPS (builder style).
     pub fn with_plain_http(mut self) -> Self {
         self.tls = false;
+        self
+    }
+
+    /// Serves the widget-facing side over plain HTTP on a second loopback
+    /// port too (builder style; see [`EmulatorConfig::widget_http`]).
+    pub fn with_widget_http(mut self) -> Self {
+        self.widget_http = true;
         self
     }
 

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::app::{ConnectionKill, State, lowercase_path, router};
+use crate::app::{ConnectionKill, State, lowercase_path, router, widget_router};
 use crate::config::{ConfigError, EmulatorConfig};
 use crate::faults::FaultRule;
 use crate::stats::{Stats, StatsSnapshot};
@@ -60,9 +60,11 @@ pub enum StartError {
 pub struct Emulator {
     state: Arc<State>,
     addr: SocketAddr,
+    widget_addr: Option<SocketAddr>,
     ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
+    widget_accept: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for State {
@@ -89,32 +91,67 @@ impl Emulator {
             addr: config.listen,
             source,
         })?;
+        let widget_listener = if config.widget_http {
+            let bind = SocketAddr::new(config.listen.ip(), 0);
+            let listener = TcpListener::bind(bind)
+                .await
+                .map_err(|source| StartError::Bind { addr: bind, source })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr: bind, source })?;
+            Some((listener, addr))
+        } else {
+            None
+        };
+        let widget_addr = widget_listener.as_ref().map(|(_, addr)| *addr);
         let tls = if config.tls {
             Some(TlsMaterial::generate()?)
         } else {
             None
         };
-        let state = Arc::new(State::new(config, addr.port()));
+        let state = Arc::new(State::new(
+            config,
+            addr.port(),
+            widget_addr.map(|a| a.port()),
+        ));
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(
             listener,
             tls.as_ref()
                 .map(|t| TlsAcceptor::from(Arc::clone(&t.server_config))),
             Arc::clone(&state),
-            stopped,
+            router(Arc::clone(&state)),
+            stopped.clone(),
         ));
+        let widget_accept = widget_listener.map(|(listener, _)| {
+            tokio::spawn(accept_loop(
+                listener,
+                None,
+                Arc::clone(&state),
+                widget_router(Arc::clone(&state)),
+                stopped,
+            ))
+        });
         Ok(Self {
             state,
             addr,
+            widget_addr,
             ca_pem: tls.map(|t| t.ca_pem),
             stop,
             accept,
+            widget_accept,
         })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The plain-HTTP address of the widget-facing side, with
+    /// [`EmulatorConfig::widget_http`].
+    pub fn widget_addr(&self) -> Option<SocketAddr> {
+        self.widget_addr
     }
 
     /// The discover URL (on `127.0.0.1`; the API's links point at
@@ -187,7 +224,11 @@ impl Emulator {
     /// task to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = (&mut { self }.accept).await;
+        let mut this = self;
+        let _ = (&mut this.accept).await;
+        if let Some(widget) = this.widget_accept.as_mut() {
+            let _ = widget.await;
+        }
     }
 }
 
@@ -195,6 +236,9 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         self.accept.abort();
+        if let Some(widget) = &self.widget_accept {
+            widget.abort();
+        }
     }
 }
 
@@ -202,9 +246,9 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     state: Arc<State>,
+    router: axum::Router,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let router = router(Arc::clone(&state));
     // Dropping the set (when this task ends or is aborted) aborts every
     // connection.
     let mut connections = JoinSet::new();

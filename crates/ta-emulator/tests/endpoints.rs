@@ -523,6 +523,50 @@ async fn anonymous_discovery_answers_cors_only_for_minted_origins() {
 }
 
 #[tokio::test]
+async fn the_widget_side_can_be_plain_http_on_loopback_and_serves_only_the_widget() {
+    let (emu, client) = start(EmulatorConfig::default().with_widget_http()).await;
+    let widget = emu.widget_addr().unwrap();
+    assert!(widget.ip().is_loopback());
+    assert_ne!(widget.port(), emu.addr().port());
+    let link = minted_discover_link(&emu, &client, "http://127.0.0.1:3000").await;
+    assert!(
+        link.starts_with(&format!(
+            "http://127.0.0.1:{}/platformservice/discover?anonymousContext=psat%253d",
+            widget.port()
+        )),
+        "{link}"
+    );
+    let answer = get(&client, &link, &[("origin", "http://127.0.0.1:3000")]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.header("access-control-allow-origin"),
+        Some("http://127.0.0.1:3000")
+    );
+    assert_eq!(
+        answer.json()["_links"]["anonApplications"]["href"],
+        "/ucwa/psanon/v1/applications"
+    );
+    assert_eq!(emu.stats().requests(Route::AnonymousDiscovery), 1);
+    // Nothing the SA calls is served there: not discovery, AAD or the API.
+    let base = format!("http://{widget}");
+    for (method, path) in [
+        ("GET", "/platformservice/discover".to_owned()),
+        ("POST", format!("/{DEFAULT_TENANT}/oauth2/v2.0/token")),
+        (
+            "GET",
+            format!("/platformservice/v1/applications?{ENDPOINT_Q}"),
+        ),
+        ("GET", "/_emulator/stats".to_owned()),
+    ] {
+        let answer = send(&client, method, &format!("{base}{path}"), &[], "").await;
+        assert_eq!(answer.status, 404, "{method} {path}");
+    }
+    // The main listener still answers the anonymous discovery too.
+    let https = link.replace(&base, &format!("https://127.0.0.1:{}", emu.addr().port()));
+    assert_eq!(get(&client, &https, &[]).await.status, 200);
+}
+
+#[tokio::test]
 async fn anonymous_discovery_checks_the_token() {
     let (emu, client) =
         start(EmulatorConfig::default().with_psat_lifetime(Duration::from_secs(60))).await;

@@ -343,6 +343,102 @@ fn an_http_discover_link_is_refused() {
     assert!(err.to_string().contains("not https"), "{err}");
 }
 
+/// The configuration `serve --emulator` uses: http on loopback for the
+/// widget's links only.
+fn widget_http_config() -> std::sync::Arc<Config> {
+    Config::builder(DISCOVER, ENDPOINT)
+        .loopback_http_widget_links(true)
+        .build()
+        .unwrap()
+        .into_shared()
+}
+
+fn mint_answering(discover: &'static str) -> impl FnMut(&Seen, usize) -> Reply {
+    let mut inner = good_server("service:");
+    move |req: &Seen, i| {
+        if req.method == "POST" && req.authorization.is_some() {
+            return json(
+                200,
+                &mint_body("service:", "2016-06-27T01:42:13.094Z", discover),
+            );
+        }
+        inner(req, i)
+    }
+}
+
+#[test]
+fn widget_links_may_be_loopback_http_when_configured_and_no_other_link_may() {
+    let loopback = "http://127.0.0.1:8081/platformService/discover?anonymousContext=psat%253dx";
+    // Refused by default.
+    let mut h = Harness::new(mint_answering(loopback));
+    assert!(
+        bootstrap(&mut h)
+            .unwrap_err()
+            .to_string()
+            .contains("not https")
+    );
+    // Accepted with the widget's policy.
+    let mut h = Harness::new(mint_answering(loopback));
+    let done = h
+        .run(Flow::bootstrap(
+            widget_http_config(),
+            mint_request(),
+            None,
+            entropy(),
+        ))
+        .unwrap();
+    assert_eq!(done.token.discover_url.as_str(), loopback);
+    // http elsewhere than loopback: still refused.
+    let mut h = Harness::new(mint_answering("http://api.example.com/d?x=1"));
+    let err = h
+        .run(Flow::bootstrap(
+            widget_http_config(),
+            mint_request(),
+            None,
+            entropy(),
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("not https"), "{err}");
+    // An http applications link, even on loopback, is a link this client
+    // would follow with its AAD token: refused, and nothing is sent there.
+    let mut inner = good_server("service:");
+    let mut h = Harness::new(move |req: &Seen, i| {
+        if url::Url::parse(&req.url).unwrap().path() == "/platformservice/discover" {
+            return json(
+                200,
+                &discovery_body(
+                    "service:",
+                    "http://localhost:8081/platformService/v1/applications",
+                ),
+            );
+        }
+        inner(req, i)
+    });
+    let err = h
+        .run(Flow::bootstrap(
+            widget_http_config(),
+            mint_request(),
+            None,
+            entropy(),
+        ))
+        .unwrap_err();
+    let Error::Server(server) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(
+            &server.kind,
+            ServerErrorKind::BadLink {
+                rel: "applications",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(h.seen.iter().all(|s| !s.url.starts_with("http://")));
+    assert!(h.seen.iter().all(|s| s.authorization.is_none()));
+}
+
 #[test]
 fn malformed_json_keeps_the_path() {
     let mut h =

@@ -18,6 +18,24 @@ pub(super) async fn discover(
     tagged(Route::Discovery, state.discovery(&uri, &headers))
 }
 
+/// The widget-facing listener's discover route: the anonymous discovery
+/// only; the SA's discovery is not served there.
+pub(super) async fn widget_discover(
+    AxState(state): AxState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match raw_query_param(query.as_deref(), "anonymousContext") {
+        Some(context) => tagged(
+            Route::AnonymousDiscovery,
+            state.anonymous_discovery(&context, &headers),
+        ),
+        None => not_found(AxState(state), method, uri).await,
+    }
+}
+
 impl State {
     pub(super) fn discovery(&self, uri: &Uri, headers: &HeaderMap) -> Response {
         if host_of(uri, headers).as_deref() != Some(&self.discovery_host()) {

@@ -165,9 +165,8 @@ impl State {
             .with_link(
                 self.rel(names::DISCOVER),
                 Link::new(format!(
-                    "{}://{}/{ps}/discover?anonymousContext=psat%253d{jwt}",
-                    self.scheme(),
-                    self.discovery_host()
+                    "{}/{ps}/discover?anonymousContext=psat%253d{jwt}",
+                    self.widget_origin()
                 )),
             )
             .with_rel(self.rel(names::ANON_APPLICATION_TOKEN));

@@ -67,6 +67,9 @@ pub(crate) struct State {
     pub(crate) config: EmulatorConfig,
     pub(crate) stats: Stats,
     pub(crate) port: u16,
+    /// The plain-HTTP port of the widget-facing side
+    /// ([`EmulatorConfig::widget_http`]).
+    pub(crate) widget_port: Option<u16>,
     /// Seconds added to the wall clock (tests move time forward).
     pub(crate) clock_offset: AtomicI64,
     /// The mint's session ids, with their application and origins, for as
@@ -128,7 +131,7 @@ impl<V> Expiring<V> {
 }
 
 impl State {
-    pub(crate) fn new(config: EmulatorConfig, port: u16) -> Self {
+    pub(crate) fn new(config: EmulatorConfig, port: u16, widget_port: Option<u16>) -> Self {
         Self {
             faults: Faults::new(&config.faults, config.fault_seed),
             token_seq: AtomicU64::new(0),
@@ -136,6 +139,7 @@ impl State {
             config,
             stats: Stats::default(),
             port,
+            widget_port,
             clock_offset: AtomicI64::new(0),
             sessions: Mutex::new(Expiring::default()),
             assertion_ids: Mutex::new(Expiring::default()),
@@ -150,6 +154,15 @@ impl State {
     /// Where discovery, AAD and the anonymous discovery are served.
     pub(crate) fn discovery_host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Where the browser reaches the widget-facing side: the plain-HTTP
+    /// listener when there is one, else discovery's scheme and host.
+    pub(crate) fn widget_origin(&self) -> String {
+        match self.widget_port {
+            Some(port) => format!("http://127.0.0.1:{port}"),
+            None => format!("{}://{}", self.scheme(), self.discovery_host()),
+        }
     }
 
     /// Where the API (applications and below) is served: another host name
@@ -317,18 +330,38 @@ fn raw_query_param(query: Option<&str>, name: &str) -> Option<String> {
     })
 }
 
-/// The router, with paths matched case-insensitively.
-pub(crate) fn router(state: Shared) -> Router {
-    let cors_state = Arc::clone(&state);
-    let cors = CorsLayer::new()
+/// The CORS rule of the widget-facing routes: origins the psat token in
+/// the query was minted for.
+fn widget_cors(state: &Shared) -> CorsLayer {
+    let cors_state = Arc::clone(state);
+    CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, parts| {
             cors_state.psat_allows_origin(parts.uri.query(), origin)
         }))
         .allow_methods([Method::GET])
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
-        .max_age(std::time::Duration::from_secs(600));
-    Router::new()
-        .route("/platformservice/discover", get(discover).layer(cors))
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The fault injection and the request counting every route goes through.
+fn with_common_layers(router: Router<Shared>, state: Shared) -> Router {
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            inject_faults,
+        ))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), finish))
+        .with_state(state)
+}
+
+/// The router of the main listener, with paths matched case-insensitively.
+pub(crate) fn router(state: Shared) -> Router {
+    let routes = Router::new()
+        .route(
+            "/platformservice/discover",
+            get(discover).layer(widget_cors(&state)),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(aad_token))
         .route("/{tenant}/oauth2/token", post(aad_token))
         .route("/platformservice/v1/applications", get(applications))
@@ -337,14 +370,19 @@ pub(crate) fn router(state: Shared) -> Router {
             "/platformservice/v1/applications/{id}/anonapplicationtokens",
             post(mint),
         )
-        .route("/_emulator/stats", get(stats))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
-            inject_faults,
-        ))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), finish))
-        .with_state(state)
+        .route("/_emulator/stats", get(stats));
+    with_common_layers(routes, state)
+}
+
+/// The router of the widget-facing plain-HTTP listener
+/// ([`EmulatorConfig::widget_http`]): what a browser calls, and nothing
+/// the SA calls.
+pub(crate) fn widget_router(state: Shared) -> Router {
+    let routes = Router::new().route(
+        "/platformservice/discover",
+        get(discovery::widget_discover).layer(widget_cors(&state)),
+    );
+    with_common_layers(routes, state)
 }
 
 /// Lower-cases the path (not the query) before routing: the API's paths

@@ -105,6 +105,7 @@ pub struct Config {
     audience: Audience,
     trusted_hosts: TrustedHosts,
     allow_insecure_loopback: bool,
+    loopback_http_widget_links: bool,
     retry: RetryPolicy,
     max_redirects: u8,
 }
@@ -117,6 +118,7 @@ impl Config {
             discover_url: discover_url.to_owned(),
             endpoint_id: endpoint_id.to_owned(),
             allow_insecure_loopback: false,
+            loopback_http_widget_links: false,
             trust_real_service_hosts: true,
             extra_hosts: Vec::new(),
             retry: RetryPolicy::default(),
@@ -167,6 +169,23 @@ impl Config {
         url.scheme() == "https" || (self.allow_insecure_loopback && is_loopback_http(url))
     }
 
+    /// Whether plain `http` to a loopback host is allowed for the links
+    /// handed to the widget (see
+    /// [`ConfigBuilder::loopback_http_widget_links`]).
+    pub fn loopback_http_widget_links(&self) -> bool {
+        self.loopback_http_widget_links
+    }
+
+    /// Whether a link handed to the widget (the minted anonymous discover
+    /// link) is acceptable: what [`is_secure_enough`](Self::is_secure_enough)
+    /// accepts, or `http` to a loopback host when
+    /// [`loopback_http_widget_links`](Self::loopback_http_widget_links).
+    /// This client never sends its AAD token to such a link: only the
+    /// browser follows it, with the psat token it carries.
+    pub fn is_widget_link_acceptable(&self, url: &Url) -> bool {
+        self.is_secure_enough(url) || (self.loopback_http_widget_links && is_loopback_http(url))
+    }
+
     /// Wraps the configuration for sharing between flows.
     pub fn into_shared(self) -> Arc<Self> {
         Arc::new(self)
@@ -179,6 +198,7 @@ pub struct ConfigBuilder {
     discover_url: String,
     endpoint_id: String,
     allow_insecure_loopback: bool,
+    loopback_http_widget_links: bool,
     trust_real_service_hosts: bool,
     extra_hosts: Vec<String>,
     retry: RetryPolicy,
@@ -190,6 +210,18 @@ impl ConfigBuilder {
     /// `::1`), for development and tests. Off by default.
     pub fn allow_insecure_loopback(mut self, allow: bool) -> Self {
         self.allow_insecure_loopback = allow;
+        self
+    }
+
+    /// Accepts plain `http` to a loopback host for the links handed to the
+    /// widget only (the minted anonymous discover link), not for any link
+    /// this client follows with its AAD token, which stay `https` unless
+    /// [`allow_insecure_loopback`](Self::allow_insecure_loopback). For a
+    /// local emulator whose browser-facing side is plain http on loopback
+    /// (a secure context to browsers, with no certificate to trust). Off
+    /// by default.
+    pub fn loopback_http_widget_links(mut self, allow: bool) -> Self {
+        self.loopback_http_widget_links = allow;
         self
     }
 
@@ -244,6 +276,7 @@ impl ConfigBuilder {
             endpoint_id,
             trusted_hosts,
             allow_insecure_loopback: self.allow_insecure_loopback,
+            loopback_http_widget_links: self.loopback_http_widget_links,
             retry: self.retry,
             max_redirects: self.max_redirects,
         })

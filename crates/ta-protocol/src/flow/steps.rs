@@ -212,7 +212,14 @@ impl Engine {
             rel: names::DISCOVER,
         })?;
         let discover_url = link.absolute().map_err(|e| bad_link(names::DISCOVER, &e))?;
-        let discover_url = self.require_secure(names::DISCOVER, discover_url)?;
+        // The browser follows this link, never this client: the widget's
+        // policy.
+        if !self.config.is_widget_link_acceptable(&discover_url) {
+            return Err(ServerErrorKind::BadLink {
+                rel: names::DISCOVER,
+                reason: format!("{} is not https", DisplayUrl::new(&discover_url)),
+            });
+        }
         let self_url = resource
             .self_link()
             .and_then(|link| link.resolve(&self.ex.url).ok());
