@@ -110,6 +110,8 @@ export class WidgetTokenClient {
   constructor(options: WidgetTokenClientOptions);
   /** A valid token: the current one, or one got now (one request for all callers). */
   getToken(): Promise<WidgetToken>;
+  /** A new token now, whatever the current one's age (one request, shared; a backoff is waited out). */
+  renew(): Promise<WidgetToken>;
   /** The current token while it is valid (never a request), else null. */
   readonly token: WidgetToken | null;
   /** Whether the client has stopped for good (a final refusal, or `stop()`). */

@@ -237,6 +237,18 @@ export class WidgetTokenClient {
       if (this._elapsedMs(current) >= current.renewAfterMs) this._kick();
       return Promise.resolve(current.value);
     }
+    return this.renew();
+  }
+
+  /**
+   * A new token now, whatever the current one's age (the page learnt that
+   * it no longer works, say): one request, shared with any under way. A
+   * backoff in force is still waited out. Rejects with a WidgetTokenError.
+   */
+  renew() {
+    if (this._refused) return Promise.reject(this._refused);
+    if (this._stopped) return Promise.reject(stoppedError());
+    this._gaveUp = false;
     return new Promise((resolve, reject) => {
       this._waiters.push({ resolve, reject });
       this._kick();
@@ -379,7 +391,10 @@ export class WidgetTokenClient {
     this._clearTimer();
     this._loop = this._run().finally(() => {
       this._loop = null;
-      this._schedule();
+      // Callers that came after the loop settled its last waiters, before
+      // it ended: another round for them (a backoff still applies).
+      if (this._waiters.length > 0) this._kick();
+      else this._schedule();
     });
   }
 

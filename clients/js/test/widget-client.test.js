@@ -363,6 +363,16 @@ test('past its renewal time, a valid token is returned while the renewal runs', 
   client.stop();
 });
 
+test('renew gets a new token now, shared by concurrent callers', async () => {
+  const { client, fake } = setUp(tokens(), { renewal: 'on-demand' });
+  const first = await client.getToken();
+  const [a, b] = await Promise.all([client.renew(), client.renew()]);
+  assert.equal(fake.tokenCalls().length, 2);
+  assert.equal(a, b);
+  assert.notEqual(a, first);
+  assert.equal(client.token, a);
+});
+
 test('bad answers are errors that name what is wrong', async () => {
   for (const body of [{}, { token: '', discoverUri: 'x', applicationSessionId: 's', expiresIn: 10 }, 'not json']) {
     const { client } = setUp(() => new Response(typeof body === 'string' ? body : JSON.stringify(body), { status: 200 }), {

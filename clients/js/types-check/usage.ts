@@ -38,6 +38,7 @@ async function start(): Promise<string> {
   }
 }
 void start();
+void client.renew().then((fresh: WidgetToken) => fresh.applicationSessionId);
 
 const wait: number | undefined = parseRetryAfter('5', Date.now());
 void wait;

@@ -1,14 +1,17 @@
 //! The demo site `serve --emulator` serves on its own origins: a chat
-//! widget page (vanilla HTML/JS/CSS, shipped in the binary) that asks the
-//! widget-token service for a token, then performs the chat client's
-//! anonymous discovery against the API (the emulator), shows the session
-//! counting down and renews it before it expires.
+//! widget page (vanilla HTML/JS/CSS, shipped in the binary) built on the
+//! widget's token client, which it loads from the widget-token service
+//! (`/v1/client.js`). On each token the page performs the chat client's
+//! anonymous discovery against the API (the emulator's plain-http widget
+//! side) and shows the session counting down; the client renews it.
 //!
 //! The page never shows the token in full and never logs it. The service's
 //! token URL is written into the page as a `<meta>` element (escaped), so
-//! the page runs no inline script and its Content-Security-Policy allows
-//! scripts and styles from its own origin only, and connections to the
-//! service and to `https:` hosts (the API).
+//! the page runs no inline script. Its Content-Security-Policy admits
+//! exactly what it needs: scripts from its own origin and the service's
+//! (the client module), styles and images from its own, and connections to
+//! the service and to the API's widget-facing origin (`https:` when that is
+//! not known).
 //!
 //! | path | content |
 //! |---|---|
@@ -39,6 +42,7 @@ const TOKEN_PATH: &str = "/v1/widget-token";
 #[derive(Debug, Clone)]
 pub(crate) struct DemoSite {
     service_url: String,
+    api_origin: Option<String>,
     note: String,
     title: String,
 }
@@ -50,9 +54,19 @@ impl DemoSite {
     pub(crate) fn new(service_url: impl Into<String>) -> Self {
         Self {
             service_url: service_url.into(),
+            api_origin: None,
             note: String::new(),
             title: "Chat widget demo".to_owned(),
         }
+    }
+
+    /// The origin the widget calls for its anonymous discovery (the
+    /// emulator's widget-facing side): the page may connect there, and
+    /// nowhere else but the service.
+    #[must_use]
+    pub(crate) fn with_api_origin(mut self, origin: impl Into<String>) -> Self {
+        self.api_origin = Some(origin.into());
+        self
     }
 
     /// A line shown at the top of the page (for example, "this origin is
@@ -69,21 +83,23 @@ impl DemoSite {
         format!("{}{TOKEN_PATH}", self.service_url.trim_end_matches('/'))
     }
 
-    /// The page's Content-Security-Policy: scripts, styles and images
-    /// from the page's own origin only, no inline script, and connections
-    /// to the service's origin and to `https:` hosts (the API, whose host
-    /// only the token reveals).
+    /// The page's Content-Security-Policy: scripts from the page's origin
+    /// and the service's (the client module), styles and images from the
+    /// page's own, no inline script, and connections to the service and to
+    /// the API's widget-facing origin (`https:` when it is not known: its
+    /// host then comes with the token).
     pub(crate) fn content_security_policy(&self) -> String {
-        let service = url::Url::parse(&self.service_url)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https"))
-            .map(|url| url.origin())
-            .filter(url::Origin::is_tuple)
-            .map(|origin| format!(" {}", origin.ascii_serialization()))
+        let service = origin_of(&self.service_url)
+            .map(|origin| format!(" {origin}"))
             .unwrap_or_default();
+        let api = self
+            .api_origin
+            .as_deref()
+            .and_then(origin_of)
+            .unwrap_or_else(|| "https:".to_owned());
         format!(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src{service} https:; base-uri 'none'; form-action 'none'; \
+            "default-src 'none'; script-src 'self'{service}; style-src 'self'; img-src 'self'; \
+             connect-src{service} {api}; base-uri 'none'; form-action 'none'; \
              frame-ancestors 'none'"
         )
     }
@@ -186,6 +202,16 @@ fn with_common_headers(mut response: Response) -> Response {
     response
 }
 
+/// The serialized origin of an `http` or `https` URL.
+fn origin_of(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+        .map(|url| url.origin())
+        .filter(url::Origin::is_tuple)
+        .map(|origin| origin.ascii_serialization())
+}
+
 /// Escapes text for an HTML text node or a quoted attribute value.
 fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -239,12 +265,24 @@ mod tests {
         assert_eq!(headers[header::CACHE_CONTROL], "no-store");
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self' http://127.0.0.1:8080;"),
+            "{csp}"
+        );
         assert!(
             csp.contains("connect-src http://127.0.0.1:8080 https:;"),
             "{csp}"
         );
         assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(body.contains(r#"<script type="module" src="/widget.js"></script>"#));
+        // With the API's widget-facing origin known, exactly that.
+        let site = DemoSite::new("http://127.0.0.1:8080").with_api_origin("http://127.0.0.1:9000/");
+        let csp = site.content_security_policy();
+        assert!(
+            csp.contains("connect-src http://127.0.0.1:8080 http://127.0.0.1:9000;"),
+            "{csp}"
+        );
+        assert!(!csp.contains("https:"), "{csp}");
     }
 
     #[tokio::test]
@@ -254,6 +292,7 @@ mod tests {
         assert!(!body.contains("<script>alert"));
         let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(!csp.contains("script-src *"), "{csp}");
+        assert!(csp.contains("script-src 'self';"), "{csp}");
         assert!(csp.contains("connect-src https:;"), "{csp}");
     }
 
@@ -273,6 +312,21 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert!(body.contains("anonApplications"));
+        assert!(
+            body.contains("/v1/client.js"),
+            "it loads the client from the service"
+        );
+        for renewal_logic in [
+            "setTimeout(connect",
+            "renewAtMs",
+            "Retry-After",
+            "retry-after",
+        ] {
+            assert!(
+                !body.contains(renewal_logic),
+                "renewal logic of its own: {renewal_logic}"
+            );
+        }
         assert!(!body.contains("console."), "the widget logs nothing");
         assert!(!body.contains("innerHTML"), "the widget writes text only");
         let (status, headers, _) = get(&site, "/style.css").await;

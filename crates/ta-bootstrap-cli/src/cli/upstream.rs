@@ -138,6 +138,11 @@ pub(crate) struct UpstreamArgs {
     /// Extra trusted roots as PEM text (the embedded emulator's CA).
     #[arg(skip)]
     pub(crate) extra_roots_pem: Option<String>,
+    /// Accept a loopback `http` discover link for the widget (the embedded
+    /// emulator's widget-facing side); every link the SA follows stays
+    /// `https`.
+    #[arg(skip)]
+    pub(crate) loopback_http_widget_links: bool,
 }
 
 /// Everything built from the arguments.
@@ -182,7 +187,8 @@ impl UpstreamArgs {
             .ok_or("--endpoint-id (TA_ENDPOINT_ID, or `endpoint-id` in the configuration file) is required")?;
         let discover_url = self.discover_url.as_deref().unwrap_or(DEFAULT_DISCOVER_URL);
         let mut builder = Config::builder(discover_url, endpoint_id)
-            .allow_insecure_loopback(self.allow_insecure_loopback);
+            .allow_insecure_loopback(self.allow_insecure_loopback)
+            .loopback_http_widget_links(self.loopback_http_widget_links);
         for host in &self.trusted_hosts {
             builder = builder.trust_host(host.trim());
         }

@@ -39,9 +39,8 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     emulator: bool,
     /// With --emulator: how long the embedded emulator's widget tokens
-    /// live, in seconds (the demo widget renews a token at three quarters of
-    /// its life or 10 s before it expires, whichever is sooner, and at least
-    /// 5 s after it got it) [default: 120].
+    /// live, in seconds (the demo widget renews a token after the service's
+    /// `renewAfter`, three quarters of its life by default) [default: 120].
     #[arg(
         long,
         requires = "emulator",

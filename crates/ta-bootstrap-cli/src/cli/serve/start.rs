@@ -122,21 +122,27 @@ impl Demo {
             "demo widget (origin not on the allowlist): {}",
             origin_of(&self.refused)
         );
+        let widget_side = self.emulator.widget_addr().map(|a| format!("http://{a}"));
         eprintln!(
-            "The embedded emulator serves the API and Azure AD at {} (its development CA is not trusted by browsers: the demo page links to it if the browser refuses it).",
-            self.emulator.discover_url()
+            "The embedded emulator serves the API and Azure AD at {} (HTTPS with its own development CA, for the SA), and the widget's side at {} (plain http on loopback, for the browser).",
+            self.emulator.discover_url(),
+            widget_side.as_deref().unwrap_or("the same address")
         );
+        let site = |note: &str| {
+            let site = DemoSite::new(service_base.to_owned()).with_note(note);
+            match &widget_side {
+                Some(origin) => site.with_api_origin(origin.clone()),
+                None => site,
+            }
+        };
         let sites = [
             (
                 self.allowed,
-                DemoSite::new(service_base.to_owned())
-                    .with_note("This origin is on the service's allowlist."),
+                site("This origin is on the service's allowlist."),
             ),
             (
                 self.refused,
-                DemoSite::new(service_base.to_owned()).with_note(
-                    "This origin is NOT on the service's allowlist: the service refuses it.",
-                ),
+                site("This origin is NOT on the service's allowlist: the service refuses it."),
             ),
         ];
         for (listener, site) in sites {
@@ -159,6 +165,9 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), Strin
         psat_lifetime_secs: args
             .emulator_token_lifetime
             .unwrap_or(EMULATOR_PSAT_LIFETIME_SECS),
+        // The browser calls the emulator over plain http on loopback (a
+        // secure context, with no development CA to trust).
+        widget_http: true,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start(config)
@@ -176,23 +185,7 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), Strin
             .map(|a| format!("http://{a}"))
             .map_err(|e| e.to_string())
     };
-    let upstream = UpstreamArgs {
-        config: None,
-        discover_url: Some(emulator.discover_url()),
-        endpoint_id: Some(DEFAULT_ENDPOINT.to_owned()),
-        tenant: None,
-        client_id: Some(DEFAULT_CLIENT_ID.to_owned()),
-        client_secret: Some(SecretArg::new(DEFAULT_CLIENT_SECRET)),
-        client_secret_file: None,
-        client_certificate: None,
-        token_url: Some(emulator.token_url()),
-        allowed_origins: vec![origin(&allowed)?],
-        allow_http_origins: false,
-        ca_file: None,
-        trusted_hosts: Vec::new(),
-        allow_insecure_loopback: false,
-        extra_roots_pem: emulator.ca_pem().map(str::to_owned),
-    };
+    let upstream = emulator_upstream(&emulator, origin(&allowed)?);
     let settings = args.resolve_with(upstream, &FileConfig::default(), true)?;
     Ok((
         Demo {
@@ -202,4 +195,76 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), Strin
         },
         settings,
     ))
+}
+
+/// The upstream settings of `--emulator`: the embedded emulator, its
+/// development credentials and CA, and `allowed_origin`. The widget's
+/// discover link may be loopback http (the emulator's widget-facing side);
+/// every link the SA follows with its AAD token stays https.
+fn emulator_upstream(emulator: &Emulator, allowed_origin: String) -> UpstreamArgs {
+    UpstreamArgs {
+        config: None,
+        discover_url: Some(emulator.discover_url()),
+        endpoint_id: Some(DEFAULT_ENDPOINT.to_owned()),
+        tenant: None,
+        client_id: Some(DEFAULT_CLIENT_ID.to_owned()),
+        client_secret: Some(SecretArg::new(DEFAULT_CLIENT_SECRET)),
+        client_secret_file: None,
+        client_certificate: None,
+        token_url: Some(emulator.token_url()),
+        allowed_origins: vec![allowed_origin],
+        allow_http_origins: false,
+        ca_file: None,
+        trusted_hosts: Vec::new(),
+        allow_insecure_loopback: false,
+        extra_roots_pem: emulator.ca_pem().map(str::to_owned),
+        loopback_http_widget_links: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ta_protocol::{AllowedOrigins, OriginPolicy};
+
+    use super::*;
+
+    /// Under `--emulator` the widget's discover link is the emulator's
+    /// plain-http side, and no link the SA follows may be http.
+    #[tokio::test]
+    async fn the_emulator_mode_widget_link_is_loopback_http_and_the_sa_stays_on_https() {
+        let emulator = Emulator::start(EmulatorConfig {
+            widget_http: true,
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let origin = "http://127.0.0.1:3000";
+        let upstream = emulator_upstream(&emulator, origin.to_owned())
+            .build()
+            .unwrap();
+        let config = &upstream.config;
+        assert!(config.loopback_http_widget_links());
+        assert!(!config.allow_insecure_loopback());
+        let port = emulator.addr().port();
+        for sa_link in [
+            format!("http://localhost:{port}/platformservice/v1/applications"),
+            format!("http://localhost:{port}/platformservice/v1/applications/1627259584"),
+            format!("http://127.0.0.1:{port}/platformservice/discover"),
+        ] {
+            let url = url::Url::parse(&sa_link).unwrap();
+            assert!(
+                !config.is_secure_enough(&url),
+                "{sa_link} would be followed"
+            );
+        }
+        // A real mint over the emulator: the link the widget gets.
+        let origins = AllowedOrigins::parse_list(origin, OriginPolicy::new(false, true)).unwrap();
+        let minted = upstream.bootstrapper.mint(origins).await.unwrap();
+        let widget = emulator.widget_addr().unwrap();
+        assert_eq!(minted.discover_url.scheme(), "http");
+        assert_eq!(minted.discover_url.port(), Some(widget.port()));
+        assert_eq!(emulator.stats().psat_tokens_minted, 1);
+    }
 }
