@@ -28,7 +28,7 @@ export type WidgetTokenErrorCode =
   | 'upstream_authentication'
   | 'upstream_not_configured'
   | 'service_misconfigured'
-  | 'overloaded'
+  | 'busy'
   | 'timeout'
   | 'internal_error'
   | 'network_error'
