@@ -375,13 +375,16 @@ pub(crate) fn router(state: Shared) -> Router {
 }
 
 /// The router of the widget-facing plain-HTTP listener
-/// ([`EmulatorConfig::widget_http`]): what a browser calls, and nothing
-/// the SA calls.
+/// ([`EmulatorConfig::widget_http`]): what a browser calls, and the
+/// emulator's own counters; nothing the SA calls.
 pub(crate) fn widget_router(state: Shared) -> Router {
-    let routes = Router::new().route(
-        "/platformservice/discover",
-        get(discovery::widget_discover).layer(widget_cors(&state)),
-    );
+    let routes = Router::new()
+        .route(
+            "/platformservice/discover",
+            get(discovery::widget_discover).layer(widget_cors(&state)),
+        )
+        // The counters, for tests that drive a browser (no CA needed).
+        .route("/_emulator/stats", get(stats));
     with_common_layers(routes, state)
 }
 
