@@ -302,8 +302,30 @@ pub fn http_request(
         body.len()
     ));
     stream.write_all(request.as_bytes()).unwrap();
+    // Until the end of the body its Content-Length announces (a server
+    // may keep the connection open despite `Connection: close`), or EOF.
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let read = stream
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+        let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if length.is_some_and(|length| answer.len() >= end + 4 + length) {
+            break;
+        }
+    }
     let answer = String::from_utf8_lossy(&answer);
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     (head.to_ascii_lowercase(), body.to_owned())
