@@ -39,6 +39,8 @@ export type WidgetTokenErrorCode =
 
 /** Why a token could not be had. */
 export class WidgetTokenError extends Error {
+  /** Made by the client; pages only read them. */
+  constructor(code: string, message: string, details?: Partial<Pick<WidgetTokenError, 'status' | 'requestId' | 'transient' | 'retryable' | 'final' | 'inferred' | 'retryAfterMs'>>);
   readonly name: 'WidgetTokenError';
   /** The service's error code, or the client's (`network_error`, `timeout`, `bad_answer`, `stopped`). */
   readonly code: WidgetTokenErrorCode;
@@ -46,7 +48,13 @@ export class WidgetTokenError extends Error {
   readonly status: number;
   /** The service's request id, '' when there is none to read. */
   readonly requestId: string;
-  /** Whether the client will try again by itself. */
+  /** Whether the failure may pass by itself (a busy service, the network, a bad answer). */
+  readonly transient: boolean;
+  /**
+   * Whether the client will try again by itself: a transient failure, under
+   * the retry cap, with renewal running (not `on-demand`, not hidden under
+   * `auto`, not idle). Otherwise the next call or page event tries again.
+   */
   readonly retryable: boolean;
   /** Whether the client has stopped asking for good. */
   readonly final: boolean;
@@ -73,9 +81,14 @@ export interface WidgetTokenClientOptions {
   url: string;
   /** The URL probed (no-cors) to tell a refused origin from an unreachable service; default `/healthz` beside `url`. */
   healthUrl?: string;
-  /** A fetch of your own (default: the page's). */
+  /**
+   * A fetch of your own (default: the page's). It gets the token POST, and,
+   * when a request fails without a readable answer, a CORS and a no-cors
+   * GET of `healthUrl`; each with an AbortSignal (the client times out even
+   * if it is ignored).
+   */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
-  /** Longest time for one request, ms (default 35000). */
+  /** Longest time for one request, ms (default 35000; 1 to 2^31 - 1). */
   timeoutMs?: number;
   /**
    * `auto` (default): renew ahead while the page is shown, pause while it is
@@ -91,7 +104,11 @@ export interface WidgetTokenClientOptions {
   retryInitialDelayMs?: number;
   /** Largest backoff ceiling, ms (default 60000). */
   retryMaxDelayMs?: number;
-  /** Failures in a row retried before the client gives up until the next call or page event (default 8). */
+  /**
+   * Transient failures in a row retried before the client gives up (default
+   * 8); the count and the backoff hold until a success, so a call or page
+   * event after that makes one attempt, after the longest backoff.
+   */
   maxRetries?: number;
   /** How often a missed renewal is looked for, ms (default 5000). */
   checkIntervalMs?: number;

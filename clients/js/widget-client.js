@@ -16,12 +16,14 @@
 //   visibility, online, focus, pageshow and resume events, on a check every
 //   few seconds, and on the next call, and renewed at once;
 // - failures that may pass are retried with exponential backoff and full
-//   jitter, at least as late as `Retry-After`, up to a cap; a refusal that
-//   will not pass (403 `origin_not_allowed` or `origin_required`) stops it
-//   for good;
+//   jitter, at least as late as `Retry-After`, up to a cap that holds until
+//   a success; other failures wait the longest backoff; a readable refusal
+//   that will not pass (403 `origin_not_allowed` or `origin_required`)
+//   stops it for good; a refusal the browser hides is inferred and retried
+//   slowly;
 // - renewal pauses while the page is hidden (unless told otherwise);
-// - every request has a timeout, and `stop()` cancels timers and the
-//   request in flight.
+// - every request has a timeout (even when a fetch ignores its signal), and
+//   `stop()` cancels timers and the request in flight.
 //
 // The token is a secret: this module never logs it.
 
@@ -47,6 +49,8 @@ const EXPIRY_MARGIN_MS = 3000;
 const MIN_RETRY_DELAY_MS = 500;
 /** The longest Retry-After believed. */
 const MAX_RETRY_AFTER_MS = 10 * 60 * 1000;
+/** The longest wait for a reachability probe of /healthz. */
+const PROBE_TIMEOUT_MS = 10000;
 /** Failures after which the `online` event retries at once. */
 const NETWORK_CODES = new Set(['network_error', 'timeout']);
 
@@ -68,6 +72,8 @@ export class WidgetTokenError extends Error {
     this.status = d.status || 0;
     /** The service's request id ('' when there is none to read). */
     this.requestId = d.requestId || '';
+    /** Whether the failure may pass by itself (a busy service, the network). */
+    this.transient = Boolean(d.transient);
     /** Whether the client will try again by itself. */
     this.retryable = Boolean(d.retryable);
     /** Whether the client has stopped asking for good. */
@@ -156,20 +162,22 @@ export class WidgetTokenClient {
     const env = Object.assign(browserEnvironment(), o.environment || {});
     this._env = env;
     this._fetch = o.fetch || ((input, init) => globalThis.fetch(input, init));
-    const num = (name) => {
+    const num = (name, min, max) => {
       const value = o[name] === undefined ? DEFAULTS[name] : o[name];
-      if (typeof value !== 'number' || !(value >= 0)) {
-        throw new TypeError(`WidgetTokenClient: ${name} must be a number of at least 0`);
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+        throw new TypeError(`WidgetTokenClient: ${name} must be a finite number from ${min} to ${max}`);
       }
       return value;
     };
-    this._timeoutMs = num('timeoutMs');
-    this._idleTimeoutMs = num('idleTimeoutMs');
-    this._retryInitialDelayMs = Math.max(1, num('retryInitialDelayMs'));
-    this._retryMaxDelayMs = Math.max(this._retryInitialDelayMs, num('retryMaxDelayMs'));
-    this._maxRetries = num('maxRetries');
-    this._checkIntervalMs = Math.max(100, num('checkIntervalMs'));
-    this._minRenewIntervalMs = num('minRenewIntervalMs');
+    // Timers take at most 2^31 - 1 ms; a larger delay fires at once.
+    const MAX_TIMER = 2 ** 31 - 1;
+    this._timeoutMs = num('timeoutMs', 1, MAX_TIMER);
+    this._idleTimeoutMs = num('idleTimeoutMs', 0, MAX_TIMER);
+    this._retryInitialDelayMs = num('retryInitialDelayMs', 1, MAX_TIMER);
+    this._retryMaxDelayMs = Math.max(this._retryInitialDelayMs, num('retryMaxDelayMs', 1, MAX_TIMER));
+    this._maxRetries = num('maxRetries', 0, 1000);
+    this._checkIntervalMs = num('checkIntervalMs', 100, MAX_TIMER);
+    this._minRenewIntervalMs = num('minRenewIntervalMs', 0, MAX_TIMER);
     this._renewal = o.renewal || DEFAULTS.renewal;
     this._pauseWhenHidden = o.pauseWhenHidden === undefined ? DEFAULTS.pauseWhenHidden : Boolean(o.pauseWhenHidden);
 
@@ -193,6 +201,9 @@ export class WidgetTokenClient {
     this._failures = 0;
     this._notBefore = null;
     this._lastError = null;
+    this._onlineRetryUsed = false;
+    /** A caller asked for a renewal (a due token handed out): one attempt. */
+    this._wanted = false;
     /** Whether automatic renewal gave up (until a call or a page event). */
     this._gaveUp = false;
     this._everGotToken = false;
@@ -234,7 +245,11 @@ export class WidgetTokenClient {
     this._gaveUp = false;
     const current = this._valid();
     if (current) {
-      if (this._elapsedMs(current) >= current.renewAfterMs) this._kick();
+      if (this._elapsedMs(current) >= current.renewAfterMs) {
+        // Due: renewed in the background, even on demand only.
+        this._wanted = true;
+        this._kick();
+      }
       return Promise.resolve(current.value);
     }
     return this.renew();
@@ -278,11 +293,26 @@ export class WidgetTokenClient {
   stop() {
     if (this._stopped) return;
     this._stopped = true;
-    this._clearTimer();
+    this._current = null;
     if (this._abort) this._abort.abort();
     if (this._probeAbort) this._probeAbort.abort();
-    if (this._wakeWait) this._wakeWait();
+    this._detach();
     this._settle(null, stoppedError());
+  }
+
+  /** A final refusal: no token, no timer, no listener; every call rejects with it. */
+  _refuse(error) {
+    this._refused = error;
+    this._current = null;
+    this._detach();
+    this._settle(null, error);
+    this._emit('error', error);
+  }
+
+  /** Clears the timers and removes the page listeners. */
+  _detach() {
+    this._clearTimer();
+    if (this._wakeWait) this._wakeWait();
     const env = this._env;
     for (const type of WAKE_EVENTS) {
       const target = type === 'visibilitychange' || type === 'resume' ? env.document : env.window;
@@ -376,7 +406,10 @@ export class WidgetTokenClient {
     // The page or the network is back: a renewal that gave up tries again;
     // after a network failure, without waiting out the backoff.
     this._gaveUp = false;
-    if (type === 'online' && this._lastError && NETWORK_CODES.has(this._lastError.code)) {
+    if (type === 'online' && !this._onlineRetryUsed && this._lastError && NETWORK_CODES.has(this._lastError.code)) {
+      // Once until the next success: a flapping network does not skip
+      // every backoff.
+      this._onlineRetryUsed = true;
       this._notBefore = null;
       if (this._wakeWait) this._wakeWait();
     }
@@ -412,6 +445,9 @@ export class WidgetTokenClient {
   async _run() {
     for (;;) {
       if (this._stopped || this._refused) return;
+      // Nobody asked, nobody waits and renewal may not run now (hidden,
+      // idle, on demand): no request.
+      if (!this._wanted && this._waiters.length === 0 && !this._renewing()) return;
       const left = this._backoffLeftMs();
       if (left > 0) {
         // Short steps: a sleeping machine stops timers, not the wall clock.
@@ -426,44 +462,49 @@ export class WidgetTokenClient {
         error = caught instanceof WidgetTokenError ? caught : internalError(caught);
       }
       if (this._stopped) return;
+      this._wanted = false;
       if (token) {
         this._current = token;
         this._everGotToken = true;
         this._failures = 0;
         this._notBefore = null;
         this._lastError = null;
+        this._onlineRetryUsed = false;
         this._gaveUp = false;
         this._settle(token.value, null);
         this._emit('token', token.value);
         return;
       }
-      this._lastError = error;
       if (error.final) {
-        this._refused = error;
-        this._current = null;
-        this._settle(null, error);
-        this._emit('error', error);
+        this._lastError = error;
+        this._refuse(error);
         return;
       }
+      // Failures count until a success: the cap and the backoff ceiling
+      // hold across calls and page events.
       this._failures += 1;
-      this._notBefore = Object.assign(this._mark(), { ms: this._backoffMs(this._failures, error.retryAfterMs) });
-      if (!error.retryable || this._failures > this._maxRetries) {
-        const reported = error.retryable
-          ? new WidgetTokenError(
-              error.code,
-              `${error.message} (gave up after ${this._failures} attempts in a row; the next call or page event tries again)`,
-              Object.assign({}, error, { retryable: false }),
-            )
-          : error;
-        this._gaveUp = true;
-        this._failures = 0;
-        this._settle(null, reported);
-        this._emit('error', reported);
-        return;
+      let wait = this._backoffMs(this._failures, error.retryAfterMs);
+      const capped = this._failures > this._maxRetries;
+      if (!error.transient || capped) {
+        // Given up (until a call or a page event), or a failure that will
+        // not pass by itself: the next attempt waits the longest backoff.
+        wait = Math.max(wait, this._retryMaxDelayMs);
       }
-      this._settle(null, error);
-      this._emit('error', error);
-      if (!this._renewing() && this._waiters.length === 0) return;
+      this._notBefore = Object.assign(this._mark(), { ms: wait });
+      // `retryable`: whether the client itself tries again.
+      const retrying = error.transient && !capped && this._renewing();
+      const reported = new WidgetTokenError(
+        error.code,
+        capped && error.transient
+          ? `${error.message} (gave up after ${this._failures} attempts in a row; the next call or page event tries again)`
+          : error.message,
+        Object.assign({}, error, { retryable: retrying }),
+      );
+      this._lastError = reported;
+      if (!retrying) this._gaveUp = error.transient ? capped || this._gaveUp : true;
+      this._settle(null, reported);
+      this._emit('error', reported);
+      if (!retrying) return;
     }
   }
 
@@ -495,130 +536,170 @@ export class WidgetTokenClient {
     for (const listener of Array.from(this._listeners[type])) {
       try {
         listener(payload);
-      } catch (_) {
-        // A listener's failure is the page's; the client goes on.
+      } catch (error) {
+        // A listener's failure is the page's: reported, and the client
+        // goes on.
+        if (typeof globalThis.reportError === 'function') globalThis.reportError(error);
       }
+    }
+  }
+
+  /**
+   * `fetch` then `read` under one deadline of `ms`: on time, the read's
+   * value; past it, `onTimeout()` is thrown and the request aborted (even
+   * a fetch that ignores its signal cannot hold the client).
+   */
+  async _timed(url, init, ms, read, onTimeout, slot) {
+    const env = this._env;
+    const controller = typeof AbortController === 'function' ? new AbortController() : null;
+    this[slot] = controller;
+    let timer = null;
+    let timedOut = false;
+    const deadline = new Promise((_, reject) => {
+      timer = env.setTimeout(() => {
+        timedOut = true;
+        reject(onTimeout());
+        if (controller) controller.abort();
+      }, ms);
+    });
+    try {
+      const answer = this._fetch(url, Object.assign({}, init, { signal: controller ? controller.signal : undefined }));
+      const response = await Promise.race([answer, deadline]);
+      return await Promise.race([read(response), deadline]);
+    } catch (caught) {
+      // Past the deadline, whatever the abort made the fetch throw.
+      throw timedOut ? onTimeout() : caught;
+    } finally {
+      env.clearTimeout(timer);
+      if (this[slot] === controller) this[slot] = null;
     }
   }
 
   /** One request to the service. */
   async _attempt() {
     const env = this._env;
-    const controller = typeof AbortController === 'function' ? new AbortController() : null;
-    this._abort = controller;
-    let timedOut = false;
-    const timer = env.setTimeout(() => {
-      timedOut = true;
-      if (controller) controller.abort();
-    }, this._timeoutMs);
+    const timeout = () =>
+      new WidgetTokenError('timeout', `The widget-token service did not answer within ${this._timeoutMs / 1000} s.`, {
+        transient: true,
+      });
+    let mono = 0;
+    let wall = 0;
+    let answer;
     try {
-      let response;
-      try {
-        response = await this._fetch(this._url, {
+      answer = await this._timed(
+        this._url,
+        {
           method: 'POST',
           mode: 'cors',
           cache: 'no-store',
           credentials: 'omit',
           headers: { 'Content-Type': 'application/json' },
           body: '{}',
-          signal: controller ? controller.signal : undefined,
-        });
-      } catch (caught) {
-        if (this._stopped) throw stoppedError();
-        if (timedOut) {
-          throw new WidgetTokenError('timeout', `The widget-token service did not answer within ${this._timeoutMs / 1000} s.`, { retryable: true });
-        }
-        throw await this._unreadable();
-      }
-      // Arrival times are taken when the answer arrives, before its body.
-      const mono = env.monotonic();
-      const wall = env.now();
-      const body = await readJson(response);
-      const headerId = header(response, 'x-request-id');
-      if (response.ok) {
-        const value = readToken(body);
-        if (!value) {
-          throw new WidgetTokenError('bad_answer', 'The service answered 200, but not with a widget token.', {
-            status: response.status,
-            requestId: headerId,
-            retryable: true,
-          });
-        }
-        const expiresInMs = value.expiresIn * 1000;
-        if (expiresInMs < 2 * EXPIRY_MARGIN_MS) {
-          throw new WidgetTokenError('bad_answer', `The service answered a token that expires in ${value.expiresIn} s.`, {
-            status: response.status,
-            requestId: headerId,
-            retryable: true,
-          });
-        }
-        const hinted = value.renewAfter === undefined ? defaultRenewAfterMs(expiresInMs) : value.renewAfter * 1000;
-        const renewAfterMs = Math.min(
-          Math.max(hinted, Math.min(this._minRenewIntervalMs, expiresInMs / 2)),
-          expiresInMs - EXPIRY_MARGIN_MS,
-        );
-        return { value: Object.freeze(value), mono, wall, expiresInMs, renewAfterMs };
-      }
-      const code = body && typeof body.error === 'string' && body.error ? body.error : `http_${response.status}`;
-      const message = body && typeof body.message === 'string' ? body.message : response.statusText || 'no message';
-      const requestId = body && typeof body.requestId === 'string' && body.requestId ? body.requestId : headerId;
-      const final = FINAL_CODES.has(code);
-      const retryAfterMs = parseRetryAfter(header(response, 'retry-after'), wall);
-      const retryable = !final && (response.status === 429 || response.status === 408 || response.status >= 500);
-      throw new WidgetTokenError(code, `The widget-token service answered ${response.status} ${code}: ${message}`, {
-        status: response.status,
-        requestId,
-        retryable,
-        final,
-        retryAfterMs,
-      });
-    } finally {
-      env.clearTimeout(timer);
-      if (this._abort === controller) this._abort = null;
+        },
+        this._timeoutMs,
+        async (response) => {
+          // Arrival times are taken when the answer arrives, before its body.
+          mono = env.monotonic();
+          wall = env.now();
+          return { response, body: await readJson(response) };
+        },
+        timeout,
+        '_abort',
+      );
+    } catch (caught) {
+      if (this._stopped) throw stoppedError();
+      if (caught instanceof WidgetTokenError) throw caught;
+      throw await this._unreadable();
     }
+    const { response, body } = answer;
+    const headerId = header(response, 'x-request-id');
+    if (response.ok) {
+      const value = readToken(body);
+      if (!value) {
+        throw new WidgetTokenError('bad_answer', 'The service answered 200, but not with a widget token.', {
+          status: response.status,
+          requestId: headerId,
+          transient: true,
+        });
+      }
+      const expiresInMs = value.expiresIn * 1000;
+      if (expiresInMs < 2 * EXPIRY_MARGIN_MS) {
+        throw new WidgetTokenError('bad_answer', `The service answered a token that expires in ${value.expiresIn} s.`, {
+          status: response.status,
+          requestId: headerId,
+          transient: true,
+        });
+      }
+      const hinted = value.renewAfter === undefined ? defaultRenewAfterMs(expiresInMs) : value.renewAfter * 1000;
+      const renewAfterMs = Math.min(
+        Math.max(hinted, Math.min(this._minRenewIntervalMs, expiresInMs / 2)),
+        expiresInMs - EXPIRY_MARGIN_MS,
+      );
+      return { value: Object.freeze(value), mono, wall, expiresInMs, renewAfterMs };
+    }
+    const code = body && typeof body.error === 'string' && body.error ? body.error : `http_${response.status}`;
+    const message = body && typeof body.message === 'string' ? body.message : response.statusText || 'no message';
+    const requestId = body && typeof body.requestId === 'string' && body.requestId ? body.requestId : headerId;
+    const final = FINAL_CODES.has(code);
+    const retryAfterMs = parseRetryAfter(header(response, 'retry-after'), wall);
+    const transient = !final && (response.status === 429 || response.status === 408 || response.status >= 500);
+    throw new WidgetTokenError(code, `The widget-token service answered ${response.status} ${code}: ${message}`, {
+      status: response.status,
+      requestId,
+      transient,
+      final,
+      retryAfterMs,
+    });
   }
 
   /**
-   * The browser hid why the request failed. The service sends CORS headers
-   * to allowlisted origins only, so when it is reachable (a no-cors GET of
-   * its /healthz answers) the likely reason is that this origin is not on
-   * its allowlist: final if this client never got a token here, otherwise
-   * retried (a proxy's error page has no CORS headers either).
+   * The browser hid why the request failed (no readable answer). A CORS
+   * GET of the service's /healthz tells whether the service answers this
+   * origin at all: if it does, the failure was in between (a proxy, the
+   * network). If only a no-cors GET answers, this origin is most likely
+   * not on the allowlist (the service sends CORS headers to allowlisted
+   * origins only); a proxy's error page looks the same, so it is retried,
+   * slowly, up to the cap. If neither answers, the service is unreachable.
    */
   async _unreadable() {
-    let reachable = false;
-    if (this._healthUrl) {
-      const controller = typeof AbortController === 'function' ? new AbortController() : null;
-      this._probeAbort = controller;
-      const timer = this._env.setTimeout(() => controller && controller.abort(), this._timeoutMs);
+    const probe = async (mode) => {
+      if (!this._healthUrl) return false;
       try {
-        await this._fetch(this._healthUrl, {
-          method: 'GET',
-          mode: 'no-cors',
-          cache: 'no-store',
-          credentials: 'omit',
-          signal: controller ? controller.signal : undefined,
-        });
-        reachable = true;
+        await this._timed(
+          this._healthUrl,
+          { method: 'GET', mode, cache: 'no-store', credentials: 'omit' },
+          Math.min(this._timeoutMs, PROBE_TIMEOUT_MS),
+          async () => true,
+          () => new Error('probe timeout'),
+          '_probeAbort',
+        );
+        return true;
       } catch (_) {
-        reachable = false;
-      } finally {
-        this._env.clearTimeout(timer);
-        this._probeAbort = null;
+        return false;
       }
+    };
+    if (await probe('cors')) {
+      if (this._stopped) return stoppedError();
+      return new WidgetTokenError(
+        'network_error',
+        'The token request failed without an answer the page can read, although the service answers this origin ' +
+          '(a proxy or the network in between).',
+        { transient: true },
+      );
     }
     if (this._stopped) return stoppedError();
-    if (reachable) {
-      const final = !this._everGotToken;
+    if (await probe('no-cors')) {
+      if (this._stopped) return stoppedError();
       return new WidgetTokenError(
         'origin_not_allowed',
         'The service answered, but the browser hid its answer: this origin is most likely not on its allowlist ' +
           '(the service sends CORS headers to allowlisted origins only).',
-        { inferred: true, final, retryable: !final },
+        { inferred: true, transient: true, retryAfterMs: this._retryMaxDelayMs },
       );
     }
+    if (this._stopped) return stoppedError();
     return new WidgetTokenError('network_error', `The widget-token service at ${this._url} could not be reached.`, {
-      retryable: true,
+      transient: true,
     });
   }
 }

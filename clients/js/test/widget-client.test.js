@@ -172,7 +172,8 @@ test('429 with Retry-After: nothing is sent before it passes', async () => {
   assert.equal(refused.status, 429);
   assert.equal(refused.requestId, 'r-1');
   assert.equal(refused.retryAfterMs, 10 * S);
-  assert.equal(refused.retryable, true);
+  assert.equal(refused.transient, true);
+  assert.equal(refused.retryable, false, 'on demand: the client does not retry by itself');
   // A caller during the backoff waits for the next attempt: no request now.
   const waiting = client.getToken();
   await page.advance(9.9 * S);
@@ -231,7 +232,11 @@ test('a network error is retried, and at once when the browser is back online', 
   await page.advance(0);
   assert.equal(events.error[0].code, 'network_error');
   assert.equal(events.error[0].retryable, true);
-  assert.equal(fake.calls[1].init.mode, 'no-cors', 'the reachability probe');
+  assert.deepEqual(
+    fake.calls.slice(1, 3).map((c) => c.init.mode),
+    ['cors', 'no-cors'],
+    'the reachability probes',
+  );
   down = false;
   page.window.dispatch('online');
   await flush();
@@ -256,19 +261,47 @@ test('a final refusal stops the client for good', async () => {
     assert.equal(fake.tokenCalls().length, 1, 'never asked again');
     assert.equal(events.error.length, 1);
     assert.equal(page.pendingTimers(), 0);
+    assert.equal(page.document.count() + page.window.count(), 0, 'page listeners removed');
   }
 });
 
-test('a refusal the browser hides is inferred from a reachable service', async () => {
-  const { client, fake } = setUp((call) => {
-    if (call.init.method === 'POST') throw new TypeError('Failed to fetch');
-    return answer(0 + 200);
-  });
+/** The service as a browser on an origin off the allowlist sees it: no CORS answer. */
+const refusedOrigin = (call) => {
+  if (call.init.mode !== 'no-cors') throw new TypeError('Failed to fetch');
+  return answer(200);
+};
+
+test('a refusal the browser hides is inferred from a reachable service, and retried slowly', async () => {
+  const { page, client, fake, events } = setUp(refusedOrigin, { maxRetries: 2 });
   const refused = await client.getToken().catch((e) => e);
   assert.equal(refused.code, 'origin_not_allowed');
   assert.equal(refused.inferred, true);
-  assert.equal(refused.final, true);
-  assert.equal(fake.calls[1].url, 'https://sa.example/healthz');
+  assert.equal(refused.final, false, 'a proxy error page looks the same');
+  assert.equal(refused.retryable, true);
+  assert.deepEqual(
+    fake.calls.map((c) => [c.init.method, c.init.mode, c.url]),
+    [
+      ['POST', 'cors', URL],
+      ['GET', 'cors', 'https://sa.example/healthz'],
+      ['GET', 'no-cors', 'https://sa.example/healthz'],
+    ],
+  );
+  // Slowly: the next attempt after the longest backoff, then the cap.
+  await page.advance(59 * S);
+  assert.equal(fake.tokenCalls().length, 1);
+  await page.advance(3600 * S);
+  assert.equal(fake.tokenCalls().length, 3);
+  assert.equal(events.error[events.error.length - 1].retryable, false);
+});
+
+test('a failed request while the service answers this origin is a network error', async () => {
+  const { client } = setUp((call) => {
+    if (call.init.method === 'POST') throw new TypeError('Failed to fetch');
+    return answer(200);
+  });
+  const error = await client.getToken().catch((e) => e);
+  assert.equal(error.code, 'network_error');
+  assert.equal(error.inferred, false);
 });
 
 test('once a token came, a hidden answer is retried (a proxy error page has no CORS either)', async () => {
@@ -308,7 +341,7 @@ test('every request times out', async () => {
   await page.advance(10 * S);
   const error = await waiting;
   assert.equal(error.code, 'timeout');
-  assert.equal(error.retryable, true);
+  assert.equal(error.transient, true);
   assert.equal(fake.calls[0].aborted, true);
 });
 
@@ -380,16 +413,172 @@ test('bad answers are errors that name what is wrong', async () => {
     });
     const error = await client.getToken().catch((e) => e);
     assert.equal(error.code, 'bad_answer');
-    assert.equal(error.retryable, true);
+    assert.equal(error.transient, true);
   }
   const { client } = setUp(() => tokenAnswer(1, { expiresIn: 2, renewAfter: 1 }), { renewal: 'on-demand' });
   assert.match((await client.getToken().catch((e) => e)).message, /expires in 2 s/);
+});
+
+test('429 without Retry-After backs off; 503 with Retry-After waits it out, capped at 10 minutes', async () => {
+  {
+    let n = 0;
+    const { page, fake } = setUp(() => {
+      n += 1;
+      return n === 1 ? answer(429, { error: 'rate_limited' }) : tokenAnswer(n);
+    });
+    page.randomValue = 1;
+    await page.advance(0);
+    await page.advance(999);
+    assert.equal(fake.tokenCalls().length, 1);
+    await page.advance(1);
+    assert.equal(fake.tokenCalls().length, 2, 'the first backoff step');
+  }
+  for (const [retryAfter, waitS] of [['30', 30], ['3600', 600]]) {
+    let n = 0;
+    const { page, fake } = setUp(() => {
+      n += 1;
+      return n === 1 ? answer(503, { error: 'upstream_busy' }, { 'retry-after': retryAfter }) : tokenAnswer(n);
+    });
+    await page.advance(0);
+    await page.advance((waitS - 1) * S);
+    assert.equal(fake.tokenCalls().length, 1, `Retry-After ${retryAfter}`);
+    await page.advance(1 * S);
+    assert.equal(fake.tokenCalls().length, 2, `Retry-After ${retryAfter}`);
+  }
+});
+
+test('after giving up, a page event or a call tries once, after the longest backoff, and gives up again', async () => {
+  const { page, client, fake, events } = setUp(() => answer(503, { error: 'upstream_busy' }), {
+    maxRetries: 1,
+    retryMaxDelayMs: 60 * S,
+  });
+  await page.advance(0);
+  await page.advance(1 * S);
+  assert.equal(fake.tokenCalls().length, 2, 'one retry, then it gave up');
+  await page.advance(30 * S);
+  assert.equal(fake.tokenCalls().length, 2, 'given up: no retry by itself');
+  for (let i = 0; i < 5; i += 1) {
+    page.window.dispatch('focus');
+    client.getToken().catch(() => {});
+  }
+  await flush();
+  assert.equal(fake.tokenCalls().length, 2, 'no request before the backoff ends');
+  await page.advance(30 * S);
+  assert.equal(fake.tokenCalls().length, 3, 'one attempt for all of them, 60 s after the last');
+  await page.advance(600 * S);
+  assert.equal(fake.tokenCalls().length, 3, 'and it gave up again');
+  assert.equal(events.error[events.error.length - 1].retryable, false);
+});
+
+test('a failure that will not pass by itself is not retried, and calls cannot hammer it', async () => {
+  const { page, client, fake } = setUp(() => answer(404, { error: 'not_found' }), { retryMaxDelayMs: 60 * S });
+  const first = await client.getToken().catch((e) => e);
+  assert.equal(first.code, 'not_found');
+  assert.equal(first.transient, false);
+  assert.equal(first.retryable, false);
+  for (let i = 0; i < 50; i += 1) client.getToken().catch(() => {});
+  await page.advance(59 * S);
+  assert.equal(fake.tokenCalls().length, 1);
+  await page.advance(1 * S);
+  assert.equal(fake.tokenCalls().length, 2);
+});
+
+test('a flapping network skips the backoff once, not at every online event', async () => {
+  const { page, fake } = setUp(() => {
+    throw new TypeError('Failed to fetch');
+  }, { retryInitialDelayMs: 30 * S });
+  page.randomValue = 1;
+  await page.advance(0);
+  assert.equal(fake.tokenCalls().length, 1);
+  for (let i = 0; i < 10; i += 1) {
+    page.window.dispatch('online');
+    await flush();
+  }
+  assert.equal(fake.tokenCalls().length, 2, 'one skip');
+  await page.advance(60 * S);
+  assert.equal(fake.tokenCalls().length, 3, 'then the backoff: 60 s for the second step');
+});
+
+test('hidden during a backoff: no request until shown', async () => {
+  let n = 0;
+  const { page, fake } = setUp(() => {
+    n += 1;
+    return n === 1 ? answer(503, { error: 'upstream_busy' }) : tokenAnswer(n);
+  });
+  await page.advance(0);
+  await page.setHidden(true);
+  await page.advance(600 * S);
+  assert.equal(fake.tokenCalls().length, 1);
+  await page.setHidden(false);
+  assert.equal(fake.tokenCalls().length, 2);
+});
+
+test('stop during the probe or a backoff leaves nothing running', async () => {
+  {
+    const { page, client, fake } = setUp((call) => {
+      if (call.init.method === 'POST') throw new TypeError('Failed to fetch');
+      return 'hang';
+    });
+    await flush();
+    assert.equal(fake.calls[1].init.mode, 'cors');
+    client.stop();
+    await flush();
+    assert.equal(fake.calls[1].aborted, true);
+    assert.equal(page.pendingTimers(), 0);
+    await page.advance(3600 * S);
+    assert.equal(fake.tokenCalls().length, 1);
+  }
+  {
+    const { page, client, fake } = setUp(() => answer(503, { error: 'upstream_busy' }));
+    await page.advance(0);
+    client.stop();
+    assert.equal(page.pendingTimers(), 0);
+    await page.advance(3600 * S);
+    assert.equal(fake.tokenCalls().length, 1);
+    assert.equal(client.token, null);
+  }
+});
+
+test('a fetch of your own that ignores the abort signal still times out', async () => {
+  const fetch = () => new Promise(() => {});
+  const page = new FakePage();
+  const client = new WidgetTokenClient({ url: URL, fetch, environment: page.environment(), timeoutMs: 5 * S, renewal: 'on-demand' });
+  const waiting = client.getToken().catch((e) => e);
+  await page.advance(5 * S);
+  // The probes time out too (10 s at most each).
+  await page.advance(20 * S);
+  const error = await waiting;
+  assert.ok(['timeout', 'network_error'].includes(error.code), error.code);
+  assert.equal(error.transient, true);
+});
+
+test("a listener's exception is reported, and the client goes on", async () => {
+  const reported = [];
+  const saved = globalThis.reportError;
+  globalThis.reportError = (e) => reported.push(e);
+  try {
+    const { client } = setUp(tokens(), {
+      renewal: 'on-demand',
+      onToken: () => {
+        throw new Error('the page broke');
+      },
+    });
+    const token = await client.getToken();
+    assert.equal(token.token, 'psat=token-1');
+    assert.equal(reported.length, 1);
+    assert.equal(reported[0].message, 'the page broke');
+  } finally {
+    globalThis.reportError = saved;
+  }
 });
 
 test('options are checked', () => {
   assert.throws(() => new WidgetTokenClient({}), /url/);
   assert.throws(() => new WidgetTokenClient({ url: URL, renewal: 'sometimes' }), /renewal/);
   assert.throws(() => new WidgetTokenClient({ url: URL, timeoutMs: -1 }), /timeoutMs/);
+  assert.throws(() => new WidgetTokenClient({ url: URL, timeoutMs: 0 }), /timeoutMs/);
+  assert.throws(() => new WidgetTokenClient({ url: URL, checkIntervalMs: Infinity }), /checkIntervalMs/);
+  assert.throws(() => new WidgetTokenClient({ url: URL, retryMaxDelayMs: NaN }), /retryMaxDelayMs/);
   const { client } = setUp(tokens(), { renewal: 'on-demand' });
   assert.throws(() => client.on('tokens', () => {}), /unknown event/);
 });

@@ -16,6 +16,8 @@ const client = new WidgetTokenClient({
 });
 
 const off: () => void = client.on('error', (error: WidgetTokenError) => {
+  const mayPass: boolean = error.transient;
+  void mayPass;
   if (error.final) {
     const code: string = error.code;
     const id: string = error.requestId;

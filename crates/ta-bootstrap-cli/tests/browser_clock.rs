@@ -176,12 +176,12 @@ async fn skewed_and_frozen(client: Client, urls: Urls, driver_url: String) {
     assert_eq!(minted(&stats).await, 1, "a hidden page minted");
 
     // The visitor comes back to the tab (another tab opened and closed).
+    let shown = Instant::now();
     let original = client.window().await.unwrap();
     let tab = client.new_window(true).await.unwrap();
     client.switch_to_window(tab.handle).await.unwrap();
     client.close_window().await.unwrap();
     client.switch_to_window(original).await.unwrap();
-    let shown = Instant::now();
 
     // Shown again: the token expired meanwhile, so the client renews at
     // once, and the page connects with it (its anonymous discovery, with
@@ -193,8 +193,10 @@ async fn skewed_and_frozen(client: Client, urls: Urls, driver_url: String) {
         SKEW_MS / 3_600_000,
         after.as_secs_f32()
     );
+    // At once: on the page's visibilitychange, not on the client's 5 s
+    // periodic check.
     assert!(
-        after < Duration::from_secs(RENEW_AFTER_S),
+        after < Duration::from_secs(3),
         "the renewal waited {after:?}: it was not at once"
     );
     assert_eq!(minted(&stats).await, 2, "one mint for the missed renewal");

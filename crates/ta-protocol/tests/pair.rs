@@ -437,6 +437,44 @@ fn widget_links_may_be_loopback_http_when_configured_and_no_other_link_may() {
     );
     assert!(h.seen.iter().all(|s| !s.url.starts_with("http://")));
     assert!(h.seen.iter().all(|s| s.authorization.is_none()));
+    // The same for the application link and the mint's link: each is a link
+    // this client follows with its token.
+    for (rel, path, body) in [
+        (
+            "application",
+            "/platformservice/v1/applications",
+            applications_body("service:").replace(
+                "\"/platformservice/v1/applications/1627259584?",
+                "\"http://localhost:8081/platformservice/v1/applications/1627259584?",
+            ),
+        ),
+        (
+            "anonApplicationTokens",
+            "/platformservice/v1/applications/1627259584",
+            application_body("service:", true).replace(
+                "\"/platformservice/v1/applications/1627259584/anonApplicationTokens",
+                "\"http://localhost:8081/platformservice/v1/applications/1627259584/anonApplicationTokens",
+            ),
+        ),
+    ] {
+        let mut inner = good_server("service:");
+        let mut h = Harness::new(move |req: &Seen, i| {
+            let url = url::Url::parse(&req.url).unwrap();
+            if req.authorization.is_some() && url.path().eq_ignore_ascii_case(path) {
+                return json(200, &body);
+            }
+            inner(req, i)
+        });
+        let err = h
+            .run(Flow::bootstrap(widget_http_config(), mint_request(), None, entropy()))
+            .unwrap_err();
+        assert!(err.to_string().contains("not https"), "{rel}: {err}");
+        assert!(
+            h.seen.iter().all(|s| !s.url.starts_with("http://")),
+            "{rel}: {:?}",
+            h.urls()
+        );
+    }
 }
 
 #[test]

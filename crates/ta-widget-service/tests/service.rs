@@ -63,6 +63,13 @@ async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceCon
     }
 }
 
+/// A widget token for `origin`, which must be answered 200.
+async fn mint_for(s: &Service, origin: &str) -> http::Response<Bytes> {
+    let response = call(s, "POST", "/v1/widget-token", &[("origin", origin)], "{}").await;
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    response
+}
+
 async fn call(
     s: &Service,
     method: &str,
@@ -80,6 +87,15 @@ async fn call(
         .send(request.body(Bytes::from(body.to_owned())).unwrap())
         .await
         .unwrap()
+}
+
+/// Whether a `Vary` header names `Origin`.
+fn varies_on_origin(response: &http::Response<Bytes>) -> bool {
+    response
+        .headers()
+        .get_all("vary")
+        .iter()
+        .any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("origin"))
 }
 
 fn json(response: &http::Response<Bytes>) -> serde_json::Value {
@@ -100,13 +116,7 @@ async fn an_allowed_origin_gets_a_token_minted_for_it_alone() {
         header(&response, "access-control-allow-origin"),
         Some("https://litware.com:8443")
     );
-    assert!(
-        response.headers().get_all("vary").iter().any(|v| v
-            .to_str()
-            .unwrap()
-            .to_ascii_lowercase()
-            .contains("origin"))
-    );
+    assert!(varies_on_origin(&response), "{:?}", response.headers());
     assert!(header(&response, "x-request-id").is_some());
     let body = json(&response);
     let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
@@ -148,16 +158,7 @@ async fn the_renewal_hint_is_the_configured_fraction_of_the_life() {
         c.renewal = ta_widget_service::RenewalHint::fraction(0.5).unwrap();
     })
     .await;
-    let response = call(
-        &s,
-        "POST",
-        "/v1/widget-token",
-        &[("origin", "https://contoso.com")],
-        "{}",
-    )
-    .await;
-    assert_eq!(response.status(), 200, "{:?}", response.body());
-    let body = json(&response);
+    let body = json(&mint_for(&s, "https://contoso.com").await);
     let (expires_in, renew_after) = (
         body["expiresIn"].as_u64().unwrap(),
         body["renewAfter"].as_u64().unwrap(),
@@ -236,6 +237,8 @@ async fn the_client_module_is_served_cacheable_with_cors_for_allowed_origins() {
         Some("https://contoso.com")
     );
     assert_eq!(served.body().as_ref(), module.as_bytes());
+    // Cached publicly, so caches must key it on the origin.
+    assert!(varies_on_origin(&served), "{:?}", served.headers());
     let tag = header(&served, "etag").unwrap().to_owned();
     assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
     // A conditional request: 304, no body.
