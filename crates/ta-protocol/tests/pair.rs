@@ -353,6 +353,18 @@ fn widget_http_config() -> std::sync::Arc<Config> {
         .into_shared()
 }
 
+/// The whole flow with [`widget_http_config`].
+fn widget_bootstrap(
+    h: &mut Harness<impl FnMut(&Seen, usize) -> Reply>,
+) -> Result<Bootstrapped, Error> {
+    h.run(Flow::bootstrap(
+        widget_http_config(),
+        mint_request(),
+        None,
+        entropy(),
+    ))
+}
+
 fn mint_answering(discover: &'static str) -> impl FnMut(&Seen, usize) -> Reply {
     let mut inner = good_server("service:");
     move |req: &Seen, i| {
@@ -379,25 +391,11 @@ fn widget_links_may_be_loopback_http_when_configured_and_no_other_link_may() {
     );
     // Accepted with the widget's policy.
     let mut h = Harness::new(mint_answering(loopback));
-    let done = h
-        .run(Flow::bootstrap(
-            widget_http_config(),
-            mint_request(),
-            None,
-            entropy(),
-        ))
-        .unwrap();
+    let done = widget_bootstrap(&mut h).unwrap();
     assert_eq!(done.token.discover_url.as_str(), loopback);
     // http elsewhere than loopback: still refused.
     let mut h = Harness::new(mint_answering("http://api.example.com/d?x=1"));
-    let err = h
-        .run(Flow::bootstrap(
-            widget_http_config(),
-            mint_request(),
-            None,
-            entropy(),
-        ))
-        .unwrap_err();
+    let err = widget_bootstrap(&mut h).unwrap_err();
     assert!(err.to_string().contains("not https"), "{err}");
     // An http applications link, even on loopback, is a link this client
     // would follow with its AAD token: refused, and nothing is sent there.
@@ -414,14 +412,7 @@ fn widget_links_may_be_loopback_http_when_configured_and_no_other_link_may() {
         }
         inner(req, i)
     });
-    let err = h
-        .run(Flow::bootstrap(
-            widget_http_config(),
-            mint_request(),
-            None,
-            entropy(),
-        ))
-        .unwrap_err();
+    let err = widget_bootstrap(&mut h).unwrap_err();
     let Error::Server(server) = &err else {
         panic!("{err:?}")
     };
@@ -465,9 +456,7 @@ fn widget_links_may_be_loopback_http_when_configured_and_no_other_link_may() {
             }
             inner(req, i)
         });
-        let err = h
-            .run(Flow::bootstrap(widget_http_config(), mint_request(), None, entropy()))
-            .unwrap_err();
+        let err = widget_bootstrap(&mut h).unwrap_err();
         assert!(err.to_string().contains("not https"), "{rel}: {err}");
         assert!(
             h.seen.iter().all(|s| !s.url.starts_with("http://")),
