@@ -206,7 +206,6 @@ export class WidgetTokenClient {
     this._wanted = false;
     /** Whether automatic renewal gave up (until a call or a page event). */
     this._gaveUp = false;
-    this._everGotToken = false;
     this._timer = null;
     /** Ends a backoff wait early (an `online` event after a network failure). */
     this._wakeWait = null;
@@ -465,7 +464,6 @@ export class WidgetTokenClient {
       this._wanted = false;
       if (token) {
         this._current = token;
-        this._everGotToken = true;
         this._failures = 0;
         this._notBefore = null;
         this._lastError = null;
