@@ -13,33 +13,6 @@ use serde_json::{Map, Value};
 
 use crate::{Embedded, ExpiryTime, Link, Links, Namespace, Rel, Resource, names};
 
-macro_rules! resource_wrapper {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub Resource);
-
-        impl $name {
-            /// The generic resource.
-            pub fn resource(&self) -> &Resource {
-                &self.0
-            }
-
-            /// The generic resource, by value.
-            pub fn into_resource(self) -> Resource {
-                self.0
-            }
-        }
-
-        impl From<Resource> for $name {
-            fn from(resource: Resource) -> Self {
-                Self(resource)
-            }
-        }
-    };
-}
-
 resource_wrapper!(
     /// The answer of the (unauthenticated) discovery request.
     Discover

@@ -20,7 +20,12 @@
 //! # Ok::<(), hal_model::ParseError>(())
 //! ```
 
+#[macro_use]
+mod macros;
 mod api;
+mod chat;
+mod data_uri;
+mod events;
 mod expiry;
 mod link;
 mod rel;
@@ -29,9 +34,20 @@ mod resource;
 pub use api::{
     AnonApplicationToken, AnonDiscover, Application, Applications, Discover, ErrorBody, PsatToken,
 };
+pub use chat::{
+    AcceptAndBridgeInput, AddMessagingInput, AddParticipantInput, AnonApplicationInput,
+    BridgedParticipant, BridgedParticipantInput, CallbackAnswer, Conversation, ConversationBridge,
+    ConversationState, Direction, EventType, InvitationState, MAX_CALLBACK_URL_CHARS,
+    MAX_OPERATION_ID_CHARS, MAX_SUBJECT_CHARS, Message, MessageFilterState, Messaging,
+    MessagingInvitation, ModalityState, OnlineMeeting, OnlineMeetingInvitation, OperationStatus,
+    Participant, ParticipantInvitation, StartAdhocMeetingInput, StartMessagingInput,
+    UcwaApplication,
+};
+pub use data_uri::{DataUri, DataUriError};
+pub use events::{Event, EventLink, Events, Sender};
 pub use expiry::{ExpiryFormat, ExpiryTime, ExpiryTimeError};
 pub use link::{HrefError, Link, Links, OneOrMany, RelMap};
-pub use rel::{Namespace, Rel, names};
+pub use rel::{Namespace, Rel, chat_names, names};
 pub use resource::{Embedded, Resource};
 
 use serde::de::DeserializeOwned;

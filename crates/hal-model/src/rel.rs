@@ -222,3 +222,71 @@ pub mod names {
     /// Extra link some discovery answers carried; clients ignore it.
     pub const MY_APPLICATIONS: &str = "myApplications";
 }
+
+/// The local names of the chat's relations: the platform's resources and
+/// events (in either namespace, as the SA sees them) and UCWA's (bare, as
+/// the widget sees them).
+pub mod chat_names {
+    /// A messaging invitation (the visitor's, or the SA's `addMessaging`).
+    pub const MESSAGING_INVITATION: &str = "messagingInvitation";
+    /// The invitation that starts an ad hoc meeting.
+    pub const ONLINE_MEETING_INVITATION: &str = "onlineMeetingInvitation";
+    /// The invitation of a participant (an agent) into the meeting.
+    pub const PARTICIPANT_INVITATION: &str = "participantInvitation";
+    /// A conversation (the visitor's peer-to-peer one, or the meeting's).
+    pub const CONVERSATION: &str = "conversation";
+    /// A conversation's messaging modality.
+    pub const MESSAGING: &str = "messaging";
+    /// The online meeting of a conference.
+    pub const ONLINE_MEETING: &str = "onlineMeeting";
+    /// The bridge from the visitor's conversation into the meeting.
+    pub const CONVERSATION_BRIDGE: &str = "conversationBridge";
+    /// A participant the bridge passes on.
+    pub const BRIDGED_PARTICIPANT: &str = "bridgedParticipant";
+    /// The collection of bridged participants (the link to add one).
+    pub const BRIDGED_PARTICIPANTS: &str = "bridgedParticipants";
+    /// A participant of a conversation.
+    pub const PARTICIPANT: &str = "participant";
+    /// The widget's own participant.
+    pub const LOCAL_PARTICIPANT: &str = "localParticipant";
+    /// A participant's messaging leg.
+    pub const PARTICIPANT_MESSAGING: &str = "participantMessaging";
+    /// The participants of a conversation.
+    pub const PARTICIPANTS: &str = "participants";
+    /// The participants typing now.
+    pub const TYPING_PARTICIPANTS: &str = "typingParticipants";
+    /// A message.
+    pub const MESSAGE: &str = "message";
+    /// A message's plain-text body (a data URI).
+    pub const PLAIN_MESSAGE: &str = "plainMessage";
+    /// A message's HTML body (a data URI).
+    pub const HTML_MESSAGE: &str = "htmlMessage";
+    /// The sender of a message, embedded.
+    pub const SENDER_PARTICIPANT: &str = "senderParticipant";
+    /// Who sent an invitation, embedded.
+    pub const FROM: &str = "from";
+    /// The visitor's own participant in the anonymous application.
+    pub const ME: &str = "me";
+    /// The optional custom content of an invitation (a data URI).
+    pub const CUSTOM_CONTENT: &str = "customContent";
+    /// The event channel of an anonymous application.
+    pub const EVENTS: &str = "events";
+    /// Starts an ad hoc meeting (on the incoming invitation).
+    pub const START_ADHOC_MEETING: &str = "startAdhocMeeting";
+    /// Accepts the invitation into a meeting (on the incoming invitation).
+    pub const ACCEPT_AND_BRIDGE: &str = "acceptAndBridge";
+    /// Declines the invitation.
+    pub const DECLINE: &str = "decline";
+    /// Adds the SA's messaging to the meeting.
+    pub const ADD_MESSAGING: &str = "addMessaging";
+    /// Invites a participant into the meeting.
+    pub const ADD_PARTICIPANT: &str = "addParticipant";
+    /// Sends a message.
+    pub const SEND_MESSAGE: &str = "sendMessage";
+    /// Says the sender is typing.
+    pub const SET_IS_TYPING: &str = "setIsTyping";
+    /// Ends the messaging modality.
+    pub const STOP_MESSAGING: &str = "stopMessaging";
+    /// Ends the meeting.
+    pub const TERMINATE_ONLINE_MEETING: &str = "terminateOnlineMeeting";
+}

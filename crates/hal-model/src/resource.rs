@@ -70,6 +70,17 @@ impl Resource {
         self.embedded().find(local_name).map(|(_, r)| r)
     }
 
+    /// A string property, if present and a string.
+    pub fn str_property(&self, name: &str) -> Option<&str> {
+        self.properties.get(name).and_then(Value::as_str)
+    }
+
+    /// The first embedded resource of this local name, as a typed
+    /// resource.
+    pub fn embedded_as<T: From<Self>>(&self, local_name: &str) -> Option<T> {
+        self.embedded_resource(local_name).cloned().map(T::from)
+    }
+
     /// The `self` link, if any.
     pub fn self_link(&self) -> Option<&Link> {
         self.links().get(&Rel::parse(crate::names::SELF))
