@@ -30,6 +30,8 @@ pub enum Step {
     /// `POST <AAD token endpoint>`: the client credentials grant
     /// ([`TokenFlow`](crate::aad::TokenFlow)).
     AadToken,
+    /// One of the SA's chat requests ([`Flow::chat_call`](crate::Flow::chat_call)).
+    Chat(crate::chat::ChatCallKind),
 }
 
 impl Step {
@@ -44,12 +46,27 @@ impl Step {
             Self::Mint => "mint",
             Self::AnonymousDiscovery => "anonymous_discovery",
             Self::AadToken => "aad_token",
+            Self::Chat(kind) => kind.label(),
         }
     }
 
     /// Whether this step's requests carry the AAD token.
     pub fn is_authenticated(self) -> bool {
-        matches!(self, Self::Applications | Self::Application | Self::Mint)
+        matches!(
+            self,
+            Self::Applications | Self::Application | Self::Mint | Self::Chat(_)
+        )
+    }
+
+    /// Whether a request of this step may be repeated when it may have
+    /// reached the server: every step of the bootstrap (GETs, and the mint
+    /// with the same `applicationSessionId`); of the chat's, only those
+    /// that end or refuse.
+    pub fn is_idempotent(self) -> bool {
+        match self {
+            Self::Chat(kind) => kind.is_idempotent(),
+            _ => true,
+        }
     }
 }
 
@@ -62,6 +79,7 @@ impl fmt::Display for Step {
             Self::Mint => "anonApplicationTokens (mint)",
             Self::AnonymousDiscovery => "anonymous discovery",
             Self::AadToken => "Azure AD token",
+            Self::Chat(kind) => return write!(f, "chat: {kind}"),
         })
     }
 }

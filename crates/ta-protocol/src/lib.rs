@@ -32,6 +32,7 @@
 
 pub mod aad;
 mod challenge;
+pub mod chat;
 pub mod classify;
 mod config;
 mod entropy;
@@ -55,8 +56,8 @@ pub use error::{
     ServerErrorKind, Step, UntrustedError, UntrustedReason, UsageError,
 };
 pub use flow::{
-    AnonymousDiscovery, Bootstrapped, Capabilities, Discovery, Driveable, Flow, MintRequest,
-    Output, RequestId, TokenNeed, Transmit, WidgetToken,
+    AnonymousDiscovery, Bootstrapped, Capabilities, ChatAnswer, Discovery, Driveable, Flow,
+    MintRequest, Output, RequestId, TokenNeed, Transmit, WidgetToken,
 };
 pub use request::{
     CLIENT_REQUEST_ID, JSON_UTF8, X_MS_CORRELATION_ID, X_MS_DIAGNOSTICS, X_MS_SERVER_FQDN,

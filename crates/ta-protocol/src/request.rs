@@ -66,6 +66,7 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) method: &'a Method,
     pub(crate) url: &'a Url,
     pub(crate) body: Option<&'a Bytes>,
+    pub(crate) content_type: &'static str,
     pub(crate) request_id: &'a ClientRequestId,
     pub(crate) bearer: Option<&'a AccessToken>,
     pub(crate) origin: Option<&'a Origin>,
@@ -90,7 +91,7 @@ impl Outgoing<'_> {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(CLIENT_REQUEST_ID, self.request_id.header_value().clone());
         if self.body.is_some() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         }
         if let Some(origin) = self.origin {
             // An origin is ASCII by construction.

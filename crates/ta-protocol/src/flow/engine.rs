@@ -50,6 +50,8 @@ pub(super) enum Stage {
     },
     /// The widget's anonymous discovery, with `origin`.
     AnonymousDiscovery { origin: Origin },
+    /// One chat call (its kind is the exchange's step).
+    Call,
     /// The flow's result, to be polled.
     Finished(Result<Outcome, Error>),
     /// The result was handed out (or the flow is being set up).
@@ -64,6 +66,7 @@ impl Stage {
             Self::Application { .. } => Step::Application.label(),
             Self::Mint { .. } => Step::Mint.label(),
             Self::AnonymousDiscovery { .. } => Step::AnonymousDiscovery.label(),
+            Self::Call => "chat_call",
             Self::Finished(_) => "finished",
             Self::Over => "over",
         }
@@ -101,6 +104,7 @@ pub(super) struct Exchange {
     pub(super) method: Method,
     pub(super) url: Url,
     pub(super) body: Option<Bytes>,
+    pub(super) content_type: &'static str,
     pub(super) failures: u32,
     pub(super) redirects: u8,
     pub(super) started: Option<Instant>,
@@ -116,6 +120,7 @@ impl Exchange {
             method,
             url,
             body,
+            content_type: crate::request::JSON_UTF8,
             failures: 0,
             redirects: 0,
             started: None,
@@ -230,6 +235,7 @@ impl Engine {
             method: &self.ex.method,
             url: &self.ex.url,
             body: self.ex.body.as_ref(),
+            content_type: self.ex.content_type,
             request_id: &request_id,
             bearer: if with_token {
                 self.token.as_ref()
@@ -321,10 +327,11 @@ impl Engine {
             step,
             source: error.clone(),
         };
-        // Every step is safe to repeat: GETs, and the mint with the same
-        // applicationSessionId. So whether the request may have been sent
-        // does not forbid a retry; the kind of failure decides.
-        if !error.kind().is_retryable() {
+        // The bootstrap's steps are safe to repeat (GETs, and the mint with
+        // the same applicationSessionId), so for them the kind of failure
+        // decides. A chat call that starts or sends something is not
+        // repeated once it may have reached the server.
+        if !error.kind().is_retryable() || (error.may_have_been_sent() && !step.is_idempotent()) {
             self.fail(failure);
             return Ok(());
         }

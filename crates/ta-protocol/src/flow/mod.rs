@@ -37,7 +37,7 @@ mod steps;
 
 use engine::{AfterCapabilities, AfterDiscovery, Engine, Exchange, Polled, Stage};
 pub use outcomes::{
-    AnonymousDiscovery, Bootstrapped, Capabilities, Discovery, MintRequest, WidgetToken,
+    AnonymousDiscovery, Bootstrapped, Capabilities, ChatAnswer, Discovery, MintRequest, WidgetToken,
 };
 use outcomes::{Goal, Outcome, not_consented};
 use steps::rel_of;
@@ -342,6 +342,29 @@ impl Flow<AnonymousDiscovery> {
     ) -> Self {
         let mut flow = Self::start(config, entropy, None, Stage::AnonymousDiscovery { origin });
         flow.engine.ex = Exchange::new(Step::AnonymousDiscovery, Method::GET, discover_url, None);
+        flow
+    }
+}
+
+impl Flow<ChatAnswer> {
+    /// One of the SA's chat requests, sent with the AAD token (one is asked
+    /// for first when `token` is `None`; a 401 is answered once with a new
+    /// one), to hosts in `trusted` only (the platform's, as discovery
+    /// learned them: the token never follows a callback's `baseuri`
+    /// elsewhere). A call that starts or sends something is not repeated
+    /// once it may have reached the server.
+    pub fn chat_call(
+        config: Arc<Config>,
+        trusted: Arc<TrustedHosts>,
+        call: crate::chat::ChatCall,
+        token: Option<AccessToken>,
+        entropy: Box<dyn Entropy>,
+    ) -> Self {
+        let (kind, url, body, content_type) = call.into_parts();
+        let mut flow = Self::start(config, entropy, token, Stage::Call);
+        flow.engine.trusted = trusted;
+        flow.engine.ex = Exchange::new(Step::Chat(kind), Method::POST, url, body);
+        flow.engine.ex.content_type = content_type;
         flow
     }
 }

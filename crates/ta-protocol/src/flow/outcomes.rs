@@ -180,8 +180,24 @@ impl AnonymousDiscovery {
     }
 }
 
+/// The answer to one chat call ([`Flow::chat_call`](crate::Flow::chat_call)).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ChatAnswer {
+    /// Which call it answers.
+    pub kind: crate::chat::ChatCallKind,
+    /// The status (a 2xx).
+    pub status: StatusCode,
+    /// The `Location` (a sent message's URL), resolved.
+    pub location: Option<Url>,
+    /// The body, if any.
+    pub body: Bytes,
+}
+
 mod private {
-    use super::{AnonymousDiscovery, Bootstrapped, Capabilities, Discovery, WidgetToken};
+    use super::{
+        AnonymousDiscovery, Bootstrapped, Capabilities, ChatAnswer, Discovery, WidgetToken,
+    };
 
     /// What a flow ended with, before it is handed out as its typed
     /// outcome.
@@ -195,6 +211,7 @@ mod private {
         Token(WidgetToken),
         Bootstrapped(Bootstrapped),
         Anonymous(AnonymousDiscovery),
+        Call(ChatAnswer),
     }
 
     /// The outcomes a flow can have.
@@ -234,6 +251,15 @@ mod private {
         fn take(outcome: Outcome) -> Option<Self> {
             match outcome {
                 Outcome::Bootstrapped(b) => Some(b),
+                _ => None,
+            }
+        }
+    }
+
+    impl Goal for ChatAnswer {
+        fn take(outcome: Outcome) -> Option<Self> {
+            match outcome {
+                Outcome::Call(a) => Some(a),
                 _ => None,
             }
         }

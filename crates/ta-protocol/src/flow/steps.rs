@@ -21,6 +21,10 @@ impl Engine {
                 capabilities,
             } => self.minted(response.body(), request, capabilities),
             Stage::AnonymousDiscovery { origin } => self.anonymous(response, origin),
+            Stage::Call => {
+                self.called(response);
+                Ok(())
+            }
             Stage::Finished(_) | Stage::Over => {
                 return self.fail(Error::Internal(
                     "an answer was taken after the flow finished",
@@ -270,6 +274,28 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A chat call's answer: any 2xx is success (the sources disagree on
+    /// 200 or 201 for several calls); the `Location` is resolved when it
+    /// can be.
+    pub(super) fn called(&mut self, response: &http::Response<Bytes>) {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| self.ex.url.join(l).ok());
+        let Step::Chat(kind) = self.ex.step else {
+            return self.fail(Error::Internal("a call stage outside a chat step"));
+        };
+        self.finish(Outcome::Call(ChatAnswer {
+            kind,
+            status: response.status(),
+            location,
+            body: response.body().clone(),
+        }));
+    }
+}
+
 pub(super) fn bad_link(rel: &'static str, error: &HrefError) -> ServerErrorKind {
     ServerErrorKind::BadLink {
         rel,
@@ -286,5 +312,6 @@ pub(super) fn rel_of(step: Step) -> &'static str {
         Step::Mint => names::ANON_APPLICATION_TOKENS,
         Step::AnonymousDiscovery => names::DISCOVER,
         Step::AadToken => "token endpoint",
+        Step::Chat(kind) => kind.rel(),
     }
 }

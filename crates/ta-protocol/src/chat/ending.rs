@@ -1,0 +1,81 @@
+//! How a chat ends: the last message, then the visitor's messaging
+//! stopped, the meeting terminated (or the invitation declined), each at
+//! most once, and the notice that it is over.
+
+use std::time::Instant;
+
+use super::bridge::{Bridge, Phase};
+use super::{ChatCall, ChatCallKind, EndedBy, Notice};
+
+impl Bridge {
+    /// No agent will come: the visitor is told (when that is possible) and
+    /// the chat ends.
+    pub(super) fn no_agent(&mut self, now: Instant) {
+        let text = self.plan.unavailable.clone();
+        self.queue.clear();
+        if let (Some(url), Some(text)) = (self.visitor_send.clone(), text) {
+            self.request(ChatCall::send_message(&url, &self.id.operation("u"), &text));
+        }
+        self.finish_with(EndedBy::NoAgent, now);
+    }
+
+    /// Starts the ending for `by`, unless one is under way. Calls not sent
+    /// yet are dropped.
+    pub(super) fn end(&mut self, by: EndedBy, now: Instant) {
+        if self.ending.is_some() {
+            return;
+        }
+        self.queue.clear();
+        self.finish_with(by, now);
+    }
+
+    /// Starts the ending, keeping what is queued (a last message).
+    pub(super) fn finish_with(&mut self, by: EndedBy, now: Instant) {
+        if self.ending.is_some() {
+            return;
+        }
+        self.awaiting = None;
+        self.phase = Phase::Ending;
+        self.ending = Some((by, now + self.timers.cleanup_timeout));
+        self.advance_ending(now);
+    }
+
+    /// Whether the ending still waits for the meeting's terminate link: the
+    /// meeting was asked for, is not over, and its link is unknown.
+    pub(super) fn waits_for_terminate(&self) -> bool {
+        self.requested.contains(&ChatCallKind::StartAdhocMeeting)
+            && !self.meeting_gone
+            && self.terminate.is_none()
+            && !self.requested.contains(&ChatCallKind::TerminateMeeting)
+    }
+
+    pub(super) fn advance_ending(&mut self, now: Instant) {
+        let accepted = self.requested.contains(&ChatCallKind::AcceptAndBridge);
+        if !accepted && !self.visitor_gone {
+            if let Some(url) = self.chat.decline.clone() {
+                self.once(ChatCall::decline(url));
+            }
+        }
+        if accepted
+            && !self.visitor_gone
+            && let Some(url) = self.visitor_stop.clone()
+        {
+            self.once(ChatCall::stop_messaging(url));
+        }
+        if !self.meeting_gone
+            && let Some(url) = self.terminate.clone()
+        {
+            self.once(ChatCall::terminate_meeting(url));
+        }
+        let idle = self.in_flight.is_none() && self.queue.is_empty();
+        if idle && !self.waits_for_terminate() && self.phase != Phase::Ended {
+            self.phase = Phase::Ended;
+            if let Some((by, _)) = self.ending.clone() {
+                self.notices.push_back(Notice::Ended {
+                    by,
+                    after: now.saturating_duration_since(self.started_at),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The SA's side of a chat, driven by scripted callbacks on virtual time:
+//! the calls it makes, in order, for the whole flow and for each way a
+//! chat ends.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use ta_protocol::chat::{
+    Agent, Bridge, Callback, ChatCallKind, ChatId, EndedBy, Fact, MessageFrom, Notice, Phase, Plan,
+    Timers, read_callback,
+};
+use ta_protocol::{ChatAnswer, Flow};
+
+const BASE: &str = "https://api.example.com";
+const APP: &str = "/platformservice/tgt-1/v1/applications/1";
+const EP: &str = "endpointId=sip:helpdesk@contoso.com";
+
+fn p2p() -> String {
+    format!("{APP}/communication/conversations/P2P?{EP}")
+}
+fn conf() -> String {
+    format!("{APP}/communication/conversations/conf?{EP}")
+}
+
+fn event(rel: &str, href: &str, kind: &str, embedded: Option<Value>) -> Value {
+    let mut e = json!({"link": {"rel": rel, "href": href}, "type": kind});
+    if let Some(resource) = embedded {
+        e["_embedded"] = json!({ rel: resource });
+    }
+    e
+}
+
+fn callback(sender_rel: &str, sender_href: &str, events: Vec<Value>) -> Callback {
+    let body = json!({
+        "sender": [{"rel": sender_rel, "href": sender_href, "events": events}],
+        "baseuri": BASE,
+    });
+    read_callback(body.to_string().as_bytes()).unwrap()
+}
+
+/// The visitor's invitation (step 6), in namespace `ns`.
+fn invitation(ns: &str) -> Callback {
+    let inv = format!("{APP}/communication/messagingInvitations/inv1?{EP}");
+    let resource = json!({
+        "direction": "Incoming", "state": "Connecting", "operationId": "w-op", "subject": "Order",
+        "to": "sip:helpdesk@contoso.com",
+        "_links": {
+            "self": {"href": inv},
+            format!("{ns}conversation"): {"href": p2p()},
+            format!("{ns}acceptAndBridge"): {"href": format!("{APP}/communication/messagingInvitations/inv1/acceptAndBridge?{EP}")},
+            format!("{ns}startAdhocMeeting"): {"href": format!("{APP}/communication/onlineMeetingInvitations/startAdhocMeeting?{EP}")},
+            format!("{ns}decline"): {"href": format!("{APP}/communication/messagingInvitations/inv1/decline?{EP}")}
+        },
+        "_embedded": {format!("{ns}from"): {"uri": "sip:77@anonymous.invalid", "name": "Jane"}}
+    });
+    callback(
+        &format!("{ns}communication"),
+        &format!("{APP}/communication?{EP}"),
+        vec![event(
+            &format!("{ns}messagingInvitation"),
+            &inv,
+            "started",
+            Some(resource),
+        )],
+    )
+}
+
+/// The meeting's callbacks (step 8).
+fn meeting_started(ns: &str, operation_id: &str) -> Vec<Callback> {
+    let omi = format!("{APP}/communication/onlineMeetingInvitations/omi1?{EP}");
+    vec![
+        callback(
+            &format!("{ns}communication"),
+            &format!("{APP}/communication?{EP}"),
+            vec![
+                event(
+                    &format!("{ns}onlineMeetingInvitation"),
+                    &omi,
+                    "started",
+                    Some(json!({
+                    "operationId": operation_id, "state": "Connecting",
+                    "onlineMeetingUri": "sip:meet@contoso.com;gruu;opaque=app:conf:focus:id:X"})),
+                ),
+                event(
+                    &format!("{ns}conversation"),
+                    &conf(),
+                    "updated",
+                    Some(json!({
+                    "state": "Conferenced",
+                    "_links": {format!("{ns}addParticipant"): {"href": format!("{APP}/communication/participantInvitations?{EP}&conversationId=conf")}}})),
+                ),
+            ],
+        ),
+        callback(
+            &format!("{ns}conversation"),
+            &conf(),
+            vec![
+                event(
+                    &format!("{ns}onlineMeeting"),
+                    &format!("{APP}/communication/conversations/conf/onlineMeeting?{EP}"),
+                    "added",
+                    Some(json!({
+                    "_links": {format!("{ns}terminateOnlineMeeting"): {"href": format!("{APP}/communication/conversations/conf/onlineMeeting/terminateOnlineMeeting?{EP}")}}})),
+                ),
+                event(
+                    &format!("{ns}messaging"),
+                    &format!("{APP}/communication/conversations/conf/messaging?{EP}"),
+                    "updated",
+                    Some(json!({
+                    "state": "Disconnected",
+                    "_links": {format!("{ns}addMessaging"): {"href": format!("{APP}/communication/messagingInvitations?conversationId=conf&{EP}")}}})),
+                ),
+            ],
+        ),
+    ]
+}
+
+/// The bridge (step 11) and the visitor's messaging, connected.
+fn bridged(ns: &str) -> Callback {
+    callback(
+        &format!("{ns}conversation"),
+        &p2p(),
+        vec![
+            event(
+                &format!("{ns}conversationBridge"),
+                &format!("{APP}/communication/conversations/P2P/conversationBridge?{EP}"),
+                "added",
+                Some(json!({
+                "_links": {format!("{ns}bridgedParticipants"): {"href": format!("{APP}/communication/conversations/P2P/conversationBridge/bridgedParticipants?{EP}")}}})),
+            ),
+            event(
+                &format!("{ns}messaging"),
+                &format!("{APP}/communication/conversations/P2P/messaging?{EP}"),
+                "updated",
+                Some(json!({
+                "state": "Connected",
+                "_links": {
+                    format!("{ns}sendMessage"): {"href": format!("{APP}/communication/conversations/P2P/messaging/messages?{EP}")},
+                    format!("{ns}stopMessaging"): {"href": format!("{APP}/communication/conversations/P2P/messaging/terminate?{EP}")}}})),
+            ),
+        ],
+    )
+}
+
+fn agent_event(ns: &str, kind: &str) -> Callback {
+    callback(
+        &format!("{ns}conversation"),
+        &conf(),
+        vec![event(
+            &format!("{ns}participant"),
+            &format!("{APP}/communication/conversations/conf/participants/anna?{EP}"),
+            kind,
+            (kind == "added").then(|| json!({"uri": "sip:anna@contoso.com", "name": "Anna"})),
+        )],
+    )
+}
+
+fn message(ns: &str, n: u32, sender: &str, kind: &str) -> Callback {
+    callback(
+        &format!("{ns}conversation"),
+        &conf(),
+        vec![event(
+            &format!("{ns}message"),
+            &format!("{APP}/communication/conversations/conf/messaging/messages/{n}?{EP}"),
+            kind,
+            Some(json!({
+            "direction": "Incoming", "timeStamp": "/Date(1489524122496)/",
+            "_links": {"plainMessage": {"href": "data:text/plain;charset=utf-8,Hello+there"}},
+            "_embedded": {format!("{ns}senderParticipant"): [{"uri": sender, "name": "x"}]}})),
+        )],
+    )
+}
+
+fn visitor_left(ns: &str) -> Callback {
+    callback(
+        &format!("{ns}communication"),
+        &format!("{APP}/communication?{EP}"),
+        vec![event(&format!("{ns}conversation"), &p2p(), "deleted", None)],
+    )
+}
+
+/// A chat and the virtual clock it runs on; every call answered 201.
+struct Run {
+    bridge: Bridge,
+    now: Instant,
+    calls: Vec<(ChatCallKind, String, Option<Bytes>, &'static str)>,
+    notices: Vec<Notice>,
+}
+
+fn plan() -> Plan {
+    Plan::new(vec![Agent::new("sip:anna@contoso.com", "Anna (Support)")])
+        .with_join_timeout(Duration::from_secs(20))
+}
+
+fn chat_id() -> ChatId {
+    ChatId::new("c1").unwrap()
+}
+
+impl Run {
+    fn accept(ns: &str, plan: Plan) -> Self {
+        let now = Instant::now();
+        let cb = invitation(ns);
+        let chat = cb.invitation().unwrap().clone();
+        let bridge = Bridge::accept(chat_id(), chat, plan, Timers::default(), None, now);
+        let mut run = Self {
+            bridge,
+            now,
+            calls: Vec::new(),
+            notices: Vec::new(),
+        };
+        run.settle();
+        run
+    }
+
+    /// Sends every due call, each answered with `ok`.
+    fn settle(&mut self) {
+        self.settle_with(|_| true);
+    }
+
+    fn settle_with(&mut self, mut ok: impl FnMut(ChatCallKind) -> bool) {
+        while let Some((id, call)) = self.bridge.poll_call() {
+            let kind = call.kind();
+            self.calls.push((
+                kind,
+                call.url().to_string(),
+                call.body().cloned(),
+                call.content_type(),
+            ));
+            let result = if ok(kind) {
+                Ok(answer(kind))
+            } else {
+                Err(refusal(kind))
+            };
+            self.bridge.handle_answer(id, result, self.now);
+        }
+        while let Some(n) = self.bridge.poll_notice() {
+            self.notices.push(n);
+        }
+    }
+
+    fn deliver(&mut self, cb: &Callback) {
+        self.bridge.handle_callback(cb, self.now);
+        self.settle();
+    }
+
+    fn wait(&mut self, d: Duration) {
+        self.now += d;
+        if self.bridge.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.bridge.handle_timeout(self.now);
+        }
+        self.settle();
+    }
+
+    fn kinds(&self) -> Vec<ChatCallKind> {
+        self.calls.iter().map(|c| c.0).collect()
+    }
+
+    fn ended(&self) -> Option<&EndedBy> {
+        self.notices.iter().find_map(|n| match n {
+            Notice::Ended { by, .. } => Some(by),
+            _ => None,
+        })
+    }
+}
+
+fn answer(kind: ChatCallKind) -> ChatAnswer {
+    // A ChatAnswer is made by a flow: run one against a server that
+    // answers 201.
+    let config = ta_protocol::Config::builder(
+        "https://api.example.com/platformservice/discover",
+        "sip:helpdesk@contoso.com",
+    )
+    .build()
+    .unwrap()
+    .into_shared();
+    let trusted = std::sync::Arc::new(config.trusted_hosts().clone());
+    let url = url::Url::parse(&format!("{BASE}/x")).unwrap();
+    let call = match kind {
+        ChatCallKind::TerminateMeeting => ta_protocol::chat::ChatCall::terminate_meeting(url),
+        _ => ta_protocol::chat::ChatCall::stop_messaging(url),
+    };
+    let mut flow = Flow::chat_call(
+        config,
+        trusted,
+        call,
+        Some(ta_protocol::AccessToken::new("t")),
+        Box::new(ta_protocol::SeededEntropy::new(1)),
+    );
+    let now = Instant::now();
+    let Some(ta_protocol::Output::Transmit(t)) = flow.poll_output(now) else {
+        panic!()
+    };
+    let response = http::Response::builder()
+        .status(201)
+        .body(Bytes::new())
+        .unwrap();
+    flow.handle_response(t.id(), response, now).unwrap();
+    match flow.poll_output(now) {
+        Some(ta_protocol::Output::Done(Ok(answer))) => answer,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn refusal(_kind: ChatCallKind) -> ta_protocol::Error {
+    ta_protocol::Error::Internal("refused by the test")
+}
+
+const WHOLE_FLOW: [ChatCallKind; 7] = [
+    ChatCallKind::StartAdhocMeeting,
+    ChatCallKind::AcceptAndBridge,
+    ChatCallKind::AddMessaging,
+    ChatCallKind::AddBridgedParticipant,
+    ChatCallKind::SendMessage,
+    ChatCallKind::AddParticipant,
+    ChatCallKind::TerminateMeeting,
+];
+
+#[test]
+fn a_whole_chat_in_both_namespaces() {
+    for ns in ["service:", "ms:rtc:saas:"] {
+        let mut run = Run::accept(ns, plan());
+        assert_eq!(run.kinds(), [ChatCallKind::StartAdhocMeeting]);
+        let body: Value = serde_json::from_slice(run.calls[0].2.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"subject": "Support chat", "operationId": "c1-m", "callbackContext": "c1"})
+        );
+        for cb in meeting_started(ns, "c1-m") {
+            run.deliver(&cb);
+        }
+        assert_eq!(
+            run.kinds()[1..],
+            [ChatCallKind::AcceptAndBridge, ChatCallKind::AddMessaging]
+        );
+        let accept: Value = serde_json::from_slice(run.calls[1].2.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            accept["onlineMeetingUri"],
+            "sip:meet@contoso.com;gruu;opaque=app:conf:focus:id:X"
+        );
+        assert_eq!(accept["localUserDisplayName"], "Help Desk");
+        assert_eq!(run.bridge.phase(), Phase::Starting);
+        run.deliver(&bridged(ns));
+        assert_eq!(run.bridge.phase(), Phase::Bridged);
+        assert_eq!(run.kinds()[3..], WHOLE_FLOW[3..6]);
+        let bridged_body: Value = serde_json::from_slice(run.calls[3].2.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            bridged_body,
+            json!({"displayName": "Anna (Support)", "participantUri": "sip:anna@contoso.com", "messageFilterState": "Disabled"})
+        );
+        let (_, url, body, content_type) = &run.calls[4];
+        assert!(url.ends_with("&operationId=c1-w"), "{url}");
+        assert_eq!(*content_type, "text/plain; charset=utf-8");
+        assert_eq!(
+            body.as_ref().unwrap(),
+            "Welcome! An agent will be with you shortly."
+        );
+        let invite: Value = serde_json::from_slice(run.calls[5].2.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            invite,
+            json!({"to": "sip:anna@contoso.com", "operationId": "c1-a0"})
+        );
+
+        run.wait(Duration::from_secs(3));
+        run.deliver(&agent_event(ns, "added"));
+        assert_eq!(run.bridge.phase(), Phase::Active);
+        assert!(run.notices.contains(&Notice::AgentJoined {
+            uri: "sip:anna@contoso.com".into(),
+            after: Duration::from_secs(3)
+        }));
+        // Each message counted once, whether started, completed or both.
+        run.deliver(&message(ns, 1, "sip:anna@contoso.com", "started"));
+        run.deliver(&message(ns, 1, "sip:anna@contoso.com", "completed"));
+        run.deliver(&message(ns, 2, "sip:77@anonymous.invalid", "completed"));
+        let froms: Vec<MessageFrom> = run
+            .notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Message { from } => Some(*from),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            froms,
+            [
+                MessageFrom::Service,
+                MessageFrom::Agent,
+                MessageFrom::Visitor
+            ]
+        );
+        // Past the join timeout nothing happens: the agent is there.
+        run.wait(Duration::from_secs(60));
+        assert_eq!(run.calls.len(), 6);
+
+        run.deliver(&visitor_left(ns));
+        assert_eq!(
+            run.kinds(),
+            WHOLE_FLOW,
+            "the visitor's messaging is not stopped: it is gone"
+        );
+        assert_eq!(run.ended(), Some(&EndedBy::Visitor));
+        assert!(run.bridge.is_ended());
+        assert_eq!(run.bridge.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn duplicated_and_reordered_callbacks_make_each_call_once() {
+    let mut run = Run::accept("service:", plan());
+    let mut script = meeting_started("service:", "c1-m");
+    script.push(bridged("service:"));
+    script.reverse();
+    for cb in script.iter().chain(script.iter()) {
+        run.deliver(cb);
+    }
+    run.deliver(&invitation("service:"));
+    run.deliver(&agent_event("service:", "added"));
+    run.deliver(&agent_event("service:", "added"));
+    let mut kinds = run.kinds();
+    kinds.sort_by_key(|k| k.label());
+    let mut expected = WHOLE_FLOW[..6].to_vec();
+    expected.sort_by_key(|k| k.label());
+    assert_eq!(kinds, expected);
+    assert_eq!(
+        run.notices
+            .iter()
+            .filter(|n| matches!(n, Notice::AgentJoined { .. }))
+            .count(),
+        1
+    );
+    // The welcome still waited for the bridge.
+    let send = run
+        .kinds()
+        .iter()
+        .position(|k| *k == ChatCallKind::SendMessage)
+        .unwrap();
+    let accept = run
+        .kinds()
+        .iter()
+        .position(|k| *k == ChatCallKind::AcceptAndBridge)
+        .unwrap();
+    assert!(accept < send);
+}
+
+#[test]
+fn no_agent_joins_in_time() {
+    let mut run = Run::accept("service:", plan());
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    run.deliver(&bridged("service:"));
+    run.wait(Duration::from_secs(19));
+    assert!(run.ended().is_none());
+    run.wait(Duration::from_secs(2));
+    assert_eq!(
+        run.kinds()[6..],
+        [
+            ChatCallKind::SendMessage,
+            ChatCallKind::StopMessaging,
+            ChatCallKind::TerminateMeeting
+        ]
+    );
+    assert_eq!(
+        run.calls[6].2.as_ref().unwrap(),
+        "Sorry, no agent is available right now. Please try again later."
+    );
+    assert_eq!(run.ended(), Some(&EndedBy::NoAgent));
+    // A late agent changes nothing.
+    run.deliver(&agent_event("service:", "added"));
+    assert_eq!(run.calls.len(), 9);
+}
+
+#[test]
+fn an_empty_plan_says_so_and_ends() {
+    let mut run = Run::accept("service:", Plan::new(Vec::new()).with_welcome(None));
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    run.deliver(&bridged("service:"));
+    assert_eq!(
+        run.kinds(),
+        [
+            ChatCallKind::StartAdhocMeeting,
+            ChatCallKind::AcceptAndBridge,
+            ChatCallKind::AddMessaging,
+            ChatCallKind::SendMessage,
+            ChatCallKind::StopMessaging,
+            ChatCallKind::TerminateMeeting,
+        ]
+    );
+    assert_eq!(run.ended(), Some(&EndedBy::NoAgent));
+}
+
+#[test]
+fn the_meeting_never_starts() {
+    let mut run = Run::accept("service:", plan());
+    run.wait(Duration::from_secs(29));
+    assert!(run.ended().is_none());
+    run.wait(Duration::from_secs(2));
+    // Not accepted: the invitation is declined. The meeting's link never
+    // came: the ending waits for it, then gives up.
+    assert_eq!(
+        run.kinds(),
+        [ChatCallKind::StartAdhocMeeting, ChatCallKind::Decline]
+    );
+    assert_eq!(run.bridge.phase(), Phase::Ending);
+    // The link arrives late: the meeting is ended after all.
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    assert_eq!(run.kinds()[2..], [ChatCallKind::TerminateMeeting]);
+    assert!(matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("did not start")));
+}
+
+#[test]
+fn the_ending_gives_up_on_a_terminate_link_that_never_comes() {
+    let mut run = Run::accept("service:", plan());
+    run.wait(Duration::from_secs(31));
+    assert!(run.ended().is_none());
+    run.wait(Duration::from_secs(31));
+    assert!(matches!(run.ended(), Some(EndedBy::Failure(_))));
+    assert!(run.bridge.is_ended());
+}
+
+#[test]
+fn a_failed_call_ends_the_chat_cleanly() {
+    let mut run = Run::accept("service:", plan());
+    let mut script = meeting_started("service:", "c1-m");
+    run.bridge.handle_callback(&script.remove(0), run.now);
+    run.bridge.handle_callback(&script.remove(0), run.now);
+    run.settle_with(|kind| kind != ChatCallKind::AcceptAndBridge);
+    assert_eq!(
+        run.kinds(),
+        [
+            ChatCallKind::StartAdhocMeeting,
+            ChatCallKind::AcceptAndBridge,
+            ChatCallKind::TerminateMeeting
+        ]
+    );
+    assert!(run.notices.iter().any(|n| matches!(
+        n,
+        Notice::CallFailed {
+            kind: ChatCallKind::AcceptAndBridge,
+            ..
+        }
+    )));
+    assert!(matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("acceptAndBridge")));
+}
+
+#[test]
+fn the_agent_leaves_and_the_service_shuts_down() {
+    let mut run = Run::accept("service:", plan());
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    run.deliver(&bridged("service:"));
+    run.deliver(&agent_event("service:", "added"));
+    run.deliver(&agent_event("service:", "deleted"));
+    assert_eq!(
+        run.kinds()[6..],
+        [ChatCallKind::StopMessaging, ChatCallKind::TerminateMeeting]
+    );
+    assert_eq!(run.ended(), Some(&EndedBy::Agent));
+
+    let mut run = Run::accept("service:", plan());
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    run.deliver(&bridged("service:"));
+    run.bridge.shut_down(run.now);
+    run.settle();
+    assert_eq!(
+        run.kinds()[6..],
+        [ChatCallKind::StopMessaging, ChatCallKind::TerminateMeeting]
+    );
+    assert_eq!(run.ended(), Some(&EndedBy::Service));
+    // Shutting down twice, or a late callback, sends nothing more.
+    run.bridge.shut_down(run.now);
+    run.deliver(&visitor_left("service:"));
+    assert_eq!(run.calls.len(), 8);
+}
+
+#[test]
+fn a_declined_chat() {
+    let now = Instant::now();
+    let chat = invitation("service:").invitation().unwrap().clone();
+    let mut bridge = Bridge::decline(chat_id(), chat, now);
+    let (id, call) = bridge.poll_call().unwrap();
+    assert_eq!(call.kind(), ChatCallKind::Decline);
+    assert!(call.url().path().ends_with("/decline"));
+    bridge.handle_answer(id, Ok(answer(ChatCallKind::Decline)), now);
+    assert!(bridge.poll_call().is_none());
+    assert!(matches!(
+        bridge.poll_notice(),
+        Some(Notice::Ended {
+            by: EndedBy::Declined,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn callbacks_that_cannot_be_used() {
+    let no_base = br#"{"sender":[{"rel":"service:communication","href":"/c","events":[{"link":{"rel":"service:conversation","href":"/x"},"type":"deleted"}]}]}"#;
+    assert!(matches!(
+        read_callback(no_base),
+        Err(ta_protocol::chat::CallbackError::BaseUri(_))
+    ));
+    let beat =
+        read_callback(br#"{"_links":{"self":{"href":"/eventsservice"}},"sender":[]}"#).unwrap();
+    assert!(beat.is_heartbeat());
+    let partial = json!({"sender": [{"rel": "service:communication", "href": "/c", "events": [
+        {"link": {"rel": "service:messagingInvitation", "href": "/inv"}, "type": "started",
+         "_embedded": {"service:messagingInvitation": {"direction": "Incoming", "_links": {"service:conversation": {"href": "/p2p"}}}}}]}],
+        "baseuri": BASE});
+    let cb = read_callback(partial.to_string().as_bytes()).unwrap();
+    assert!(cb.invitation().is_none());
+    assert!(matches!(cb.facts[0], Fact::Other { .. }));
+    assert!(
+        cb.problems.iter().any(|p| p.contains("acceptAndBridge")),
+        "{:?}",
+        cb.problems
+    );
+    assert!(read_callback(b"not json").is_err());
+    assert!(ChatId::new("c".repeat(33)).is_err());
+    assert!(ChatId::new("a b").is_err());
+}
