@@ -40,8 +40,8 @@ pub use chat::{
     ConversationState, Direction, EventType, InvitationState, MAX_CALLBACK_URL_CHARS,
     MAX_OPERATION_ID_CHARS, MAX_SUBJECT_CHARS, Message, MessageFilterState, Messaging,
     MessagingInvitation, ModalityState, OnlineMeeting, OnlineMeetingInvitation, OperationStatus,
-    Participant, ParticipantInvitation, StartAdhocMeetingInput, StartMessagingInput,
-    UcwaApplication,
+    PLATFORM_APP_ID, Participant, ParticipantInvitation, StartAdhocMeetingInput,
+    StartMessagingInput, UcwaApplication,
 };
 pub use data_uri::{DataUri, DataUriError};
 pub use events::{Event, EventLink, Events, Sender};

@@ -34,6 +34,7 @@ mod config;
 pub mod conformance;
 mod faults;
 mod server;
+pub mod signing;
 mod stats;
 mod tls;
 mod tokens;

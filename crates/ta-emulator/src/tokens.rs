@@ -19,27 +19,23 @@ pub const DEV_CLIENT_CERTIFICATE_KEY: &str = include_str!("../keys/dev-client-ce
 pub(crate) struct Keys {
     /// Signs (ring: several times faster than the pure-Rust RSA that
     /// jsonwebtoken's `rust_crypto` backend would use).
-    signing: ring::signature::RsaKeyPair,
+    signing: crate::signing::SigningKey,
     /// Verifies, with jsonwebtoken's validation.
     decoding: DecodingKey,
-    /// base64url SHA-1 "thumbprint" of the signing key's public part, sent as
-    /// `x5t` like the real service did.
-    x5t: String,
 }
 
 static KEYS: LazyLock<Result<Keys, String>> = LazyLock::new(|| {
-    let der = pem_body(DEV_TOKEN_SIGNING_KEY).ok_or("development signing key is not PEM")?;
-    let signing = ring::signature::RsaKeyPair::from_pkcs8(&der)
+    let signing = crate::signing::SigningKey::from_pkcs8_pem(DEV_TOKEN_SIGNING_KEY)
         .map_err(|e| format!("development signing key: {e}"))?;
-    let public = ring::signature::KeyPair::public_key(&signing)
+    let der = pem_body(DEV_TOKEN_SIGNING_KEY).ok_or("development signing key is not PEM")?;
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der)
+        .map_err(|e| format!("development signing key: {e}"))?;
+    let public = ring::signature::KeyPair::public_key(&pair)
         .as_ref()
         .to_vec();
-    let decoding = DecodingKey::from_rsa_der(&public);
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &public);
     Ok(Keys {
         signing,
-        decoding,
-        x5t: URL_SAFE_NO_PAD.encode(digest.as_ref()),
+        decoding: DecodingKey::from_rsa_der(&public),
     })
 });
 
@@ -89,27 +85,9 @@ pub(crate) struct PsatClaims {
 }
 
 impl Keys {
-    /// An RS256 JWT (`typ` JWT, `x5t` of the key) over `claims`.
+    /// An RS256 JWT (`typ` JWT, `x5t` and `kid` of the key) over `claims`.
     pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
-        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5t": self.x5t});
-        let claims = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
-        let mut jwt = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims)
-        );
-        let mut signature = vec![0; self.signing.public().modulus_len()];
-        self.signing
-            .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                jwt.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|e| format!("signing: {e}"))?;
-        jwt.push('.');
-        jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
-        Ok(jwt)
+        self.signing.sign_jwt(claims)
     }
 
     /// Checks the signature and the shape; times are checked by the caller

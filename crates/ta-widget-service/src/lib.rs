@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod callback;
 mod metrics;
 pub mod server;
 mod service;

@@ -25,6 +25,11 @@ pub use states::{
     OperationStatus,
 };
 
+/// The application id (`appid` claim) of the platform's callback tokens:
+/// Skype for Business Online, as the SDK's
+/// `SkypeForBusinessApplicationClientId`.
+pub const PLATFORM_APP_ID: &str = "00000004-0000-0ff1-ce00-000000000000";
+
 resource_wrapper!(
     /// The widget's anonymous UCWA application, as `anonApplications`
     /// answers it: its events link and its communication resource (with
