@@ -299,6 +299,11 @@ impl Bootstrapper {
         self.inner.clock.as_ref()
     }
 
+    /// The observer, if one was given.
+    pub fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.inner.observer.as_ref()
+    }
+
     /// The token provider.
     pub fn tokens(&self) -> &Arc<dyn TokenProvider> {
         &self.inner.tokens

@@ -47,6 +47,7 @@
 //! ```
 
 mod bootstrapper;
+pub mod chat;
 mod clock;
 mod credentials;
 mod driver;

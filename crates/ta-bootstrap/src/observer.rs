@@ -56,4 +56,11 @@ pub trait Observer: Send + Sync + Debug {
     fn minted(&self, elapsed: Duration) {
         let _ = elapsed;
     }
+
+    /// A chat run by a [`Switchboard`](crate::chat::Switchboard) moved on
+    /// (bridged, an agent joined or left, a message, a failed call, its
+    /// end).
+    fn chat(&self, notice: &ta_protocol::chat::Notice) {
+        let _ = notice;
+    }
 }

@@ -596,7 +596,11 @@ fn a_declined_chat() {
     let (id, call) = bridge.poll_call().unwrap();
     assert_eq!(call.kind(), ChatCallKind::Decline);
     assert!(call.url().path().ends_with("/decline"));
-    bridge.handle_answer(id, Ok(answer(ChatCallKind::Decline)), now);
+    bridge.handle_answer(
+        id,
+        Ok::<_, ta_protocol::Error>(answer(ChatCallKind::Decline)),
+        now,
+    );
     assert!(bridge.poll_call().is_none());
     assert!(matches!(
         bridge.poll_notice(),

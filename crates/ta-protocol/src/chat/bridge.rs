@@ -233,14 +233,15 @@ impl Bridge {
         Some((id, call))
     }
 
-    /// Hands in the outcome of the call `id` (the [`Flow::chat_call`]'s
-    /// result). An unknown id is ignored.
+    /// Hands in the outcome of the call `id`: the [`Flow::chat_call`]'s
+    /// result, or why it could not be made (any error that displays,
+    /// tokens masked). An unknown id is ignored.
     ///
     /// [`Flow::chat_call`]: crate::Flow::chat_call
-    pub fn handle_answer(
+    pub fn handle_answer<E: std::fmt::Display>(
         &mut self,
         id: CallId,
-        result: Result<ChatAnswer, crate::Error>,
+        result: Result<ChatAnswer, E>,
         now: Instant,
     ) {
         let Some((current, kind)) = self.in_flight else {
