@@ -176,6 +176,9 @@ pub struct EmulatorConfig {
     pub faults: Vec<FaultRule>,
     /// The seed of probabilistic faults.
     pub fault_seed: u64,
+    /// The chat: UCWA for the widget, the platform's callbacks to the SA,
+    /// the simulated agents.
+    pub chat: crate::ChatConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -203,6 +206,7 @@ impl Default for EmulatorConfig {
             widget_http: false,
             faults: Vec::new(),
             fault_seed: 0x7A_E4_u64,
+            chat: crate::ChatConfig::default(),
         }
     }
 }
@@ -274,6 +278,7 @@ impl EmulatorConfig {
         if self.aad_token_lifetime_secs == 0 || self.psat_lifetime_secs == 0 {
             return invalid("token lifetimes must be at least one second".to_owned());
         }
+        self.chat.validate().map_err(ConfigError::Invalid)?;
         for app in &self.applications {
             if app.client_id.is_empty() || app.application_id.is_empty() {
                 return invalid(

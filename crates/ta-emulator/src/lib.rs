@@ -29,6 +29,7 @@
 //! | GET | `/_emulator/stats` | counters (JSON) |
 
 mod app;
+mod chat_config;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -39,6 +40,7 @@ mod stats;
 mod tls;
 mod tokens;
 
+pub use chat_config::{AgentConfig, ChatConfig, DEFAULT_APP_ID_URI};
 pub use config::{
     AppConfig, ConfigError, DEFAULT_APPLICATION_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
     DEFAULT_ENDPOINT, DEFAULT_TENANT, DEFAULT_TENANT_ID, EmulatorConfig, EndpointConfig,

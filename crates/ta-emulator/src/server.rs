@@ -109,10 +109,17 @@ impl Emulator {
         } else {
             None
         };
+        let (callbacks, queue) = tokio::sync::mpsc::unbounded_channel();
         let state = Arc::new(State::new(
             config,
             addr.port(),
             widget_addr.map(|a| a.port()),
+            callbacks,
+        ));
+        tokio::spawn(crate::app::deliver_callbacks(
+            Arc::downgrade(&state),
+            tls.as_ref().map(|t| t.ca_pem.clone()),
+            queue,
         ));
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(
@@ -200,7 +207,7 @@ impl Emulator {
 
     /// The counters now.
     pub fn stats(&self) -> StatsSnapshot {
-        self.state.stats.snapshot()
+        self.state.snapshot()
     }
 
     /// Moves the emulator's clock forward (or back): token expiry is checked
@@ -208,6 +215,34 @@ impl Emulator {
     pub fn advance_clock(&self, by: Duration) {
         let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
         self.state.clock_offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Sets the SA's registered callback URL (http(s) on a loopback
+    /// address), where the first callback of each visitor's chat goes.
+    pub fn set_callback_url(&self, url: &str) -> Result<(), String> {
+        self.state.set_callback_url(Some(url))
+    }
+
+    /// Rotates the platform's callback signing key: callbacks are signed
+    /// with its second key from now on, which the keys document now lists
+    /// too.
+    pub fn rotate_callback_key(&self) {
+        self.state.rotate_callback_key();
+    }
+
+    /// The identity provider's keys document, which callback tokens check
+    /// against (`…/<tenant>/discovery/keys`).
+    pub fn callback_keys_url(&self) -> String {
+        format!(
+            "{}/{}/discovery/keys",
+            self.audience(),
+            self.state.config.tenant
+        )
+    }
+
+    /// The issuer of callback tokens: `https://sts.windows.net/<tenant id>/`.
+    pub fn callback_issuer(&self) -> String {
+        format!("https://sts.windows.net/{}/", self.state.config.tenant_id)
     }
 
     /// Adds a fault rule while running.

@@ -27,6 +27,18 @@ pub enum Route {
     Preflight,
     /// `GET /_emulator/stats`.
     Stats,
+    /// The widget's anonymous application: created, signed out.
+    UcwaApplication,
+    /// The widget's event channel.
+    UcwaEvents,
+    /// The widget's chat calls (start, send, typing, stop, leave).
+    UcwaMessaging,
+    /// The SA's chat calls.
+    ChatCall,
+    /// The identity provider's keys document.
+    Keys,
+    /// The emulator's controls (callback URL, key rotation).
+    Control,
     /// Anything else.
     NotFound,
 }
@@ -58,7 +70,7 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, chat: ChatStats) -> StatsSnapshot {
         let requests = self
             .requests
             .lock()
@@ -80,8 +92,45 @@ impl Stats {
             connections_accepted: self.connections_accepted.load(Ordering::Relaxed),
             tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
             faults_fired: faults,
+            chat,
         }
     }
+}
+
+/// The chat world's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatStats {
+    /// The SA's chat calls, in order (`startAdhocMeeting`, `acceptAndBridge`,
+    /// …).
+    pub calls: Vec<String>,
+    /// Callbacks the SA answered with a 2xx.
+    pub callbacks_delivered: u64,
+    /// Callbacks the SA answered with another status.
+    pub callbacks_refused: u64,
+    /// Callback deliveries that got no answer (or had nowhere to go).
+    pub callbacks_failed: u64,
+    /// Conversations (the visitors' and the meetings) started.
+    pub conversations_started: u64,
+    /// Conversations ended.
+    pub conversations_ended: u64,
+    /// Conversations open now.
+    pub conversations_open: u64,
+    /// Anonymous applications alive now.
+    pub applications: u64,
+    /// How each conversation ended (`visitor:stopped`, `meeting:terminated`,
+    /// …), in order.
+    pub ended: Vec<String>,
+    /// Messages the visitor was sent (the SA's and the agents').
+    pub messages_to_visitor: u64,
+    /// Messages the visitor sent.
+    pub messages_from_visitor: u64,
+    /// Typing notices the visitor sent.
+    pub visitor_typing: u64,
+    /// Messages to the visitor not fetched in time.
+    pub undelivered_messages: u64,
+    /// Agents who joined a meeting.
+    pub agents_joined: u64,
 }
 
 /// Requests of one route answered with one status.
@@ -113,6 +162,9 @@ pub struct StatsSnapshot {
     pub tls_handshakes: u64,
     /// Faults fired, by name.
     pub faults_fired: BTreeMap<String, u64>,
+    /// The chat world.
+    #[serde(default)]
+    pub chat: ChatStats,
 }
 
 impl StatsSnapshot {

@@ -33,4 +33,4 @@ pub mod server;
 mod service;
 
 pub use metrics::Metrics;
-pub use service::{RenewalHint, RenewalHintError, ServiceConfig, WidgetService};
+pub use service::{ChatEndpoint, RenewalHint, RenewalHintError, ServiceConfig, WidgetService};

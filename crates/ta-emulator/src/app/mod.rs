@@ -39,6 +39,7 @@ mod anonymous;
 mod applications;
 mod auth;
 mod capabilities;
+pub(crate) mod chat;
 mod discovery;
 mod injection;
 mod mint;
@@ -46,6 +47,7 @@ mod mint;
 use aad::aad_token;
 use applications::applications;
 use capabilities::application;
+pub(crate) use chat::deliver::run as deliver_callbacks;
 use discovery::discover;
 pub(crate) use injection::ConnectionKill;
 use injection::inject_faults;
@@ -84,6 +86,8 @@ pub(crate) struct State {
     token_seq: AtomicU64,
     /// Tokens numbered up to this are revoked.
     revoked_up_to: AtomicU64,
+    /// The chat world.
+    pub(in crate::app) chat: chat::world::World,
 }
 
 /// Entries forgotten once they expire (Unix seconds on the emulator's
@@ -131,8 +135,19 @@ impl<V> Expiring<V> {
 }
 
 impl State {
-    pub(crate) fn new(config: EmulatorConfig, port: u16, widget_port: Option<u16>) -> Self {
+    pub(crate) fn new(
+        config: EmulatorConfig,
+        port: u16,
+        widget_port: Option<u16>,
+        callbacks: tokio::sync::mpsc::UnboundedSender<chat::deliver::Outgoing>,
+    ) -> Self {
+        let callback_url = config
+            .chat
+            .callback_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
         Self {
+            chat: chat::world::World::new(callback_url, callbacks),
             faults: Faults::new(&config.faults, config.fault_seed),
             token_seq: AtomicU64::new(0),
             revoked_up_to: AtomicU64::new(0),
@@ -199,6 +214,26 @@ impl State {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         wall.saturating_add(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    /// The counters, the chat's included.
+    pub(crate) fn snapshot(&self) -> crate::StatsSnapshot {
+        self.stats.snapshot(self.chat.stats())
+    }
+
+    /// Sets where the SA's callbacks go (`None`: nowhere).
+    pub(crate) fn set_callback_url(&self, url: Option<&str>) -> Result<(), String> {
+        let url = url
+            .map(crate::chat_config::check_callback_url)
+            .transpose()?;
+        self.chat.set_callback_url(url);
+        Ok(())
+    }
+
+    /// Switches the platform's callback signing to its second key (and
+    /// publishes it).
+    pub(crate) fn rotate_callback_key(&self) {
+        self.chat.rotate_key();
     }
 
     fn now_u64(&self) -> u64 {
@@ -343,6 +378,115 @@ fn widget_cors(state: &Shared) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// The CORS rule of the widget's UCWA routes: origins a live token was
+/// minted for (a preflight carries no token; each request's own origin is
+/// checked against its token's).
+fn ucwa_cors(state: &Shared) -> CorsLayer {
+    let cors_state = Arc::clone(state);
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|o| cors_state.origin_was_minted(o))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+        .expose_headers([http::header::LOCATION])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// The widget's UCWA routes, served on both listeners.
+fn ucwa_routes(state: &Shared) -> Router<Shared> {
+    use chat::widget as w;
+    let base = "/ucwa/psanon/v1/applications";
+    Router::new()
+        .route(base, post(w::create_application))
+        .route(
+            &format!("{base}/{{app}}"),
+            axum::routing::delete(w::delete_application),
+        )
+        .route(&format!("{base}/{{app}}/events"), get(w::poll_events))
+        .route(
+            &format!("{base}/{{app}}/communication/messaginginvitations"),
+            post(w::start_messaging),
+        )
+        .route(
+            &format!("{base}/{{app}}/communication/conversations/{{conversation}}"),
+            axum::routing::delete(w::widget_leave),
+        )
+        .route(
+            &format!(
+                "{base}/{{app}}/communication/conversations/{{conversation}}/messaging/messages"
+            ),
+            post(w::widget_send),
+        )
+        .route(
+            &format!(
+                "{base}/{{app}}/communication/conversations/{{conversation}}/messaging/typing"
+            ),
+            post(w::widget_typing),
+        )
+        .route(
+            &format!(
+                "{base}/{{app}}/communication/conversations/{{conversation}}/messaging/terminate"
+            ),
+            post(w::widget_stop),
+        )
+        .layer(ucwa_cors(state))
+}
+
+/// The SA's chat calls, the identity provider's keys and the controls.
+fn platform_routes() -> Router<Shared> {
+    use chat::platform as p;
+    let base = "/platformservice/v1/applications/{id}/communication";
+    Router::new()
+        .route(
+            &format!("{base}/onlinemeetinginvitations/startadhocmeeting"),
+            post(p::start_adhoc_meeting),
+        )
+        .route(
+            &format!("{base}/messaginginvitations"),
+            post(p::messaging_invitations),
+        )
+        .route(
+            &format!("{base}/messaginginvitations/{{invitation}}/{{action}}"),
+            post(p::invitation_action),
+        )
+        .route(
+            &format!("{base}/participantinvitations"),
+            post(p::participant_invitations),
+        )
+        .route(
+            &format!("{base}/conversations/{{conversation}}/{{*rest}}"),
+            post(p::conversation_action),
+        )
+        .route("/{tenant}/discovery/keys", get(callback_keys))
+        .route("/{tenant}/discovery/v2.0/keys", get(callback_keys))
+        .route("/_emulator/callback-url", post(set_callback_url))
+        .route("/_emulator/rotate-callback-key", post(rotate_callback_key))
+}
+
+async fn callback_keys(AxState(state): AxState<Shared>) -> Response {
+    tagged(
+        Route::Keys,
+        axum::Json(state.callback_keys()).into_response(),
+    )
+}
+
+async fn set_callback_url(AxState(state): AxState<Shared>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let answer = match state.set_callback_url((!text.is_empty()).then_some(text.as_str())) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(message) => state.error(StatusCode::BAD_REQUEST, "BadRequest", None, &message),
+    };
+    tagged(Route::Control, answer)
+}
+
+async fn rotate_callback_key(AxState(state): AxState<Shared>) -> Response {
+    state.rotate_callback_key();
+    tagged(Route::Control, StatusCode::NO_CONTENT.into_response())
+}
+
 /// The fault injection and the request counting every route goes through.
 fn with_common_layers(router: Router<Shared>, state: Shared) -> Router {
     router
@@ -370,7 +514,9 @@ pub(crate) fn router(state: Shared) -> Router {
             "/platformservice/v1/applications/{id}/anonapplicationtokens",
             post(mint),
         )
-        .route("/_emulator/stats", get(stats));
+        .route("/_emulator/stats", get(stats))
+        .merge(ucwa_routes(&state))
+        .merge(platform_routes());
     with_common_layers(routes, state)
 }
 
@@ -384,7 +530,8 @@ pub(crate) fn widget_router(state: Shared) -> Router {
             get(discovery::widget_discover).layer(widget_cors(&state)),
         )
         // The counters, for tests that drive a browser (no CA needed).
-        .route("/_emulator/stats", get(stats));
+        .route("/_emulator/stats", get(stats))
+        .merge(ucwa_routes(&state));
     with_common_layers(routes, state)
 }
 
@@ -446,10 +593,7 @@ async fn not_found(AxState(state): AxState<Shared>, method: Method, uri: Uri) ->
 }
 
 async fn stats(AxState(state): AxState<Shared>) -> Response {
-    tagged(
-        Route::Stats,
-        axum::Json(state.stats.snapshot()).into_response(),
-    )
+    tagged(Route::Stats, axum::Json(state.snapshot()).into_response())
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ use tracing::{debug, info, warn};
 use crate::metrics::{LimitLabels, Metrics};
 
 mod answers;
+mod callback;
 mod client_js;
 mod forwarded;
 mod handler;
@@ -52,6 +53,7 @@ mod renewal;
 use answers::{
     TokenAnswer, error, mint_failed, no_store_json, request_id_of, too_many, upstream_answer,
 };
+pub use callback::ChatEndpoint;
 use forwarded::{client_address, rate_key};
 use handler::widget_token;
 use readiness::{FAILURE_HOLD, Readiness, healthz, metrics, readyz};
@@ -121,6 +123,8 @@ struct Shared {
     upstream_deadline: Duration,
     renewal: RenewalHint,
     metrics: Arc<Metrics>,
+    /// The chat, when the service runs one.
+    chat: std::sync::OnceLock<ChatEndpoint>,
 }
 
 impl Shared {
@@ -170,6 +174,7 @@ impl WidgetService {
                 upstream_deadline: config.upstream_deadline,
                 renewal: config.renewal,
                 metrics,
+                chat: std::sync::OnceLock::new(),
             }),
             config,
         }
@@ -183,10 +188,54 @@ impl WidgetService {
         Origin::parse_all(origins.iter().map(String::as_str), policy)
     }
 
+    /// Runs the chat too: `GET`/`POST /v1/callback` take the platform's
+    /// callbacks (authenticated by the endpoint's verifier) for its
+    /// switchboard. Set once, before [`router`](Self::router).
+    pub fn with_chat(self, chat: ChatEndpoint) -> Self {
+        let _ = self.shared.chat.set(chat);
+        self
+    }
+
+    /// The chat's switchboard, if the service runs one.
+    pub fn switchboard(&self) -> Option<&ta_bootstrap::chat::Switchboard> {
+        self.shared.chat.get().map(|c| &c.switchboard)
+    }
+
     /// The HTTP routes with their layers.
     pub fn router(&self) -> Router {
+        let browser = self.layered(
+            Router::new()
+                .route("/v1/widget-token", post(widget_token))
+                .route("/v1/client.js", get(client_js::client_js))
+                .route("/healthz", get(healthz))
+                .route("/readyz", get(readyz))
+                .route("/metrics", get(metrics))
+                .with_state(Arc::clone(&self.shared)),
+            Some(self.cors()),
+            self.config.max_body_bytes,
+        );
+        match self.shared.chat.get() {
+            // Not a browser's route: no CORS, and a body of a callback's
+            // size.
+            Some(chat) => browser.merge(
+                self.layered(
+                    Router::new()
+                        .route(
+                            "/v1/callback",
+                            post(callback::callback).get(callback::callback_check),
+                        )
+                        .with_state(Arc::clone(&self.shared)),
+                    None,
+                    chat.max_body_bytes,
+                ),
+            ),
+            None => browser,
+        }
+    }
+
+    fn cors(&self) -> CorsLayer {
         let shared = Arc::clone(&self.shared);
-        let cors = CorsLayer::new()
+        CorsLayer::new()
             .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
                 shared
                     .allowlist()
@@ -200,14 +249,13 @@ impl WidgetService {
                 header::ETAG,
                 header::HeaderName::from_static("x-request-id"),
             ])
-            .max_age(Duration::from_secs(600));
-        Router::new()
-            .route("/v1/widget-token", post(widget_token))
-            .route("/v1/client.js", get(client_js::client_js))
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
-            .with_state(Arc::clone(&self.shared))
+            .max_age(Duration::from_secs(600))
+    }
+
+    /// `routes` under the service's layers: request ids, tracing, counting,
+    /// `cors` if given, the deadline and a `body_limit`.
+    fn layered(&self, routes: Router, cors: Option<CorsLayer>, body_limit: usize) -> Router {
+        routes
             // One stack of layers, outermost first, applied once: each
             // `Router::layer` boxes its layer again, an allocation and a
             // clone per layer and request. CORS and counting sit outside
@@ -245,10 +293,10 @@ impl WidgetService {
                             .on_failure(()),
                     )
                     .layer(middleware::CountLayer(Arc::clone(&self.shared.metrics)))
-                    .layer(cors)
+                    .option_layer(cors)
                     .layer(middleware::DeadlineLayer(self.config.request_timeout))
                     .map_response(IntoResponse::into_response)
-                    .layer(RequestBodyLimitLayer::new(self.config.max_body_bytes)),
+                    .layer(RequestBodyLimitLayer::new(body_limit)),
             )
     }
 

@@ -11,6 +11,10 @@ use prometheus_client::registry::Registry;
 use ta_bootstrap::{CacheKind, Observer};
 use ta_protocol::Step;
 
+mod chat;
+
+pub(crate) use chat::{ChatMetrics, Outcome as ChatOutcome, Reason as RefusalReason};
+
 /// A request of the service, by route and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RouteLabels {
@@ -59,6 +63,7 @@ pub struct Metrics {
     pub(crate) cache: Family<CacheLabels, Counter>,
     pub(crate) rate_limited: Family<LimitLabels, Counter>,
     pub(crate) mint_seconds: Histogram,
+    pub(crate) chat: ChatMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,7 +125,9 @@ impl Metrics {
             "Time to mint a widget token, upstream included (successful mints)",
             mint_seconds.clone(),
         );
+        let chat = ChatMetrics::new(&mut registry);
         Self {
+            chat,
             registry: Mutex::new(registry),
             requests,
             tokens_served,
@@ -171,5 +178,9 @@ impl Observer for Metrics {
 
     fn minted(&self, elapsed: Duration) {
         self.mint_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    fn chat(&self, notice: &ta_protocol::chat::Notice) {
+        self.chat.notice(notice);
     }
 }

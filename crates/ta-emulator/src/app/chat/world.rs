@@ -1,0 +1,165 @@
+//! The emulated chat world: the widgets' anonymous applications, the
+//! conversations (the visitor's peer-to-peer one, the SA's meeting), and
+//! the bookkeeping tests read.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hal_model::{Event, EventLink, EventType, Rel, Resource, Sender};
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::channel::Channel;
+use super::deliver::Outgoing;
+use crate::stats::ChatStats;
+
+/// A widget's anonymous UCWA application.
+#[derive(Debug)]
+pub(in crate::app) struct UcwaApp {
+    pub(super) id: String,
+    /// The psat session it was created with (`asi`): only that session's
+    /// token is accepted on it.
+    pub(super) session: String,
+    /// The endpoint the token was minted for (`aeu`).
+    pub(super) endpoint: String,
+    /// The origins the token allows.
+    pub(super) origins: Vec<String>,
+    pub(super) display_name: String,
+    pub(super) visitor_uri: String,
+    pub(super) channel: Channel,
+}
+
+/// Where a conversation's callbacks go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Target {
+    pub(super) url: Url,
+    pub(super) context: Option<String>,
+}
+
+/// A conversation: the visitor's (`p2p`, with `app`) or the SA's meeting.
+#[derive(Debug, Default)]
+pub(super) struct Conversation {
+    pub(super) id: String,
+    /// The widget's application (the visitor's conversation).
+    pub(super) app: Option<String>,
+    /// The visitor's invitation.
+    pub(super) invitation: Option<String>,
+    pub(super) accepted: bool,
+    pub(super) ended: bool,
+    /// The visitor's conversation: the meeting it is bridged into.
+    pub(super) meeting: Option<String>,
+    /// The meeting: the visitor's conversation bridged into it.
+    pub(super) bridged_from: Option<String>,
+    /// The meeting: its URI.
+    pub(super) meeting_uri: Option<String>,
+    /// The visitor's conversation: the help desk's name, and the bridged
+    /// participants' names by URI.
+    pub(super) helpdesk_name: Option<String>,
+    pub(super) bridged: HashMap<String, String>,
+    /// The meeting: agents invited (by URI: joined yet?).
+    pub(super) agents: HashMap<String, bool>,
+    /// The meeting: whether the SA added its messaging.
+    pub(super) sa_messaging: bool,
+    /// Where its callbacks go (none known yet: the default URL).
+    pub(super) target: Option<Target>,
+    pub(super) next_message: u64,
+    /// Agents' answer counters, by agent URI.
+    pub(super) answered: HashMap<String, usize>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Inner {
+    pub(super) apps: HashMap<String, Arc<UcwaApp>>,
+    pub(super) conversations: HashMap<String, Conversation>,
+}
+
+/// The chat world of one emulator.
+#[derive(Debug)]
+pub(in crate::app) struct World {
+    pub(super) inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    /// Which of the platform's keys signs callbacks (0, or 1 after a
+    /// rotation).
+    pub(super) signing_key: AtomicUsize,
+    pub(super) callback_url: Mutex<Option<Url>>,
+    pub(super) outgoing: mpsc::UnboundedSender<Outgoing>,
+    pub(super) stats: Mutex<ChatStats>,
+}
+
+impl World {
+    pub(in crate::app) fn new(
+        callback_url: Option<Url>,
+        outgoing: mpsc::UnboundedSender<Outgoing>,
+    ) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            next_id: AtomicU64::new(1),
+            signing_key: AtomicUsize::new(0),
+            callback_url: Mutex::new(callback_url),
+            outgoing,
+            stats: Mutex::new(ChatStats::default()),
+        }
+    }
+
+    /// A fresh id, `prefix` then a number.
+    pub(super) fn fresh_id(&self, prefix: &str) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}{n}")
+    }
+
+    pub(super) fn stat(&self, update: impl FnOnce(&mut ChatStats)) {
+        if let Ok(mut stats) = self.stats.lock() {
+            update(&mut stats);
+        }
+    }
+
+    /// Records one of the SA's calls, in order.
+    pub(super) fn log_call(&self, call: &str) {
+        self.stat(|s| s.calls.push(call.to_owned()));
+    }
+
+    pub(in crate::app) fn stats(&self) -> ChatStats {
+        let mut stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        if let Ok(inner) = self.inner.lock() {
+            stats.conversations_open =
+                inner.conversations.values().filter(|c| !c.ended).count() as u64;
+            stats.applications = inner.apps.len() as u64;
+        }
+        stats
+    }
+
+    pub(super) fn app(&self, id: &str) -> Option<Arc<UcwaApp>> {
+        self.inner.lock().ok()?.apps.get(id).cloned()
+    }
+
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Option<T> {
+        self.inner.lock().ok().map(|mut inner| f(&mut inner))
+    }
+
+    /// Sets where the SA's callbacks go.
+    pub(in crate::app) fn set_callback_url(&self, url: Option<Url>) {
+        if let Ok(mut slot) = self.callback_url.lock() {
+            *slot = url;
+        }
+    }
+
+    /// Switches callback signing to the other key.
+    pub(in crate::app) fn rotate_key(&self) {
+        self.signing_key.store(1, Ordering::Relaxed);
+    }
+}
+
+/// One event (builder shorthand).
+pub(super) fn event(rel: Rel, href: &str, kind: EventType, target: Option<Resource>) -> Event {
+    let event = Event::new(EventLink::new(rel, href), kind);
+    match target {
+        Some(resource) => event.with_target(resource),
+        None => event,
+    }
+}
+
+/// One sender group.
+pub(super) fn group(rel: Rel, href: &str, events: Vec<Event>) -> Sender {
+    Sender::new(rel, href, events)
+}

@@ -1,0 +1,96 @@
+//! The chat end to end over real HTTP: the widget (played here) against the
+//! emulator's UCWA, the platform calling the service back, the service's
+//! switchboard bridging the chat to a simulated agent.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+#[path = "chat/rig.rs"]
+mod rig;
+
+use std::time::Duration;
+
+use rig::*;
+
+const WHOLE_FLOW: [&str; 7] = [
+    "startAdhocMeeting",
+    "acceptAndBridge",
+    "addMessaging",
+    "bridgedParticipants",
+    "sendMessage",
+    "addParticipant",
+    "terminateOnlineMeeting",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_chat_with_a_scripted_agent() {
+    let rig = Rig::start(quick_chat()).await;
+    let mut widget = rig.widget().await;
+    let app = widget.sign_in().await;
+    assert_eq!(widget.start_chat(&app).await, 201);
+    let secs = Duration::from_secs(10);
+    widget
+        .poll_until(secs, |e| {
+            e["link"]["rel"] == "messagingInvitation" && e["status"] == "Success"
+        })
+        .await;
+    let welcome = widget
+        .poll_until(secs, |e| {
+            is_message(e, "Welcome! An agent will be with you shortly.")
+        })
+        .await;
+    assert_eq!(
+        welcome["_embedded"]["message"]["_links"]["participant"]["title"],
+        "Help Desk"
+    );
+    // The agent joins; the visitor writes; the agent types, then answers.
+    rig.until(secs, |s| s.chat.agents_joined == 1).await;
+    assert_eq!(widget.say("Where is my order?").await, 201);
+    assert_eq!(widget.post("setIsTyping").await, 204);
+    let typing = widget
+        .poll_until(secs, |e| {
+            e["in"]["rel"] == "typingParticipants" && e["type"] == "added"
+        })
+        .await;
+    assert_eq!(typing["link"]["title"], "Anna (Support)");
+    let answer = widget
+        .poll_until(secs, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
+        .await;
+    assert_eq!(
+        answer["_embedded"]["message"]["_links"]["participant"]["title"],
+        "Anna (Support)"
+    );
+    // The visitor ends the chat.
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    widget
+        .poll_until(secs, |e| {
+            e["link"]["rel"] == "conversation" && e["type"] == "deleted"
+        })
+        .await;
+
+    let stats = rig.until(secs, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(
+        stats.chat.calls, WHOLE_FLOW,
+        "the SA's requests upstream, in order"
+    );
+    assert_eq!(stats.chat.conversations_open, 0, "{:?}", stats.chat);
+    assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+    assert_eq!(stats.chat.callbacks_refused, 0);
+    assert_eq!(rig.open_chats_become(0, secs).await, 0);
+    let metrics = rig.metrics_text();
+    for line in [
+        "ta_chats_started_total 1",
+        "ta_chats_bridged_total 1",
+        "ta_chats_ended_total{by=\"visitor\"} 1",
+        "ta_chat_messages_total{from=\"service\"} 1",
+        "ta_chat_messages_total{from=\"visitor\"} 1",
+        "ta_chat_messages_total{from=\"agent\"} 1",
+        "ta_chat_agent_join_seconds_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
