@@ -101,8 +101,8 @@ impl Stats {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ChatStats {
-    /// The SA's chat calls, in order (`startAdhocMeeting`, `acceptAndBridge`,
-    /// …).
+    /// The SA's chat calls the platform accepted, in order
+    /// (`startAdhocMeeting`, `acceptAndBridge`, …).
     pub calls: Vec<String>,
     /// Callbacks the SA answered with a 2xx.
     pub callbacks_delivered: u64,

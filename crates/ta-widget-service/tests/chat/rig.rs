@@ -52,18 +52,20 @@ pub fn plan() -> Plan {
 
 impl Rig {
     pub async fn start(chat: ChatConfig) -> Self {
-        Self::start_with(chat, |c| c, plan()).await
-    }
-
-    pub async fn start_with(
-        chat: ChatConfig,
-        auth: impl FnOnce(CallbackAuth) -> CallbackAuth,
-        plan: Plan,
-    ) -> Self {
         let config = EmulatorConfig {
             chat,
             ..EmulatorConfig::default()
         };
+        Self::start_with(config, |c| c, plan()).await
+    }
+
+    /// An emulator with `config`; the service's callback expectations the
+    /// emulator's defaults, changed by `auth`; chats routed by `plan`.
+    pub async fn start_with(
+        config: EmulatorConfig,
+        auth: impl FnOnce(CallbackAuth) -> CallbackAuth,
+        plan: Plan,
+    ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let setup = setup_observed(config, Arc::clone(&metrics) as _).await;
         let switchboard = Switchboard::new(

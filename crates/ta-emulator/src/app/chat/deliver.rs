@@ -68,32 +68,34 @@ pub(crate) async fn run(
     let ack = AtomicU64::new(1);
     let mut held: Option<Outgoing> = None;
     loop {
-        let reorder = state
-            .upgrade()
-            .is_some_and(|s| s.config.chat.reorder_callbacks);
-        let next = if held.is_some() {
-            match tokio::time::timeout(Duration::from_millis(200), queue.recv()).await {
-                Ok(next) => next,
-                Err(_) => held.take(),
+        if let Some(earlier) = held.take() {
+            // Held for a reordering: the next one goes first, if it comes
+            // soon.
+            let next = tokio::time::timeout(Duration::from_millis(200), queue.recv()).await;
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            if let Ok(Some(later)) = &next {
+                state.stats.count_fault("callback_reordered");
+                deliver(&state, &client, &ack, later).await;
             }
-        } else {
-            queue.recv().await
-        };
-        let Some(item) = next else {
+            deliver(&state, &client, &ack, &earlier).await;
+            match next {
+                Ok(Some(_)) | Err(_) => continue,
+                Ok(None) => return,
+            }
+        }
+        let Some(item) = queue.recv().await else {
             return;
         };
         let Some(state) = state.upgrade() else {
             return;
         };
-        if reorder && !item.first && held.is_none() {
+        if state.config.chat.reorder_callbacks && !item.first {
             held = Some(item);
             continue;
         }
         deliver(&state, &client, &ack, &item).await;
-        if let Some(earlier) = held.take() {
-            state.stats.count_fault("callback_reordered");
-            deliver(&state, &client, &ack, &earlier).await;
-        }
     }
 }
 

@@ -1,0 +1,244 @@
+//! The chat under faults, each ending in a clear state on both sides: no
+//! conversation left open, no agent left in a dead meeting.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+#[path = "chat/rig.rs"]
+mod rig;
+
+use std::time::{Duration, Instant};
+
+use rig::*;
+use serde_json::json;
+use ta_emulator::EmulatorConfig;
+
+const SECS: Duration = Duration::from_secs(10);
+
+async fn bridged_chat(rig: &Rig) -> Widget {
+    let mut widget = rig.widget().await;
+    let app = widget.sign_in().await;
+    assert_eq!(widget.start_chat(&app).await, 201);
+    widget
+        .poll_until(SECS, |e| {
+            is_message(e, "Welcome! An agent will be with you shortly.")
+        })
+        .await;
+    widget
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_twice_out_of_order_and_late() {
+    let mut chat = quick_chat();
+    chat.duplicate_callbacks = true;
+    chat.reorder_callbacks = true;
+    chat.callback_delay_ms = 30;
+    let rig = Rig::start(chat).await;
+    let mut widget = rig.widget().await;
+    let app = widget.sign_in().await;
+    assert_eq!(widget.start_chat(&app).await, 201);
+    widget
+        .poll_until(SECS, |e| {
+            is_message(e, "Welcome! An agent will be with you shortly.")
+        })
+        .await;
+    rig.until(SECS, |s| s.chat.agents_joined == 1).await;
+    assert_eq!(widget.say("Hello?").await, 201);
+    widget
+        .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
+        .await;
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    let mut calls = stats.chat.calls.clone();
+    calls.sort();
+    let mut expected = vec![
+        "acceptAndBridge",
+        "addMessaging",
+        "addParticipant",
+        "bridgedParticipants",
+        "sendMessage",
+        "startAdhocMeeting",
+        "terminateOnlineMeeting",
+    ];
+    expected.sort_unstable();
+    assert_eq!(
+        calls, expected,
+        "each call once, whatever the order of the callbacks"
+    );
+    assert!(
+        stats
+            .faults_fired
+            .get("callback_duplicated")
+            .is_some_and(|n| *n > 5),
+        "{:?}",
+        stats.faults_fired
+    );
+    assert!(
+        stats.faults_fired.contains_key("callback_reordered"),
+        "{:?}",
+        stats.faults_fired
+    );
+    assert!(
+        rig.metrics_text()
+            .contains("ta_chat_callbacks_total{outcome=\"duplicate\"}")
+    );
+    assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_who_never_joins() {
+    let mut chat = quick_chat();
+    chat.agents[0].never_joins = true;
+    let rig = Rig::start(chat).await;
+    let mut widget = bridged_chat(&rig).await;
+    widget
+        .poll_until(SECS, |e| {
+            is_message(
+                e,
+                "Sorry, no agent is available right now. Please try again later.",
+            )
+        })
+        .await;
+    widget
+        .poll_until(SECS, |e| {
+            e["link"]["rel"] == "conversation" && e["type"] == "deleted"
+        })
+        .await;
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(
+        stats.chat.ended,
+        ["visitor:stopped_by_service", "meeting:terminated"]
+    );
+    assert_eq!(stats.chat.agents_joined, 0);
+    assert_eq!(rig.open_chats_become(0, SECS).await, 0);
+    assert!(
+        rig.metrics_text()
+            .contains("ta_chats_ended_total{by=\"no_agent\"} 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_vanishes_mid_chat() {
+    let rig = Rig::start(quick_chat()).await;
+    let widget = bridged_chat(&rig).await;
+    rig.until(SECS, |s| s.chat.agents_joined == 1).await;
+    assert_eq!(widget.say("brb").await, 201);
+    // No more polls: the agent's answer is never fetched, and the
+    // application expires.
+    drop(widget);
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(
+        stats.chat.ended,
+        ["visitor:expired", "meeting:terminated"],
+        "{:?}",
+        stats.chat
+    );
+    assert_eq!(stats.chat.applications, 0);
+    assert_eq!(rig.open_chats_become(0, SECS).await, 0);
+    assert!(
+        rig.metrics_text()
+            .contains("ta_chats_ended_total{by=\"visitor\"} 1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_poll_that_times_out_loses_nothing() {
+    let rig = Rig::start(quick_chat()).await;
+    let mut widget = rig.widget().await;
+    let app = widget.sign_in().await;
+    let before = widget.events.clone();
+    let started = Instant::now();
+    assert!(widget.poll().await.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_400),
+        "held for the long-poll time"
+    );
+    assert_eq!(
+        widget.events, before,
+        "an empty answer acknowledges nothing"
+    );
+    // Asked twice at once, the first poll is released with PGetReplaced.
+    let client = std::sync::Arc::clone(&widget.client);
+    let (url, token) = (widget.events.clone(), widget.token.clone());
+    let first = tokio::spawn(async move { send(&*client, "GET", &url, Some(&token), None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = std::sync::Arc::clone(&widget.client);
+    let (url, token) = (widget.events.clone(), widget.token.clone());
+    let second = tokio::spawn(async move { send(&*client, "GET", &url, Some(&token), None).await });
+    let (status, answer, _) = first.await.unwrap();
+    assert_eq!(
+        (status, answer["subcode"].as_str()),
+        (409, Some("PGetReplaced")),
+        "{answer}"
+    );
+    assert_eq!(widget.start_chat(&app).await, 201);
+    let (status, answer, _) = second.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        answer["sender"].as_array().is_some_and(|s| !s.is_empty()),
+        "{answer}"
+    );
+    // The batch the second poll took is served again at the same ack:
+    // nothing is lost, nothing doubled.
+    widget
+        .poll_until(SECS, |e| {
+            is_message(e, "Welcome! An agent will be with you shortly.")
+        })
+        .await;
+    let welcomes = widget
+        .seen
+        .iter()
+        .filter(|e| is_message(e, "Welcome! An agent will be with you shortly."))
+        .count();
+    assert_eq!(welcomes, 1);
+    let mut wrong = widget.events.clone();
+    wrong = wrong.replace("ack=", "ack=9");
+    let (status, answer, _) = send(&*widget.client, "GET", &wrong, Some(&widget.token), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        answer["_links"]["resync"]["href"].as_str().is_some(),
+        "{answer}"
+    );
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_outlives_its_token() {
+    let config = EmulatorConfig {
+        chat: quick_chat(),
+        psat_lifetime_secs: 2,
+        ..EmulatorConfig::default()
+    };
+    let rig = Rig::start_with(config, |a| a, plan()).await;
+    let mut widget = bridged_chat(&rig).await;
+    rig.until(SECS, |s| s.chat.agents_joined == 1).await;
+    // Past twice the token's life, polling all along.
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        widget.poll().await;
+    }
+    assert_eq!(widget.say("Still works?").await, 201);
+    widget
+        .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
+        .await;
+    // The expired token opens no new application.
+    let anon = widget.absolute("/ucwa/psanon/v1/applications");
+    let body = json!({"culture": "en-US", "userAgent": "chat-test/1.0"});
+    let (status, answer, _) = send(
+        &*widget.client,
+        "POST",
+        &anon,
+        Some(&widget.token),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+}
