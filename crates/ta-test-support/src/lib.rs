@@ -3,11 +3,16 @@
 //! the emulator's CA. Not published; a dev-dependency only.
 #![allow(
     clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
     clippy::expect_used,
     missing_debug_implementations
 )]
 
 use std::sync::Arc;
+
+pub mod widget;
 
 use ta_bootstrap::{Bootstrapper, ClientCredentialsProvider, Credential, Observer};
 use ta_emulator::{

@@ -37,6 +37,12 @@ pub(crate) struct FileConfig {
     pub(crate) trusted_proxies: Option<Vec<IpAddr>>,
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) callback_url: Option<String>,
+    pub(crate) callback_audience: Option<String>,
+    pub(crate) callback_issuer: Option<String>,
+    pub(crate) callback_keys_url: Option<String>,
+    pub(crate) agents: Option<Vec<String>>,
+    pub(crate) helpdesk_name: Option<String>,
 }
 
 impl FileConfig {

@@ -148,6 +148,8 @@ pub(crate) struct UpstreamArgs {
 /// Everything built from the arguments.
 pub(crate) struct Upstream {
     pub(crate) config: Arc<Config>,
+    /// The transport the bootstrapper uses (the chat's keys come over it).
+    pub(crate) transport: Arc<dyn Transport>,
     pub(crate) tokens: Arc<ClientCredentialsProvider>,
     pub(crate) bootstrapper: Bootstrapper,
     pub(crate) token_endpoint: TokenEndpoint,
@@ -236,7 +238,7 @@ impl UpstreamArgs {
         let transport: Arc<dyn Transport> = Arc::new(transport.build().map_err(|e| e.to_string())?);
         let mut bootstrapper = Bootstrapper::with_client_credentials(
             Arc::clone(&config),
-            transport,
+            Arc::clone(&transport),
             token_endpoint.clone(),
             client_id,
             credential,
@@ -252,6 +254,7 @@ impl UpstreamArgs {
         );
         Ok(Upstream {
             config,
+            transport,
             tokens,
             bootstrapper,
             token_endpoint,

@@ -22,6 +22,7 @@ use ta_widget_service::server::ServerLimits;
 use super::config_error;
 use super::upstream::UpstreamArgs;
 
+mod chat;
 mod reload;
 mod settings;
 mod shutdown;
@@ -32,6 +33,8 @@ mod start;
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
+    #[command(flatten)]
+    chat: chat::ChatArgs,
     /// Serves against an embedded emulator, with a demo widget site on two
     /// more origins (one on the allowlist, one not); needs no other flag.
     /// The deployment settings (flags, `TA_*` variables, `--config`) are
@@ -104,12 +107,22 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         Err(e) => return config_error(e),
     };
     background.add_task(reload::spawn(args, settings, running, hangups));
+    // On the signal, open chats are ended first (their meetings
+    // terminated upstream) while the service still answers, then the
+    // service drains.
+    let switchboard = service.switchboard().cloned();
+    let stop = async move {
+        shutdown::signal().await;
+        if let Some(switchboard) = switchboard {
+            shutdown::end_chats(&switchboard).await;
+        }
+    };
     let served = ta_widget_service::server::serve(
         listener,
         service.router(),
         tls,
         ServerLimits::default(),
-        shutdown::signal(),
+        stop,
     )
     .await;
     background.shut_down(served).await;

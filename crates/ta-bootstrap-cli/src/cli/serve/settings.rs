@@ -26,6 +26,8 @@ pub(super) struct Settings {
     pub(super) renewal: RenewalHint,
     pub(super) trusted_proxies: Vec<IpAddr>,
     pub(super) tls: Option<(PathBuf, PathBuf)>,
+    /// The chat, if it is on.
+    pub(super) chat: Option<super::chat::ChatSettings>,
 }
 
 impl ServeArgs {
@@ -84,7 +86,9 @@ impl ServeArgs {
             }
             None => defaults.renewal,
         };
+        let chat = self.chat.resolve(file)?;
         Ok(Settings {
+            chat,
             allowlist,
             listen: listen.unwrap_or(DEFAULT_LISTEN),
             per_client_rate: positive(
@@ -182,6 +186,10 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
     check(
         old.tls.is_some() == new.tls.is_some() && old.tls == new.tls,
         "tls-cert/tls-key",
+    );
+    check(
+        old.chat == new.chat,
+        "the chat's settings (callback-*, agents, helpdesk-name)",
     );
     changed
 }

@@ -28,6 +28,26 @@ pub(super) async fn signal() {
     }
 }
 
+/// The longest the open chats are given to end on shutdown.
+const CHAT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends the open chats: each visitor's messaging stopped and its meeting
+/// terminated upstream, within [`CHAT_GRACE`].
+pub(super) async fn end_chats(switchboard: &ta_bootstrap::chat::Switchboard) {
+    let open = switchboard.open_chats();
+    if open == 0 {
+        return;
+    }
+    tracing::info!(open, "stopping: ending the open chats");
+    let left = switchboard.shut_down(CHAT_GRACE).await;
+    if left > 0 {
+        eprintln!(
+            "stopping: {left} chat(s) did not end within {} s",
+            CHAT_GRACE.as_secs()
+        );
+    }
+}
+
 /// What runs beside the service and stops once it has: the demo sites
 /// (drained), background tasks (aborted) and the embedded emulator.
 pub(super) struct Background {

@@ -10,12 +10,14 @@ use std::time::Duration;
 use ta_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
 };
+use ta_protocol::chat::{Agent, Plan};
 use ta_widget_service::server::{ServerLimits, ServerTls};
 use ta_widget_service::{Metrics, WidgetService};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use super::ServeArgs;
+use super::chat::ChatSettings;
 use super::reload::Running;
 use super::settings::Settings;
 use super::shutdown::Background;
@@ -70,7 +72,15 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
         )),
         None => None,
     };
-    let service = WidgetService::new(upstream.bootstrapper, settings.service_config(), metrics);
+    let mut service = WidgetService::new(
+        upstream.bootstrapper.clone(),
+        settings.service_config(),
+        metrics,
+    );
+    if let Some(chat) = &settings.chat {
+        service = service
+            .with_chat(chat.endpoint(&upstream.bootstrapper, Arc::clone(&upstream.transport))?);
+    }
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
@@ -81,7 +91,17 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
     out!("serving widget tokens on {service_base}/v1/widget-token");
     let mut background = Background::new();
     if let Some(demo) = demo {
+        // The emulated platform calls the service back on loopback.
+        let port = address.port();
+        let callback = format!("{scheme}://127.0.0.1:{port}/v1/callback");
+        if let Err(e) = demo.emulator.set_callback_url(&callback) {
+            warn!(error = %e, "the embedded emulator cannot call the service back");
+        }
         demo.serve(&service_base, &mut background);
+    }
+    if settings.chat.is_some() {
+        // After the demo sites' lines, which scripts read by position.
+        out!("taking the platform's callbacks on {service_base}/v1/callback");
     }
     info!(%address, tls = tls.is_some(), allowed_origins = settings.allowlist.len(), "serving widget tokens");
     let warm = service.clone();
@@ -186,7 +206,8 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), Strin
             .map_err(|e| e.to_string())
     };
     let upstream = emulator_upstream(&emulator, origin(&allowed)?);
-    let settings = args.resolve_with(upstream, &FileConfig::default(), true)?;
+    let mut settings = args.resolve_with(upstream, &FileConfig::default(), true)?;
+    settings.chat = Some(emulator_chat(&emulator));
     Ok((
         Demo {
             emulator,
@@ -195,6 +216,25 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), Strin
         },
         settings,
     ))
+}
+
+/// The chat of `--emulator`: callbacks checked as the embedded platform
+/// signs them, its agents invited.
+fn emulator_chat(emulator: &Emulator) -> ChatSettings {
+    let agents = emulator
+        .config()
+        .chat
+        .agents
+        .iter()
+        .map(|a| Agent::new(a.uri.clone(), format!("{} (Support)", a.name)))
+        .collect();
+    ChatSettings {
+        callback_url: None,
+        audience: ta_emulator::DEFAULT_APP_ID_URI.to_owned(),
+        issuer: emulator.callback_issuer(),
+        keys_url: emulator.callback_keys_url(),
+        plan: Plan::new(agents),
+    }
 }
 
 /// The upstream settings of `--emulator`: the embedded emulator, its

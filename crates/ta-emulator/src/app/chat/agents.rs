@@ -75,6 +75,18 @@ impl State {
                 return;
             }
             state.chat.stat(|s| s.agents_joined += 1);
+            // The visitor spoke before anyone was in: the agent answers.
+            let waiting = state
+                .chat
+                .with(|inner| {
+                    let m = inner.conversations.get_mut(&meeting)?;
+                    let p2p = m.bridged_from.clone()?;
+                    std::mem::take(&mut m.unanswered).then_some(p2p)
+                })
+                .flatten();
+            if let Some(p2p) = waiting {
+                state.spawn_answer(&meeting, &p2p, &uri);
+            }
             let participant = state.sa_conversation(&meeting, &format!("/participants/{uri}"));
             state.to_sa(
                 &meeting,
@@ -146,6 +158,7 @@ impl State {
                     .filter(|(_, j)| **j)
                     .map(|(u, _)| u.clone())
                     .collect();
+                m.unanswered |= joined.is_empty();
                 Some((
                     m.next_message,
                     m.sa_messaging,

@@ -66,6 +66,9 @@ pub(super) struct Conversation {
     pub(super) next_message: u64,
     /// Agents' answer counters, by agent URI.
     pub(super) answered: HashMap<String, usize>,
+    /// The meeting: whether the visitor spoke before any agent was in (the
+    /// first agent to join answers it).
+    pub(super) unanswered: bool,
 }
 
 #[derive(Debug, Default)]

@@ -1,0 +1,104 @@
+//! `serve` with the chat on, against an emulator playing the platform: a
+//! chat runs through it, and a shutdown mid-chat ends the chat upstream
+//! (the visitor's messaging stopped, the meeting terminated) before the
+//! process exits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+#[path = "common/bin.rs"]
+mod bin;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bin::*;
+use ta_emulator::{ChatConfig, DEFAULT_APP_ID_URI, EmulatorConfig};
+use ta_protocol::Transport;
+use ta_test_support::widget::{Widget, is_message};
+
+const SECS: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_through_serve_and_a_shutdown_that_ends_it_upstream() {
+    let mut chat = ChatConfig {
+        long_poll_ms: 1_000,
+        ..ChatConfig::default()
+    };
+    chat.agents[0].join_after_ms = 200;
+    let d = deployment(EmulatorConfig {
+        chat,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let mut args = vec!["serve".to_owned()];
+    args.extend(bin::args(&d));
+    args.extend([
+        "--allowed-origin".to_owned(),
+        "https://contoso.com".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--callback-audience".to_owned(),
+        DEFAULT_APP_ID_URI.to_owned(),
+        "--callback-issuer".to_owned(),
+        d.emulator.callback_issuer(),
+        "--callback-keys-url".to_owned(),
+        d.emulator.callback_keys_url(),
+        "--agent".to_owned(),
+        "sip:anna@contoso.com=Anna (Support)".to_owned(),
+    ]);
+    let served = spawn_serve_with(args, 1).await;
+    assert!(
+        served.stdout[0].starts_with("taking the platform's callbacks on http://127.0.0.1:"),
+        "{:?}",
+        served.stdout
+    );
+    d.emulator
+        .set_callback_url(&format!("{}/v1/callback", served.base()))
+        .unwrap();
+    let client: Arc<dyn Transport> = Arc::new(
+        ta_hyper::HyperTransport::builder()
+            .add_root_certificates_pem(d.emulator.ca_pem().unwrap().as_bytes())
+            .unwrap()
+            .build()
+            .unwrap(),
+    );
+    let mut widget = Widget::from_service(client, &served.base()).await;
+    let app = widget.sign_in().await;
+    assert_eq!(widget.start_chat(&app).await, 201);
+    widget
+        .poll_until(SECS, |e| {
+            is_message(e, "Welcome! An agent will be with you shortly.")
+        })
+        .await;
+    assert_eq!(widget.say("Hello").await, 201);
+    widget
+        .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
+        .await;
+    served.wait_for_log("agent joined").await;
+
+    // Stopped mid-chat: the chat is ended upstream first.
+    let code = served.stop().await;
+    assert_eq!(code, Some(0));
+    let stats = d.emulator.stats();
+    assert_eq!(stats.chat.conversations_open, 0, "{:?}", stats.chat);
+    assert_eq!(
+        stats.chat.ended,
+        ["visitor:stopped_by_service", "meeting:terminated"]
+    );
+    let calls = &stats.chat.calls;
+    assert_eq!(
+        calls[calls.len() - 2..],
+        ["stopMessaging", "terminateOnlineMeeting"],
+        "{calls:?}"
+    );
+    widget
+        .poll_until(SECS, |e| {
+            e["link"]["rel"] == "conversation" && e["type"] == "deleted"
+        })
+        .await;
+}
