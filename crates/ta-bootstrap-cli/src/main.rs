@@ -41,7 +41,7 @@ enum Command {
     /// Decodes a psat token's claims, without verifying it.
     Inspect(cli::inspect::InspectArgs),
     /// Serves widget tokens to browsers on the allowed origins.
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             Command::Doctor(args) => cli::doctor::run(args).await,
             Command::Emulator(args) => cli::emulator::run(args).await,
             Command::Inspect(args) => cli::inspect::run(&args),
-            Command::Serve(args) => cli::serve::run(args).await,
+            Command::Serve(args) => cli::serve::run(*args).await,
         }
     });
     ExitCode::from(code)

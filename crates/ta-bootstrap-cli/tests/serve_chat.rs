@@ -81,6 +81,33 @@ async fn a_chat_through_serve_and_a_shutdown_that_ends_it_upstream() {
         .await;
     served.wait_for_log("agent joined").await;
 
+    // doctor checks the callback endpoint: reachable, and refusing what is
+    // not signed; and finds a URL that is not one.
+    let mut doctor = command();
+    doctor
+        .arg("doctor")
+        .args(bin::args(&d))
+        .args(["--callback-url", &format!("{}/v1/callback", served.base())]);
+    let output = run(doctor).await;
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("[PASS] callback endpoint answers, and refuses unsigned callbacks — GET"),
+        "{report}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    let mut doctor = command();
+    doctor
+        .arg("doctor")
+        .args(bin::args(&d))
+        .args(["--callback-url", &format!("{}/healthz", served.base())]);
+    let output = run(doctor).await;
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("[FAIL] callback endpoint") && report.contains("not 401"),
+        "{report}"
+    );
+    assert_ne!(output.status.code(), Some(0));
+
     // Stopped mid-chat: the chat is ended upstream first.
     let code = served.stop().await;
     assert_eq!(code, Some(0));

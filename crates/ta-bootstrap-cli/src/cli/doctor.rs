@@ -16,6 +16,11 @@ pub(crate) struct DoctorArgs {
     /// Also mint a real test token (it is not printed).
     #[arg(long)]
     mint: bool,
+    /// Also check the SA's callback endpoint (`serve`'s `/v1/callback`, as
+    /// the platform reaches it): `GET` must answer 200 and an unsigned
+    /// `POST` 401.
+    #[arg(long, env = "TA_CALLBACK_URL")]
+    callback_url: Option<String>,
 }
 
 struct Checklist {
@@ -67,8 +72,8 @@ pub(crate) async fn run(args: DoctorArgs) -> u8 {
     let mut list = Checklist {
         first_failure: None,
     };
-    let upstream_args = match args.upstream.with_config_file() {
-        Ok((upstream, _)) => upstream,
+    let (upstream_args, callback_url) = match args.upstream.with_config_file() {
+        Ok((upstream, file)) => (upstream, args.callback_url.clone().or(file.callback_url)),
         Err(e) => {
             list.fail_config("configuration valid", &e);
             for what in CHECKS {
@@ -108,6 +113,9 @@ pub(crate) async fn run(args: DoctorArgs) -> u8 {
             upstream.config.audience()
         ),
     );
+    if let Some(url) = &callback_url {
+        check_callback(&mut list, upstream.transport.as_ref(), url).await;
+    }
     let b = &upstream.bootstrapper;
     let entropy = || b.entropy();
 
@@ -210,4 +218,63 @@ pub(crate) async fn run(args: DoctorArgs) -> u8 {
         }
     }
     list.exit_code()
+}
+
+/// The callback endpoint: reachable (`GET` 200) and refusing what is not
+/// signed (`POST` without a token: 401). Checked apart from the API's
+/// steps, so that it is reported whatever they say.
+async fn check_callback(list: &mut Checklist, transport: &dyn ta_protocol::Transport, url: &str) {
+    const WHAT: &str = "callback endpoint answers, and refuses unsigned callbacks";
+    let request = |method: &str| {
+        let body = if method == "POST" { "{}" } else { "" };
+        http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(ta_protocol::bytes::Bytes::from_static(body.as_bytes()))
+    };
+    let (Ok(get), Ok(post)) = (request("GET"), request("POST")) else {
+        list.fail_config(WHAT, &format!("{url:?} is not a valid URL"));
+        return;
+    };
+    let fail = |list: &mut Checklist, problem: String, hint: &str| {
+        out!("[FAIL] {WHAT} — {problem}");
+        out!("       likely cause and fix: {hint}");
+        list.first_failure.get_or_insert(FailureKind::Upstream);
+    };
+    match transport.send(get).await {
+        Ok(answer) if answer.status() == http::StatusCode::OK => {}
+        Ok(answer) => {
+            return fail(
+                list,
+                format!("GET {url} answered {}", answer.status()),
+                "the URL must be serve's /v1/callback, with the chat on (--callback-audience, --callback-issuer, --callback-keys-url, --agent)",
+            );
+        }
+        Err(e) => {
+            return fail(
+                list,
+                format!("GET {url}: {e}"),
+                "the platform must reach this URL: check the address, the proxy and the certificate",
+            );
+        }
+    }
+    match transport.send(post).await {
+        Ok(answer) if answer.status() == http::StatusCode::UNAUTHORIZED => {
+            list.pass(WHAT, &format!("GET {url} 200; an unsigned POST 401"));
+        }
+        Ok(answer) => fail(
+            list,
+            format!(
+                "an unsigned POST to {url} answered {}, not 401",
+                answer.status()
+            ),
+            "whatever answers there does not authenticate callbacks: it must be serve's /v1/callback",
+        ),
+        Err(e) => fail(
+            list,
+            format!("POST {url}: {e}"),
+            "the platform must reach this URL: check the address, the proxy and the certificate",
+        ),
+    }
 }

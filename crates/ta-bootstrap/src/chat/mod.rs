@@ -7,7 +7,7 @@
 //!
 //! The routing policy is the seam an SA developer plugs into: which agents
 //! to invite, the welcome, what the visitor is told when no agent is free
-//! or none joins in time ([`Plan`]), or whether to decline. A
+//! or none joins in time ([`Plan`](ta_protocol::chat::Plan)), or whether to decline. A
 //! [`StaticRouter`] invites the same agents every time.
 //!
 //! ```no_run
