@@ -1,7 +1,7 @@
 //! `serve` with the chat on, against an emulator playing the platform: a
 //! chat runs through it, and a shutdown mid-chat ends the chat upstream
 //! (the visitor's messaging stopped, the meeting terminated) before the
-//! process exits.
+//! process exits; a reload keeps an open chat going.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -80,6 +80,13 @@ async fn a_chat_through_serve_and_a_shutdown_that_ends_it_upstream() {
         .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
         .await;
     served.wait_for_log("agent joined").await;
+    // A reload keeps the chat going.
+    served.signal("HUP");
+    served.wait_for_log("configuration reloaded").await;
+    assert_eq!(widget.say("One more thing").await, 201);
+    widget
+        .poll_until(SECS, |e| is_message(e, "Let me check that for you."))
+        .await;
 
     // doctor checks the callback endpoint: reachable, and refusing what is
     // not signed; and finds a URL that is not one.

@@ -637,3 +637,17 @@ fn callbacks_that_cannot_be_used() {
     assert!(ChatId::new("c".repeat(33)).is_err());
     assert!(ChatId::new("a b").is_err());
 }
+
+#[test]
+fn a_per_conversation_callback_url_carries_the_context_instead_of_the_body() {
+    let now = Instant::now();
+    let chat = invitation("service:").invitation().unwrap().clone();
+    let url = url::Url::parse("https://sa.example/v1/callback?callbackContext=c1").unwrap();
+    let mut bridge = Bridge::accept(chat_id(), chat, plan(), Timers::default(), Some(url), now);
+    let (_, call) = bridge.poll_call().unwrap();
+    let body: Value = serde_json::from_slice(call.body().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"subject": "Support chat", "operationId": "c1-m", "callbackUrl": "https://sa.example/v1/callback?callbackContext=c1"})
+    );
+}

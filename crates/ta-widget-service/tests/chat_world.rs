@@ -94,3 +94,43 @@ async fn a_whole_chat_with_a_scripted_agent() {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meetings_callbacks_at_a_per_conversation_url() {
+    let config = ta_emulator::EmulatorConfig {
+        chat: quick_chat(),
+        ..ta_emulator::EmulatorConfig::default()
+    };
+    // The meeting's callbacks go to this URL (the chat's id appended), not
+    // to the registered one with a context from the body: the chat only
+    // bridges if they arrive and are routed.
+    let rig = Rig::start_full(
+        config,
+        |a| a,
+        plan(),
+        |mut options, addr| {
+            options.meeting_callback = Some(
+                url::Url::parse(&format!(
+                    "http://localhost:{}/v1/callback?leg=meeting",
+                    addr.port()
+                ))
+                .unwrap(),
+            );
+            options
+        },
+    )
+    .await;
+    let mut widget = rig.widget().await;
+    let app = widget.sign_in().await;
+    assert_eq!(widget.start_chat(&app).await, 201);
+    let secs = Duration::from_secs(10);
+    widget
+        .poll_until(secs, |e| {
+            is_message(e, "Welcome! An agent will be with you shortly.")
+        })
+        .await;
+    rig.until(secs, |s| s.chat.agents_joined == 1).await;
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    let stats = rig.until(secs, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(stats.chat.calls, WHOLE_FLOW);
+}

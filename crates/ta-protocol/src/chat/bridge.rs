@@ -116,8 +116,9 @@ const SEEN_MESSAGES: usize = 256;
 
 impl Bridge {
     /// Accepts `chat` with `plan`: the meeting is asked for at once. Its
-    /// callbacks carry `id` as their context, or go to `meeting_callback`
-    /// when one is given (a per-conversation URL).
+    /// callbacks carry `id` as their context (`callbackContext` in the
+    /// body), or go to `meeting_callback` when one is given (a
+    /// per-conversation URL, which must carry the context itself).
     pub fn accept(
         id: ChatId,
         chat: IncomingChat,
@@ -141,11 +142,15 @@ impl Bridge {
             .collect();
         let mut bridge = Self::new(id, chat, plan, timers, now);
         bridge.agents = agents;
+        // One or the other, as the SDK did: a per-conversation URL carries
+        // its own context; without one, the context goes in the body.
         let input = StartAdhocMeetingInput {
             subject: Some(bridge.plan.subject.clone()),
             operation_id: bridge.id.operation("m"),
+            callback_context: meeting_callback
+                .is_none()
+                .then(|| bridge.id.as_str().to_owned()),
             callback_url: meeting_callback.map(String::from),
-            callback_context: Some(bridge.id.as_str().to_owned()),
         };
         let url = bridge.chat.start_adhoc_meeting.clone();
         bridge.request(ChatCall::start_adhoc_meeting(url, &input));

@@ -63,12 +63,28 @@ impl Rig {
         auth: impl FnOnce(CallbackAuth) -> CallbackAuth,
         plan: Plan,
     ) -> Self {
+        Self::start_full(config, auth, plan, |options, _| options).await
+    }
+
+    /// The same, the switchboard's options changed by `options` (given the
+    /// service's address).
+    pub async fn start_full(
+        config: EmulatorConfig,
+        auth: impl FnOnce(CallbackAuth) -> CallbackAuth,
+        plan: Plan,
+        options: impl FnOnce(SwitchboardOptions, SocketAddr) -> SwitchboardOptions,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::new());
         let setup = setup_observed(config, Arc::clone(&metrics) as _).await;
         let switchboard = Switchboard::new(
             setup.bootstrapper.clone(),
             Arc::new(StaticRouter::new(plan)),
-            SwitchboardOptions::default().with_timers(Timers::uniform(Duration::from_secs(5))),
+            options(
+                SwitchboardOptions::default().with_timers(Timers::uniform(Duration::from_secs(5))),
+                addr,
+            ),
         );
         let keys = TransportKeySource::new(
             Arc::clone(&setup.transport),
@@ -88,8 +104,6 @@ impl Rig {
             Arc::clone(&metrics),
         )
         .with_chat(ChatEndpoint::new(switchboard, verifier));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(ta_widget_service::server::serve(
             listener,
             service.router(),

@@ -297,10 +297,12 @@ impl State {
                 &meeting,
                 &format!("/messaging/messages/{}", number.map_or(0, |n| n.0)),
             );
-            state.message_to_visitor(&app, &p2p, &participant, &shown, &line, &sa_href);
+            // The meeting has it first (the SA hears it there), then the
+            // bridge passes it to the visitor.
             if let Some((number, true)) = number {
                 state.meeting_message(&meeting, number, &agent.uri, &agent.name, &line);
             }
+            state.message_to_visitor(&app, &p2p, &participant, &shown, &line, &sa_href);
         });
     }
 }
