@@ -27,7 +27,8 @@ impl CacheKind {
 }
 
 /// Told what the orchestrator does: each upstream request, each cache
-/// look-up, each AAD fetch and each successful mint. Every method has an
+/// look-up, each AAD fetch, each successful mint, and what each chat of a
+/// [`Switchboard`](crate::chat::Switchboard) does. Every method has an
 /// empty default, so an observer implements only what it counts.
 ///
 /// Give one to [`BootstrapperBuilder::observer`](crate::BootstrapperBuilder::observer)
