@@ -163,3 +163,16 @@ fn a_busy_platform_is_retried_and_a_refusal_is_not() {
         "chat: sendMessage"
     );
 }
+
+#[test]
+fn a_gateway_error_is_not_retried_for_a_message_but_is_for_an_ending() {
+    for status in [502, 504] {
+        let mut h = Harness::new(|_: &Seen, _| status_with(status, &[]));
+        assert!(matches!(h.run(with_token(send())), Err(Error::Rejected(_))));
+        assert_eq!(h.seen.len(), 1, "{status}: a message is sent once");
+        let call = ChatCall::terminate_meeting(Url::parse(MESSAGES).unwrap());
+        let mut h = Harness::new(first_then(status_with(status, &[]), json(204, "")));
+        h.run(with_token(call)).unwrap();
+        assert_eq!(h.seen.len(), 2, "{status}: an ending is retried");
+    }
+}

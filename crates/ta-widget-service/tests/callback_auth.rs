@@ -227,7 +227,7 @@ async fn a_rotated_key_is_fetched_again_at_most_once_per_interval() {
 }
 
 #[tokio::test]
-async fn keys_that_cannot_be_fetched_refuse_as_unavailable_without_hammering() {
+async fn keys_that_cannot_be_fetched_refuse_as_unavailable_and_are_tried_again_each_second() {
     let (v, source) = verifier(Err("connection refused".to_owned()));
     let at = Instant::now();
     let token = with(&keys()[0], |_| {});
@@ -236,10 +236,10 @@ async fn keys_that_cannot_be_fetched_refuse_as_unavailable_without_hammering() {
         Err(Refusal::KeysUnavailable)
     );
     assert_eq!(
-        check(&v, Some(bearer(&token)), at + Duration::from_secs(1)).await,
+        check(&v, Some(bearer(&token)), at + Duration::from_millis(500)).await,
         Err(Refusal::KeysUnavailable)
     );
-    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1, "at most one try a second");
     *source.doc.lock().unwrap() =
         Ok(json!({"keys": [{"kty": "EC", "kid": "x", "n": "", "e": ""}]}));
     assert_eq!(
@@ -252,4 +252,19 @@ async fn keys_that_cannot_be_fetched_refuse_as_unavailable_without_hammering() {
         Ok(())
     );
     assert_eq!(source.fetches.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn keys_are_fetched_again_when_old_so_a_withdrawn_key_stops_working() {
+    let (v, source) = verifier(Ok(jwks([&keys()[0]])));
+    let at = Instant::now();
+    let token = with(&keys()[0], |_| {});
+    assert_eq!(check(&v, Some(bearer(&token)), at).await, Ok(()));
+    // The provider withdraws the key.
+    *source.doc.lock().unwrap() = Ok(jwks([&keys()[1]]));
+    let hour = Duration::from_secs(3600);
+    assert_eq!(check(&v, Some(bearer(&token)), at + hour).await, Ok(()), "still in hand");
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(check(&v, Some(bearer(&token)), at + 25 * hour).await, Err(Refusal::UnknownKey));
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
 }

@@ -1,7 +1,6 @@
 //! The switchboard: callbacks in, one task per chat, a clean shutdown.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ impl SwitchboardOptions {
 }
 
 /// What became of a delivered callback. Every kind is answered `200`; only
-/// [`Delivery::Opened`] carries a body.
+/// [`Delivery::Opened`] and [`Delivery::Again`] carry a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Delivery {
@@ -49,6 +48,13 @@ pub enum Delivery {
     Routed,
     /// The same delivery came before: nothing more is done.
     Duplicate,
+    /// The same invitation came before and opened a chat that is still
+    /// open: answer with its `{"callbackContext": context}` again (the
+    /// first answer may have been lost); nothing more is done.
+    Again {
+        /// The chat's id.
+        context: String,
+    },
     /// A heartbeat, or events for no chat this SA runs (one that ended, or
     /// another SA's).
     Ignored,
@@ -60,50 +66,77 @@ pub enum Delivery {
 /// The most deliveries remembered to spot a repeat.
 const RECENT_DELIVERIES: usize = 1024;
 
-/// The digests of recent deliveries, in arrival order and as a set.
-type Recent = (VecDeque<[u8; 32]>, HashSet<[u8; 32]>);
+/// The digests of recent deliveries in arrival order, and what each
+/// opened (the chat of an invitation).
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<[u8; 32]>,
+    seen: HashMap<[u8; 32], Option<ChatId>>,
+}
+
+/// The open chats, and whether new ones are refused: one lock, so that a
+/// chat opened while the switchboard shuts down is either refused or told
+/// to end.
+#[derive(Default)]
+pub(super) struct Chats {
+    closing: bool,
+    pub(super) open: HashMap<ChatId, mpsc::UnboundedSender<Input>>,
+}
 
 pub(super) struct Shared {
     pub(super) bootstrapper: Bootstrapper,
     pub(super) router: Arc<dyn ChatRouter>,
     pub(super) options: SwitchboardOptions,
-    pub(super) chats: Mutex<HashMap<ChatId, mpsc::UnboundedSender<Input>>>,
+    pub(super) chats: Mutex<Chats>,
     pub(super) ended: Notify,
-    closing: AtomicBool,
     recent: Mutex<Recent>,
+}
+
+fn digest(context: Option<&str>, body: &[u8]) -> [u8; 32] {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(context.unwrap_or_default().as_bytes());
+    digest.update(&[0]);
+    digest.update(body);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.finish().as_ref());
+    key
 }
 
 impl Shared {
     /// Forgets a chat that ended.
     pub(super) fn remove(&self, id: &ChatId) {
         if let Ok(mut chats) = self.chats.lock() {
-            chats.remove(id);
+            chats.open.remove(id);
         }
         self.ended.notify_waiters();
     }
 
-    /// Whether this delivery was seen before (and remembers it).
-    fn repeated(&self, context: Option<&str>, body: &[u8]) -> bool {
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-        digest.update(context.unwrap_or_default().as_bytes());
-        digest.update(&[0]);
-        digest.update(body);
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.finish().as_ref());
+    /// What this delivery was seen as before, if it was (and remembers it):
+    /// `Some(Some(id))` for an invitation that opened chat `id`.
+    fn repeated(&self, key: [u8; 32]) -> Option<Option<ChatId>> {
         let Ok(mut recent) = self.recent.lock() else {
-            return false;
+            return None;
         };
-        let (order, set) = &mut *recent;
-        if !set.insert(key) {
-            return true;
+        if let Some(opened) = recent.seen.get(&key) {
+            return Some(opened.clone());
         }
-        order.push_back(key);
-        if order.len() > RECENT_DELIVERIES
-            && let Some(old) = order.pop_front()
+        recent.seen.insert(key, None);
+        recent.order.push_back(key);
+        if recent.order.len() > RECENT_DELIVERIES
+            && let Some(old) = recent.order.pop_front()
         {
-            set.remove(&old);
+            recent.seen.remove(&old);
         }
-        false
+        None
+    }
+
+    /// Remembers that the delivery `key` opened chat `id`.
+    fn opened(&self, key: [u8; 32], id: &ChatId) {
+        if let Ok(mut recent) = self.recent.lock()
+            && let Some(slot) = recent.seen.get_mut(&key)
+        {
+            *slot = Some(id.clone());
+        }
     }
 }
 
@@ -133,10 +166,9 @@ impl Switchboard {
                 bootstrapper,
                 router,
                 options,
-                chats: Mutex::new(HashMap::new()),
+                chats: Mutex::new(Chats::default()),
                 ended: Notify::new(),
-                closing: AtomicBool::new(false),
-                recent: Mutex::new((VecDeque::new(), HashSet::new())),
+                recent: Mutex::new(Recent::default()),
             }),
         }
     }
@@ -152,15 +184,28 @@ impl Switchboard {
         if callback.is_heartbeat() {
             return Ok(Delivery::Ignored);
         }
-        if self.shared.repeated(context, body) {
-            info!("a callback was delivered again: ignored");
-            return Ok(Delivery::Duplicate);
+        let key = digest(context, body);
+        match self.shared.repeated(key) {
+            // The platform asks again for an invitation's answer (the first
+            // was lost): the same chat's context, so that its later
+            // callbacks still reach it.
+            Some(Some(id)) if self.is_open(&id) => {
+                info!(chat_id = %id, "an invitation was delivered again: the same chat answered");
+                return Ok(Delivery::Again {
+                    context: id.as_str().to_owned(),
+                });
+            }
+            Some(_) => {
+                info!("a callback was delivered again: ignored");
+                return Ok(Delivery::Duplicate);
+            }
+            None => {}
         }
         if let Some(context) = context {
             return Ok(self.route(context, callback));
         }
         if callback.invitation().is_some() {
-            return Ok(self.open(callback));
+            return Ok(self.open(key, callback));
         }
         Ok(Delivery::Ignored)
     }
@@ -174,7 +219,7 @@ impl Switchboard {
             .chats
             .lock()
             .ok()
-            .and_then(|chats| chats.get(&id).cloned());
+            .and_then(|chats| chats.open.get(&id).cloned());
         match sender {
             Some(sender) if sender.send(Input::Callback(Box::new(callback))).is_ok() => {
                 Delivery::Routed
@@ -183,10 +228,14 @@ impl Switchboard {
         }
     }
 
-    fn open(&self, callback: Callback) -> Delivery {
-        if self.shared.closing.load(Ordering::SeqCst) {
-            return Delivery::Closing;
-        }
+    fn is_open(&self, id: &ChatId) -> bool {
+        self.shared
+            .chats
+            .lock()
+            .is_ok_and(|chats| chats.open.contains_key(id))
+    }
+
+    fn open(&self, key: [u8; 32], callback: Callback) -> Delivery {
         let Some(chat) = callback.invitation().cloned() else {
             return Delivery::Ignored;
         };
@@ -200,9 +249,16 @@ impl Switchboard {
             return Delivery::Ignored;
         };
         let (sender, receiver) = mpsc::unbounded_channel();
-        if let Ok(mut chats) = self.shared.chats.lock() {
-            chats.insert(id.clone(), sender);
+        {
+            let Ok(mut chats) = self.shared.chats.lock() else {
+                return Delivery::Ignored;
+            };
+            if chats.closing {
+                return Delivery::Closing;
+            }
+            chats.open.insert(id.clone(), sender);
         }
+        self.shared.opened(key, &id);
         let context = id.as_str().to_owned();
         tokio::spawn(run_chat(
             Arc::clone(&self.shared),
@@ -216,19 +272,21 @@ impl Switchboard {
 
     /// How many chats are open.
     pub fn open_chats(&self) -> usize {
-        self.shared.chats.lock().map_or(0, |chats| chats.len())
+        self.shared.chats.lock().map_or(0, |chats| chats.open.len())
     }
 
     /// Ends every open chat (the visitor's messaging stopped, the meeting
     /// terminated) and refuses new ones; waits at most `grace` for them to
     /// finish. Returns how many were still open then.
     pub async fn shut_down(&self, grace: Duration) -> usize {
-        self.shared.closing.store(true, Ordering::SeqCst);
         let senders: Vec<_> = self
             .shared
             .chats
             .lock()
-            .map(|chats| chats.values().cloned().collect())
+            .map(|mut chats| {
+                chats.closing = true;
+                chats.open.values().cloned().collect()
+            })
             .unwrap_or_default();
         for sender in senders {
             let _ = sender.send(Input::ShutDown);

@@ -191,7 +191,8 @@ impl Bridge {
                 }
             }
             Fact::InvitationCompleted { href, status, .. }
-                if *href == self.chat.invitation && *status == Some(OperationStatus::Failure) =>
+                if ConversationKey::of(href) == ConversationKey::of(&self.chat.invitation)
+                    && *status == Some(OperationStatus::Failure) =>
             {
                 // The visitor's invitation failed (withdrawn, timed out).
                 self.visitor_gone = true;

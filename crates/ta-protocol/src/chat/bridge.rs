@@ -100,10 +100,16 @@ pub struct Bridge {
     pub(super) meeting_gone: bool,
     pub(super) bridge_seen: bool,
     pub(super) requested: HashSet<ChatCallKind>,
+    /// The calls the platform answered with a 2xx.
+    pub(super) succeeded: HashSet<ChatCallKind>,
+    /// The end of the chat's longest life.
+    pub(super) expires_at: Option<Instant>,
     pub(super) agents: Vec<AgentSlot>,
     pub(super) join_deadline: Option<Instant>,
     pub(super) awaiting: Option<(Awaiting, Instant)>,
-    pub(super) ending: Option<(EndedBy, Instant)>,
+    /// Who ended the chat, and until when the ending waits for a missing
+    /// link.
+    pub(super) ending: Option<(EndedBy, Option<Instant>)>,
     pub(super) queue: VecDeque<ChatCall>,
     pub(super) in_flight: Option<(CallId, ChatCallKind)>,
     pub(super) next_call: u64,
@@ -154,7 +160,9 @@ impl Bridge {
         };
         let url = bridge.chat.start_adhoc_meeting.clone();
         bridge.request(ChatCall::start_adhoc_meeting(url, &input));
-        bridge.awaiting = Some((Awaiting::Meeting, now + timers.operation_timeout));
+        bridge.awaiting = now
+            .checked_add(timers.operation_timeout)
+            .map(|at| (Awaiting::Meeting, at));
         bridge
     }
 
@@ -187,6 +195,8 @@ impl Bridge {
             meeting_gone: false,
             bridge_seen: false,
             requested: HashSet::new(),
+            succeeded: HashSet::new(),
+            expires_at: now.checked_add(timers.max_chat),
             agents: Vec::new(),
             join_deadline: None,
             awaiting: None,
@@ -273,9 +283,16 @@ impl Bridge {
     }
 
     fn answered(&mut self, kind: ChatCallKind, _answer: &ChatAnswer, now: Instant) {
+        self.succeeded.insert(kind);
         match kind {
-            ChatCallKind::AcceptAndBridge => {
-                self.awaiting = Some((Awaiting::Bridge, now + self.timers.operation_timeout));
+            // Unless the bridge was seen already (a callback can come
+            // before the answer).
+            ChatCallKind::AcceptAndBridge
+                if self.phase == Phase::Starting && !self.bridge_seen =>
+            {
+                self.awaiting = now
+                    .checked_add(self.timers.operation_timeout)
+                    .map(|at| (Awaiting::Bridge, at));
             }
             ChatCallKind::SendMessage => self.notices.push_back(Notice::Message {
                 from: super::MessageFrom::Service,
@@ -290,23 +307,29 @@ impl Bridge {
             return None;
         }
         let waiting = match &self.ending {
-            Some((_, cleanup)) => Some(*cleanup).filter(|_| self.waits_for_terminate()),
+            Some((_, cleanup)) => cleanup.filter(|_| self.waits_for_terminate()),
             None => self.awaiting.map(|(_, at)| at),
         };
         let join = self
             .join_deadline
             .filter(|_| self.ending.is_none() && !self.any_joined());
-        [waiting, join].into_iter().flatten().min()
+        let longest = self.expires_at.filter(|_| self.ending.is_none());
+        [waiting, join, longest].into_iter().flatten().min()
     }
 
     /// Acts on whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some((_, cleanup)) = &self.ending {
-            if self.waits_for_terminate() && now >= *cleanup {
+            if self.waits_for_terminate() && cleanup.is_some_and(|at| now >= at) {
                 // Given up on: the meeting's link never came.
                 self.meeting_gone = true;
                 self.advance(now);
             }
+            return;
+        }
+        if self.expires_at.is_some_and(|at| now >= at) {
+            let why = "the chat reached its longest life".to_owned();
+            self.end(EndedBy::Failure(why), now);
             return;
         }
         if let Some((what, at)) = self.awaiting
@@ -384,7 +407,7 @@ impl Bridge {
                 self.awaiting = None;
             }
             // Agents have this long from now (invited or not).
-            self.join_deadline = Some(now + self.plan.join_timeout);
+            self.join_deadline = now.checked_add(self.plan.join_timeout);
             self.notices.push_back(Notice::Bridged {
                 after: self.elapsed(now),
             });

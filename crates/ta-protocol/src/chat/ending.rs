@@ -36,22 +36,26 @@ impl Bridge {
         }
         self.awaiting = None;
         self.phase = Phase::Ending;
-        self.ending = Some((by, now + self.timers.cleanup_timeout));
+        self.ending = Some((by, now.checked_add(self.timers.cleanup_timeout)));
         self.advance_ending(now);
     }
 
     /// Whether the ending still waits for the meeting's terminate link: the
-    /// meeting was asked for, is not over, and its link is unknown.
+    /// meeting was started (or its start is in flight), is not over, and
+    /// its link is unknown.
     pub(super) fn waits_for_terminate(&self) -> bool {
-        self.requested.contains(&ChatCallKind::StartAdhocMeeting)
+        let starting = self.in_flight.is_some_and(|(_, k)| k == ChatCallKind::StartAdhocMeeting);
+        (self.succeeded.contains(&ChatCallKind::StartAdhocMeeting) || starting)
             && !self.meeting_gone
             && self.terminate.is_none()
             && !self.requested.contains(&ChatCallKind::TerminateMeeting)
     }
 
     pub(super) fn advance_ending(&mut self, now: Instant) {
-        let accepted = self.requested.contains(&ChatCallKind::AcceptAndBridge);
-        if !accepted && !self.visitor_gone {
+        // Not until an acceptance in flight is answered: it may succeed.
+        let accepting = self.in_flight.is_some_and(|(_, k)| k == ChatCallKind::AcceptAndBridge);
+        let accepted = self.succeeded.contains(&ChatCallKind::AcceptAndBridge);
+        if !accepted && !accepting && !self.visitor_gone {
             if let Some(url) = self.chat.decline.clone() {
                 self.once(ChatCall::decline(url));
             }

@@ -155,6 +155,10 @@ pub struct Timers {
     /// The most the ending waits for a link it needs (the meeting's
     /// `terminateOnlineMeeting`) before it gives up on it.
     pub cleanup_timeout: Duration,
+    /// The longest a chat lives (an ad hoc meeting expires after 8 hours
+    /// by default): past it, it is ended, so that a chat whose last
+    /// callback was lost does not stay open for good.
+    pub max_chat: Duration,
 }
 
 impl Default for Timers {
@@ -162,17 +166,32 @@ impl Default for Timers {
         Self {
             operation_timeout: Duration::from_secs(30),
             cleanup_timeout: Duration::from_secs(30),
+            max_chat: Duration::from_secs(8 * 3600),
         }
     }
 }
 
 impl Timers {
-    /// Both timers at `timeout` (tests shorten them).
+    /// The operation and cleanup timers at `timeout` (tests shorten
+    /// them); the longest life as by default.
     pub fn uniform(timeout: Duration) -> Self {
         Self {
             operation_timeout: timeout,
             cleanup_timeout: timeout,
+            ..Self::default()
         }
+    }
+
+    /// Sets the longest life of a chat (builder style).
+    pub fn with_max_chat(mut self, max: Duration) -> Self {
+        self.max_chat = max;
+        self
+    }
+
+    /// Sets the cleanup timer (builder style).
+    pub fn with_cleanup_timeout(mut self, timeout: Duration) -> Self {
+        self.cleanup_timeout = timeout;
+        self
     }
 }
 

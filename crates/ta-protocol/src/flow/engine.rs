@@ -437,7 +437,16 @@ impl Engine {
         } else if is_retryable_status(status) {
             let delay = retry_after_delay(response.headers());
             let failure = Error::Rejected(Box::new(self.api_error(&response)));
-            self.retry_or_fail(failure, delay, now);
+            // A gateway's 502 or 504 may hide a request the platform did
+            // process: a call that starts or sends something is not
+            // repeated then (429 and 503 say it was not acted on).
+            let maybe_done =
+                status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT;
+            if maybe_done && !self.ex.step.is_idempotent() {
+                self.fail(failure);
+            } else {
+                self.retry_or_fail(failure, delay, now);
+            }
         } else if status.is_success() {
             self.success(&response);
         } else if status.is_client_error() || status.is_server_error() {

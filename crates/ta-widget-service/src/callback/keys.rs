@@ -71,8 +71,15 @@ impl KeySource for TransportKeySource {
 #[derive(Debug, Default)]
 struct Cached {
     keys: Option<Arc<KeySet>>,
+    /// When the keys in hand were fetched.
+    fetched_at: Option<Instant>,
+    /// The last attempt, successful or not.
     last_fetch: Option<Instant>,
 }
+
+/// The least time between two attempts while no keys are in hand (the
+/// service cannot check any callback until one succeeds).
+const RETRY_WITHOUT_KEYS: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Checks callback tokens against the identity provider's keys.
 #[derive(Debug)]
@@ -118,8 +125,11 @@ impl CallbackVerifier {
     }
 
     /// The keys to check a token naming `kid` with: the cached ones, or
-    /// fetched ones when there are none or `kid` is unknown and the last
-    /// fetch is old enough.
+    /// fetched ones when there are none, when `kid` is unknown, or when
+    /// they are older than [`CallbackAuth::max_key_age`] (a key the
+    /// provider withdrew stops being accepted) — at most once per
+    /// [`CallbackAuth::min_key_refetch`] while keys are in hand, and every
+    /// second while none is. A failed fetch keeps the keys in hand.
     async fn keys_for(&self, kid: Option<&str>, at: Instant) -> Result<Arc<KeySet>, Refusal> {
         let mut cached = self.cached.lock().await;
         let known = match (&cached.keys, kid) {
@@ -128,15 +138,24 @@ impl CallbackVerifier {
             (Some(_), None) => true,
             (None, _) => false,
         };
+        let stale = cached
+            .fetched_at
+            .is_some_and(|t| at.saturating_duration_since(t) >= self.auth.max_key_age);
+        let interval = if cached.keys.is_some() {
+            self.auth.min_key_refetch
+        } else {
+            RETRY_WITHOUT_KEYS
+        };
         let may_fetch = cached
             .last_fetch
-            .is_none_or(|last| at.saturating_duration_since(last) >= self.auth.min_key_refetch);
-        if !known && may_fetch {
+            .is_none_or(|last| at.saturating_duration_since(last) >= interval);
+        if (!known || stale) && may_fetch {
             cached.last_fetch = Some(at);
             match self.source.fetch().await.map(|body| KeySet::parse(&body)) {
                 Ok(Ok(keys)) => {
                     tracing::info!(keys = keys.len(), "callback keys fetched");
                     cached.keys = Some(Arc::new(keys));
+                    cached.fetched_at = Some(at);
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "callback keys unusable"),
                 Err(error) => tracing::warn!(%error, "callback keys not fetched"),

@@ -39,12 +39,15 @@ pub struct CallbackAuth {
     /// The least time between two fetches of the keys document (a token
     /// naming an unknown key fetches it again, at most this often).
     pub min_key_refetch: Duration,
+    /// The longest the keys are used before they are fetched again, so
+    /// that a key the provider withdrew stops being accepted.
+    pub max_key_age: Duration,
 }
 
 impl CallbackAuth {
     /// Tokens for `audience` from `issuer`, from the platform's
-    /// application, with 60 s of leeway and the keys fetched again at most
-    /// every 5 minutes.
+    /// application, with 60 s of leeway; the keys fetched again at most
+    /// every 5 minutes for an unknown key, and at least every 24 hours.
     pub fn new(audience: impl Into<String>, issuer: impl Into<String>) -> Self {
         Self {
             audience: audience.into(),
@@ -52,12 +55,19 @@ impl CallbackAuth {
             platform_app_id: Some(hal_model::PLATFORM_APP_ID.to_owned()),
             leeway: Duration::from_secs(60),
             min_key_refetch: Duration::from_secs(300),
+            max_key_age: Duration::from_secs(24 * 3600),
         }
     }
 
     /// Sets the least time between two key fetches (builder style).
     pub fn with_min_key_refetch(mut self, interval: Duration) -> Self {
         self.min_key_refetch = interval;
+        self
+    }
+
+    /// Sets the longest the keys are used (builder style).
+    pub fn with_max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = age;
         self
     }
 

@@ -123,6 +123,16 @@ pub(super) async fn callback(
                 64,
             )
         }
+        Ok(Delivery::Again { context }) => {
+            count(&shared, "duplicate");
+            no_store_json(
+                StatusCode::OK,
+                &hal_model::CallbackAnswer {
+                    callback_context: Some(context),
+                },
+                64,
+            )
+        }
         Ok(delivery) => {
             let outcome = match delivery {
                 Delivery::Routed => "routed",

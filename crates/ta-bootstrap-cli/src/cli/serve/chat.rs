@@ -8,11 +8,15 @@ use clap::Args;
 use ta_bootstrap::Bootstrapper;
 use ta_bootstrap::chat::{StaticRouter, Switchboard, SwitchboardOptions};
 use ta_protocol::Transport;
-use ta_protocol::chat::{Agent, Plan};
+use ta_protocol::chat::{Agent, Plan, Timers};
 use ta_widget_service::ChatEndpoint;
 use ta_widget_service::callback::{CallbackAuth, CallbackVerifier, TransportKeySource};
 
 use crate::cli::config_file::{FileConfig, fill, fill_list};
+
+/// The longest an ending chat waits for a link it needs: under the
+/// shutdown's grace for the chats (10 s).
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// The chat's flags.
 #[derive(Debug, Clone, Args)]
@@ -140,7 +144,11 @@ impl ChatSettings {
         let switchboard = Switchboard::new(
             bootstrapper.clone(),
             Arc::new(StaticRouter::new(self.plan.clone())),
-            SwitchboardOptions::default(),
+            // An ending waits for a missing link no longer than the
+            // shutdown gives the chats, so that a stopping `serve` leaves
+            // no meeting open.
+            SwitchboardOptions::default()
+                .with_timers(Timers::default().with_cleanup_timeout(CLEANUP_TIMEOUT)),
         );
         Ok(ChatEndpoint::new(switchboard, Arc::new(verifier)))
     }

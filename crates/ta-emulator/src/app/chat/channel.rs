@@ -111,16 +111,18 @@ impl Channel {
             let Ok(mut state) = self.state.lock() else {
                 return Polled::Resync(ack);
             };
-            state.generation += 1;
             state.last_poll = Instant::now();
             if let Some((last, batch)) = &state.last
                 && *last == ack
             {
                 return Polled::Batch(ack, batch.clone());
             }
+            // A poll at another ack is told to resync, and replaces no
+            // poll: only one that waits does.
             if ack != state.expected {
                 return Polled::Resync(state.expected);
             }
+            state.generation += 1;
             state.last = None;
             state.generation
         };
@@ -223,5 +225,14 @@ mod tests {
         });
         assert_eq!(first.await.unwrap(), Polled::Replaced);
         assert_eq!(second.await.unwrap(), Polled::Empty(2));
+        // A stray poll at a wrong ack leaves the waiting one in place.
+        let waiting = tokio::spawn({
+            let channel = Arc::clone(&channel);
+            async move { channel.poll(2, Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(channel.poll(9, Duration::from_millis(10)).await, Polled::Resync(2));
+        channel.push(group(2));
+        assert_eq!(waiting.await.unwrap(), Polled::Batch(2, vec![group(2)]));
     }
 }

@@ -62,8 +62,7 @@ impl State {
             id.to_ascii_uppercase()
         );
         self.chat.with(|inner| {
-            inner.conversations.insert(
-                id.clone(),
+            inner.insert_conversation(
                 Conversation {
                     id: id.clone(),
                     meeting_uri: Some(meeting_uri.clone()),

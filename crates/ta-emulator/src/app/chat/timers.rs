@@ -190,7 +190,7 @@ impl State {
             })
             .flatten();
         if let Some(conversation) = open {
-            self.visitor_left(app, &conversation, how);
+            let _ = self.visitor_left(app, &conversation, how);
         }
         app.channel.close();
     }

@@ -33,6 +33,14 @@ impl State {
                 "the anonymous token has expired",
             );
         }
+        if claims.nbf > now.saturating_add(300) {
+            return self.error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                Some("InvalidAnonymousToken"),
+                "the anonymous token is not valid yet",
+            );
+        }
         let origins: Vec<String> = claims.ao.split(';').map(str::to_owned).collect();
         if let Err(response) = self.check_origin(headers, &origins) {
             return response;
@@ -146,8 +154,7 @@ impl State {
         let conversation = self.chat.fresh_id("c");
         let invitation = self.chat.fresh_id("i");
         self.chat.with(|inner| {
-            inner.conversations.insert(
-                conversation.clone(),
+            inner.insert_conversation(
                 Conversation {
                     id: conversation.clone(),
                     app: Some(app.id.clone()),
@@ -336,30 +343,27 @@ impl State {
     }
 
     /// The widget leaves: `stopMessaging`, `DELETE` of its conversation or
-    /// of its application, or its application expired.
+    /// of its application, or its application expired. Whether it ended
+    /// one: an application ends its own open conversation only.
     pub(super) fn visitor_left(
         self: &Arc<Self>,
         app: &Arc<UcwaApp>,
         conversation: &str,
         how: &str,
-    ) {
-        let Some(was_open) = self
+    ) -> bool {
+        let ended = self
             .chat
             .with(|inner| {
                 inner
                     .conversations
                     .get_mut(conversation)
-                    .filter(|c| !c.ended)
-                    .map(|c| {
-                        c.ended = true;
-                        c.meeting.clone()
-                    })
+                    .filter(|c| !c.ended && c.app.as_deref() == Some(app.id.as_str()))
+                    .map(|c| c.ended = true)
             })
-            .flatten()
-        else {
-            return;
-        };
-        let _ = was_open;
+            .flatten();
+        if ended.is_none() {
+            return false;
+        }
         self.chat.stat(|s| {
             s.conversations_ended += 1;
             s.ended.push(format!("visitor:{how}"));
@@ -379,6 +383,7 @@ impl State {
             )],
             false,
         );
+        true
     }
 
     /// Tells the widget its conversation is over.

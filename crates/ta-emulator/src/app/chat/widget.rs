@@ -286,8 +286,16 @@ pub(in crate::app) async fn widget_stop(
 ) -> Response {
     let answer = match state.widget_app(&app_id, &headers) {
         Ok(app) => {
-            state.visitor_left(&app, &conversation, "stopped");
-            StatusCode::NO_CONTENT.into_response()
+            if state.visitor_left(&app, &conversation, "stopped") {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                state.error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    Some("ConversationNotFound"),
+                    "no open conversation of this application",
+                )
+            }
         }
         Err(response) => response,
     };
@@ -301,8 +309,16 @@ pub(in crate::app) async fn widget_leave(
 ) -> Response {
     let answer = match state.widget_app(&app_id, &headers) {
         Ok(app) => {
-            state.visitor_left(&app, &conversation, "left");
-            StatusCode::NO_CONTENT.into_response()
+            if state.visitor_left(&app, &conversation, "left") {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                state.error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    Some("ConversationNotFound"),
+                    "no open conversation of this application",
+                )
+            }
         }
         Err(response) => response,
     };

@@ -77,6 +77,23 @@ pub(super) struct Inner {
     pub(super) conversations: HashMap<String, Conversation>,
 }
 
+/// Past this many conversations, the ended ones are forgotten (a late call
+/// on one is then `404`), so that a long-running emulator stays small.
+const KEPT_CONVERSATIONS: usize = 512;
+
+/// The most entries `ChatStats`' lists keep (the oldest half goes).
+const KEPT_LOG: usize = 4096;
+
+impl Inner {
+    /// Adds a conversation, forgetting the ended ones when there are many.
+    pub(super) fn insert_conversation(&mut self, conversation: Conversation) {
+        if self.conversations.len() >= KEPT_CONVERSATIONS {
+            self.conversations.retain(|_, c| !c.ended);
+        }
+        self.conversations.insert(conversation.id.clone(), conversation);
+    }
+}
+
 /// The chat world of one emulator.
 #[derive(Debug)]
 pub(in crate::app) struct World {
@@ -114,6 +131,12 @@ impl World {
     pub(super) fn stat(&self, update: impl FnOnce(&mut ChatStats)) {
         if let Ok(mut stats) = self.stats.lock() {
             update(&mut stats);
+            let stats = &mut *stats;
+            for log in [&mut stats.calls, &mut stats.ended] {
+                if log.len() > KEPT_LOG {
+                    log.drain(..KEPT_LOG / 2);
+                }
+            }
         }
     }
 
