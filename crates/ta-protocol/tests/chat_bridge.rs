@@ -660,7 +660,11 @@ fn a_bridge_seen_before_its_acceptance_is_answered_sets_no_stale_deadline() {
     let chat = invitation("service:").invitation().unwrap().clone();
     let mut bridge = Bridge::accept(chat_id(), chat, plan(), Timers::default(), None, now);
     let (id, _) = bridge.poll_call().unwrap();
-    bridge.handle_answer(id, Ok::<_, ta_protocol::Error>(answer(ChatCallKind::StartAdhocMeeting)), now);
+    bridge.handle_answer(
+        id,
+        Ok::<_, ta_protocol::Error>(answer(ChatCallKind::StartAdhocMeeting)),
+        now,
+    );
     for cb in meeting_started("service:", "c1-m") {
         bridge.handle_callback(&cb, now);
     }
@@ -668,7 +672,11 @@ fn a_bridge_seen_before_its_acceptance_is_answered_sets_no_stale_deadline() {
     let (accept, call) = bridge.poll_call().unwrap();
     assert_eq!(call.kind(), ChatCallKind::AcceptAndBridge);
     bridge.handle_callback(&bridged("service:"), now);
-    bridge.handle_answer(accept, Ok::<_, ta_protocol::Error>(answer(ChatCallKind::AcceptAndBridge)), now);
+    bridge.handle_answer(
+        accept,
+        Ok::<_, ta_protocol::Error>(answer(ChatCallKind::AcceptAndBridge)),
+        now,
+    );
     assert_eq!(bridge.phase(), Phase::Bridged);
     let later = now + Duration::from_secs(31);
     bridge.handle_timeout(later);
@@ -686,8 +694,15 @@ fn a_meeting_that_failed_to_start_waits_for_no_link() {
     bridge.handle_answer(id, Err::<ChatAnswer, _>("503 after retries"), now);
     let (id, call) = bridge.poll_call().unwrap();
     assert_eq!(call.kind(), ChatCallKind::Decline);
-    bridge.handle_answer(id, Ok::<_, ta_protocol::Error>(answer(ChatCallKind::Decline)), now);
-    assert!(bridge.is_ended(), "no meeting was started: nothing to wait for");
+    bridge.handle_answer(
+        id,
+        Ok::<_, ta_protocol::Error>(answer(ChatCallKind::Decline)),
+        now,
+    );
+    assert!(
+        bridge.is_ended(),
+        "no meeting was started: nothing to wait for"
+    );
 }
 
 #[test]
@@ -695,21 +710,44 @@ fn a_chat_whose_end_never_comes_ends_at_its_longest_life() {
     let now = Instant::now();
     let chat = invitation("service:").invitation().unwrap().clone();
     let timers = Timers::default().with_max_chat(Duration::from_secs(3600));
-    let mut run = Run { bridge: Bridge::accept(chat_id(), chat, plan(), timers, None, now), now, calls: Vec::new(), notices: Vec::new() };
+    let mut run = Run {
+        bridge: Bridge::accept(chat_id(), chat, plan(), timers, None, now),
+        now,
+        calls: Vec::new(),
+        notices: Vec::new(),
+    };
     run.settle();
     for cb in meeting_started("service:", "c1-m") {
         run.deliver(&cb);
     }
     run.deliver(&bridged("service:"));
     run.deliver(&agent_event("service:", "added"));
-    assert!(run.bridge.poll_timeout().is_some_and(|at| at <= now + Duration::from_secs(3600)));
+    assert!(
+        run.bridge
+            .poll_timeout()
+            .is_some_and(|at| at <= now + Duration::from_secs(3600))
+    );
     run.wait(Duration::from_secs(3601));
-    assert!(matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("longest")), "{:?}", run.notices);
-    assert_eq!(run.kinds()[6..], [ChatCallKind::StopMessaging, ChatCallKind::TerminateMeeting]);
+    assert!(
+        matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("longest")),
+        "{:?}",
+        run.notices
+    );
+    assert_eq!(
+        run.kinds()[6..],
+        [ChatCallKind::StopMessaging, ChatCallKind::TerminateMeeting]
+    );
     // A timeout that does not fit in an Instant is no deadline, not a panic.
     let chat = invitation("service:").invitation().unwrap().clone();
     let huge = Timers::uniform(Duration::MAX).with_max_chat(Duration::MAX);
-    let mut bridge = Bridge::accept(chat_id(), chat, plan().with_join_timeout(Duration::MAX), huge, None, now);
+    let mut bridge = Bridge::accept(
+        chat_id(),
+        chat,
+        plan().with_join_timeout(Duration::MAX),
+        huge,
+        None,
+        now,
+    );
     assert_eq!(bridge.poll_timeout(), None);
     bridge.shut_down(now);
 }

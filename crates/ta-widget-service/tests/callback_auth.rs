@@ -239,7 +239,11 @@ async fn keys_that_cannot_be_fetched_refuse_as_unavailable_and_are_tried_again_e
         check(&v, Some(bearer(&token)), at + Duration::from_millis(500)).await,
         Err(Refusal::KeysUnavailable)
     );
-    assert_eq!(source.fetches.load(Ordering::SeqCst), 1, "at most one try a second");
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        1,
+        "at most one try a second"
+    );
     *source.doc.lock().unwrap() =
         Ok(json!({"keys": [{"kty": "EC", "kid": "x", "n": "", "e": ""}]}));
     assert_eq!(
@@ -263,8 +267,15 @@ async fn keys_are_fetched_again_when_old_so_a_withdrawn_key_stops_working() {
     // The provider withdraws the key.
     *source.doc.lock().unwrap() = Ok(jwks([&keys()[1]]));
     let hour = Duration::from_secs(3600);
-    assert_eq!(check(&v, Some(bearer(&token)), at + hour).await, Ok(()), "still in hand");
+    assert_eq!(
+        check(&v, Some(bearer(&token)), at + hour).await,
+        Ok(()),
+        "still in hand"
+    );
     assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
-    assert_eq!(check(&v, Some(bearer(&token)), at + 25 * hour).await, Err(Refusal::UnknownKey));
+    assert_eq!(
+        check(&v, Some(bearer(&token)), at + 25 * hour).await,
+        Err(Refusal::UnknownKey)
+    );
     assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
 }

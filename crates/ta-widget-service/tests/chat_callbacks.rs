@@ -147,7 +147,10 @@ async fn refused_callbacks_change_nothing_and_a_genuine_one_twice_is_acted_on_on
     );
     let (status, second) = post_callback(&rig, Some(signed(&|_| {})), invitation(&rig)).await;
     assert_eq!(status, 200);
-    assert_eq!(second, first, "the repeat opens nothing, and gets the same context");
+    assert_eq!(
+        second, first,
+        "the repeat opens nothing, and gets the same context"
+    );
     // The chat's meeting starts once; its bridge is refused (the
     // invitation is not the emulator's), and the meeting is ended.
     let stats = rig

@@ -287,9 +287,7 @@ impl Bridge {
         match kind {
             // Unless the bridge was seen already (a callback can come
             // before the answer).
-            ChatCallKind::AcceptAndBridge
-                if self.phase == Phase::Starting && !self.bridge_seen =>
-            {
+            ChatCallKind::AcceptAndBridge if self.phase == Phase::Starting && !self.bridge_seen => {
                 self.awaiting = now
                     .checked_add(self.timers.operation_timeout)
                     .map(|at| (Awaiting::Bridge, at));

@@ -44,7 +44,9 @@ impl Bridge {
     /// meeting was started (or its start is in flight), is not over, and
     /// its link is unknown.
     pub(super) fn waits_for_terminate(&self) -> bool {
-        let starting = self.in_flight.is_some_and(|(_, k)| k == ChatCallKind::StartAdhocMeeting);
+        let starting = self
+            .in_flight
+            .is_some_and(|(_, k)| k == ChatCallKind::StartAdhocMeeting);
         (self.succeeded.contains(&ChatCallKind::StartAdhocMeeting) || starting)
             && !self.meeting_gone
             && self.terminate.is_none()
@@ -53,7 +55,9 @@ impl Bridge {
 
     pub(super) fn advance_ending(&mut self, now: Instant) {
         // Not until an acceptance in flight is answered: it may succeed.
-        let accepting = self.in_flight.is_some_and(|(_, k)| k == ChatCallKind::AcceptAndBridge);
+        let accepting = self
+            .in_flight
+            .is_some_and(|(_, k)| k == ChatCallKind::AcceptAndBridge);
         let accepted = self.succeeded.contains(&ChatCallKind::AcceptAndBridge);
         if !accepted && !accepting && !self.visitor_gone {
             if let Some(url) = self.chat.decline.clone() {

@@ -231,7 +231,10 @@ mod tests {
             async move { channel.poll(2, Duration::from_secs(10)).await }
         });
         tokio::time::sleep(Duration::from_millis(30)).await;
-        assert_eq!(channel.poll(9, Duration::from_millis(10)).await, Polled::Resync(2));
+        assert_eq!(
+            channel.poll(9, Duration::from_millis(10)).await,
+            Polled::Resync(2)
+        );
         channel.push(group(2));
         assert_eq!(waiting.await.unwrap(), Polled::Batch(2, vec![group(2)]));
     }

@@ -62,17 +62,15 @@ impl State {
             id.to_ascii_uppercase()
         );
         self.chat.with(|inner| {
-            inner.insert_conversation(
-                Conversation {
-                    id: id.clone(),
-                    meeting_uri: Some(meeting_uri.clone()),
-                    target: url.map(|url| Target {
-                        url,
-                        context: input.callback_context.clone(),
-                    }),
-                    ..Conversation::default()
-                },
-            )
+            inner.insert_conversation(Conversation {
+                id: id.clone(),
+                meeting_uri: Some(meeting_uri.clone()),
+                target: url.map(|url| Target {
+                    url,
+                    context: input.callback_context.clone(),
+                }),
+                ..Conversation::default()
+            })
         });
         self.chat.stat(|s| s.conversations_started += 1);
         let invitation = self.sa_href(&format!("/onlineMeetingInvitations/{id}"));

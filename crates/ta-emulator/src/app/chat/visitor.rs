@@ -154,14 +154,12 @@ impl State {
         let conversation = self.chat.fresh_id("c");
         let invitation = self.chat.fresh_id("i");
         self.chat.with(|inner| {
-            inner.insert_conversation(
-                Conversation {
-                    id: conversation.clone(),
-                    app: Some(app.id.clone()),
-                    invitation: Some(invitation.clone()),
-                    ..Conversation::default()
-                },
-            )
+            inner.insert_conversation(Conversation {
+                id: conversation.clone(),
+                app: Some(app.id.clone()),
+                invitation: Some(invitation.clone()),
+                ..Conversation::default()
+            })
         });
         self.chat.stat(|s| s.conversations_started += 1);
         let widget_conv = paths::widget_conversation(&app.id, &conversation);

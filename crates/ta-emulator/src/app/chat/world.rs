@@ -90,7 +90,8 @@ impl Inner {
         if self.conversations.len() >= KEPT_CONVERSATIONS {
             self.conversations.retain(|_, c| !c.ended);
         }
-        self.conversations.insert(conversation.id.clone(), conversation);
+        self.conversations
+            .insert(conversation.id.clone(), conversation);
     }
 }
 
