@@ -242,3 +242,39 @@ async fn a_chat_outlives_its_token() {
     let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
     assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widget_cannot_end_another_visitors_chat() {
+    let rig = Rig::start(quick_chat()).await;
+    let first = bridged_chat(&rig).await;
+    let mut second = rig.widget().await;
+    let app = second.sign_in().await;
+    let own = app["id"].as_str().unwrap().to_owned();
+    // The first visitor's stop link, under the second's application, with
+    // the second's token.
+    let stop = first.messaging_link("stopMessaging");
+    let first_app = first.base.rsplit('/').next().unwrap().to_owned();
+    let forged = stop.replace(
+        &format!("/applications/{first_app}/"),
+        &format!("/applications/{own}/"),
+    );
+    assert_ne!(forged, stop);
+    let (status, answer, _) =
+        send(&*second.client, "POST", &forged, Some(&second.token), None).await;
+    assert_eq!(
+        (status, answer["subcode"].as_str()),
+        (404, Some("ConversationNotFound")),
+        "{answer}"
+    );
+    // And the second's token on the first's application is refused.
+    let (status, _, _) = send(&*second.client, "POST", &stop, Some(&second.token), None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        rig.stats().chat.conversations_open,
+        2,
+        "the first chat and its meeting are still open"
+    );
+    assert_eq!(first.post("stopMessaging").await, 204);
+    rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    let _ = second.poll().await;
+}
