@@ -436,10 +436,10 @@ fn ucwa_routes(state: &Shared) -> Router<Shared> {
 }
 
 /// The SA's chat calls, the identity provider's keys and the controls.
-fn platform_routes() -> Router<Shared> {
+fn platform_routes(state: &Shared) -> Router<Shared> {
     use chat::platform as p;
     let base = "/platformservice/v1/applications/{id}/communication";
-    Router::new()
+    let calls = Router::new()
         .route(
             &format!("{base}/onlinemeetinginvitations/startadhocmeeting"),
             post(p::start_adhoc_meeting),
@@ -460,6 +460,12 @@ fn platform_routes() -> Router<Shared> {
             &format!("{base}/conversations/{{conversation}}/{{*rest}}"),
             post(p::conversation_action),
         )
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(state),
+            p::sa_calls,
+        ));
+    Router::new()
+        .merge(calls)
         .route("/{tenant}/discovery/keys", get(callback_keys))
         .route("/{tenant}/discovery/v2.0/keys", get(callback_keys))
         .route("/_emulator/callback-url", post(set_callback_url))
@@ -516,7 +522,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/_emulator/stats", get(stats))
         .merge(ucwa_routes(&state))
-        .merge(platform_routes());
+        .merge(platform_routes(&state));
     with_common_layers(routes, state)
 }
 

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as AxState};
 use axum::response::{IntoResponse, Response};
 use http::header::LOCATION;
-use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http::{HeaderValue, StatusCode};
 
 use super::deliver::Outgoing;
 use crate::app::{Shared, State, tagged};
@@ -67,90 +67,69 @@ impl State {
     }
 }
 
-// The handlers: each checks the host, the AAD token and the endpoint first.
+// The handlers, behind `sa_calls`: the host, the AAD token and the
+// endpoint are checked first, and every answer is counted as a chat call.
 
-fn prelude(state: &State, uri: &Uri, headers: &HeaderMap, query: Option<&str>) -> Option<Response> {
-    state.api_prelude(uri, headers, query).err()
+/// The layer of every SA call: refused before the handler runs when the
+/// request would be refused anywhere in the API.
+pub(in crate::app) async fn sa_calls(
+    AxState(state): AxState<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let refused = state
+        .api_prelude(request.uri(), request.headers(), request.uri().query())
+        .err();
+    let answer = match refused {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    };
+    tagged(Route::ChatCall, answer)
 }
 
 pub(in crate::app) async fn start_adhoc_meeting(
     AxState(state): AxState<Shared>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = prelude(&state, &uri, &headers, query.as_deref()) {
-        return tagged(Route::ChatCall, refused);
-    }
-    tagged(Route::ChatCall, state.start_adhoc_meeting(&body))
+    state.start_adhoc_meeting(&body)
 }
 
 pub(in crate::app) async fn messaging_invitations(
     AxState(state): AxState<Shared>,
-    uri: Uri,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = prelude(&state, &uri, &headers, query.as_deref()) {
-        return tagged(Route::ChatCall, refused);
-    }
-    tagged(
-        Route::ChatCall,
-        state.add_messaging(query.as_deref(), &body),
-    )
+    state.add_messaging(query.as_deref(), &body)
 }
 
 pub(in crate::app) async fn participant_invitations(
     AxState(state): AxState<Shared>,
-    uri: Uri,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = prelude(&state, &uri, &headers, query.as_deref()) {
-        return tagged(Route::ChatCall, refused);
-    }
-    tagged(
-        Route::ChatCall,
-        state.add_participant(query.as_deref(), &body),
-    )
+    state.add_participant(query.as_deref(), &body)
 }
 
 /// `POST …/messagingInvitations/{id}/{action}`: acceptAndBridge or decline.
 pub(in crate::app) async fn invitation_action(
     AxState(state): AxState<Shared>,
     Path((_, invitation, action)): Path<(String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = prelude(&state, &uri, &headers, query.as_deref()) {
-        return tagged(Route::ChatCall, refused);
-    }
-    let answer = match action.as_str() {
+    match action.as_str() {
         "acceptandbridge" => state.accept_and_bridge(&invitation, &body),
         "decline" => state.decline(&invitation),
         _ => state.missing("invitation action"),
-    };
-    tagged(Route::ChatCall, answer)
+    }
 }
 
 /// `POST …/conversations/{id}/…`: the calls on a conversation.
 pub(in crate::app) async fn conversation_action(
     AxState(state): AxState<Shared>,
     Path((_, conversation, rest)): Path<(String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = prelude(&state, &uri, &headers, query.as_deref()) {
-        return tagged(Route::ChatCall, refused);
-    }
-    let answer = match rest.as_str() {
+    match rest.as_str() {
         "conversationbridge/bridgedparticipants" => {
             state.add_bridged_participant(&conversation, &body)
         }
@@ -158,6 +137,5 @@ pub(in crate::app) async fn conversation_action(
         "messaging/terminate" => state.sa_stop(&conversation),
         "onlinemeeting/terminateonlinemeeting" => state.terminate_meeting(&conversation),
         _ => state.missing("conversation action"),
-    };
-    tagged(Route::ChatCall, answer)
+    }
 }

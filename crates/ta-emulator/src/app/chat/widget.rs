@@ -284,22 +284,7 @@ pub(in crate::app) async fn widget_stop(
     Path((app_id, conversation)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let answer = match state.widget_app(&app_id, &headers) {
-        Ok(app) => {
-            if state.visitor_left(&app, &conversation, "stopped") {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                state.error(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    Some("ConversationNotFound"),
-                    "no open conversation of this application",
-                )
-            }
-        }
-        Err(response) => response,
-    };
-    tagged(Route::UcwaMessaging, answer)
+    leave(&state, &app_id, &conversation, &headers, "stopped")
 }
 
 pub(in crate::app) async fn widget_leave(
@@ -307,19 +292,28 @@ pub(in crate::app) async fn widget_leave(
     Path((app_id, conversation)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let answer = match state.widget_app(&app_id, &headers) {
-        Ok(app) => {
-            if state.visitor_left(&app, &conversation, "left") {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                state.error(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    Some("ConversationNotFound"),
-                    "no open conversation of this application",
-                )
-            }
+    leave(&state, &app_id, &conversation, &headers, "left")
+}
+
+/// `stopMessaging` or `DELETE` of the conversation: the application's own
+/// open conversation ends.
+fn leave(
+    state: &Shared,
+    app_id: &str,
+    conversation: &str,
+    headers: &HeaderMap,
+    how: &str,
+) -> Response {
+    let answer = match state.widget_app(app_id, headers) {
+        Ok(app) if state.visitor_left(&app, conversation, how) => {
+            StatusCode::NO_CONTENT.into_response()
         }
+        Ok(_) => state.error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            Some("ConversationNotFound"),
+            "no open conversation of this application",
+        ),
         Err(response) => response,
     };
     tagged(Route::UcwaMessaging, answer)
