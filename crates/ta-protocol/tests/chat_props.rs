@@ -1,0 +1,205 @@
+//! Whatever a callback holds, reading it and handing it to a chat never
+//! panics, and a chat given any facts in any order stays within its calls.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use ta_protocol::chat::{Agent, Bridge, ChatCallKind, ChatId, Plan, Timers, read_callback};
+
+fn rel() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("service:messagingInvitation".to_owned()),
+        Just("service:onlineMeetingInvitation".to_owned()),
+        Just("service:participantInvitation".to_owned()),
+        Just("ms:rtc:saas:conversation".to_owned()),
+        Just("service:conversationBridge".to_owned()),
+        Just("service:messaging".to_owned()),
+        Just("service:onlineMeeting".to_owned()),
+        Just("service:participant".to_owned()),
+        Just("service:message".to_owned()),
+        "[a-z:]{0,12}",
+    ]
+}
+
+fn href() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("/c/p2p".to_owned()),
+        Just("/c/conf".to_owned()),
+        Just("https://api.example/c/conf/x".to_owned()),
+        Just("data:text/plain,%ff+%2".to_owned()),
+        ".{0,16}",
+    ]
+}
+
+fn resource() -> impl Strategy<Value = Value> {
+    (
+        proptest::option::of(prop_oneof![Just("Incoming"), Just("Outgoing"), Just("x")]),
+        proptest::option::of(prop_oneof![
+            Just("Connected"),
+            Just("Conferenced"),
+            Just("Disconnected"),
+            Just("Failed")
+        ]),
+        proptest::option::of(prop_oneof![Just("c1-m".to_owned()), ".{0,8}"]),
+        proptest::collection::vec((rel(), href()), 0..4),
+    )
+        .prop_map(|(direction, state, op, links)| {
+            let mut r = json!({});
+            if let Some(d) = direction {
+                r["direction"] = json!(d);
+            }
+            if let Some(s) = state {
+                r["state"] = json!(s);
+            }
+            if let Some(o) = op {
+                r["operationId"] = json!(o);
+                r["onlineMeetingUri"] = json!("sip:m@x");
+            }
+            let mut l = serde_json::Map::new();
+            for (rel, href) in links {
+                l.insert(rel, json!({"href": href}));
+            }
+            r["_links"] = Value::Object(l);
+            r
+        })
+}
+
+fn event() -> impl Strategy<Value = Value> {
+    (
+        rel(),
+        href(),
+        prop_oneof![
+            Just("added"),
+            Just("updated"),
+            Just("deleted"),
+            Just("started"),
+            Just("completed"),
+            Just("?")
+        ],
+        proptest::option::of(resource()),
+        proptest::bool::ANY,
+    )
+        .prop_map(|(rel, href, kind, embedded, failed)| {
+            let mut e = json!({"link": {"rel": rel, "href": href}, "type": kind});
+            if let Some(r) = embedded {
+                e["_embedded"] = json!({ rel: r });
+            }
+            if failed {
+                e["status"] = json!("Failure");
+            }
+            e
+        })
+}
+
+fn callback() -> impl Strategy<Value = Value> {
+    (rel(), href(), proptest::collection::vec(event(), 0..6), prop_oneof![Just("https://api.example".to_owned()), ".{0,12}"])
+        .prop_map(|(rel, href, events, base)| json!({"sender": [{"rel": rel, "href": href, "events": events}], "baseuri": base}))
+}
+
+/// A 2xx answer, as a flow makes it.
+fn created() -> ta_protocol::ChatAnswer {
+    let config = ta_protocol::Config::builder(
+        "https://api.example/platformservice/discover",
+        "sip:helpdesk@contoso.com",
+    )
+    .build()
+    .unwrap()
+    .into_shared();
+    let trusted = std::sync::Arc::new(config.trusted_hosts().clone());
+    let call = ta_protocol::chat::ChatCall::stop_messaging(
+        url::Url::parse("https://api.example/x").unwrap(),
+    );
+    let mut flow = ta_protocol::Flow::chat_call(
+        config,
+        trusted,
+        call,
+        Some(ta_protocol::AccessToken::new("t")),
+        Box::new(ta_protocol::SeededEntropy::new(1)),
+    );
+    let now = Instant::now();
+    let Some(ta_protocol::Output::Transmit(t)) = flow.poll_output(now) else {
+        panic!()
+    };
+    let response = http::Response::builder()
+        .status(201)
+        .body(bytes::Bytes::new())
+        .unwrap();
+    flow.handle_response(t.id(), response, now).unwrap();
+    match flow.poll_output(now) {
+        Some(ta_protocol::Output::Done(Ok(answer))) => answer,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn incoming() -> ta_protocol::chat::IncomingChat {
+    let body = json!({"sender": [{"rel": "service:communication", "href": "/c", "events": [{
+        "link": {"rel": "service:messagingInvitation", "href": "/inv"}, "type": "started",
+        "_embedded": {"service:messagingInvitation": {"direction": "Incoming", "_links": {
+            "service:conversation": {"href": "/c/p2p"},
+            "service:acceptAndBridge": {"href": "/inv/accept"},
+            "service:startAdhocMeeting": {"href": "/meet"},
+            "service:decline": {"href": "/inv/decline"}}}}}]}],
+        "baseuri": "https://api.example"});
+    read_callback(body.to_string().as_bytes())
+        .unwrap()
+        .invitation()
+        .unwrap()
+        .clone()
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_read_or_refused(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = read_callback(&bytes);
+    }
+
+    #[test]
+    fn any_callbacks_in_any_order_keep_a_chat_sound(callbacks in proptest::collection::vec(callback(), 0..8), answers in proptest::collection::vec(any::<bool>(), 0..32), waits in proptest::collection::vec(0u64..40, 0..8)) {
+        let start = Instant::now();
+        let mut now = start;
+        let plan = Plan::new(vec![Agent::new("sip:a@x", "A")]).with_join_timeout(Duration::from_secs(20));
+        let mut bridge = Bridge::accept(ChatId::new("c1").unwrap(), incoming(), plan, Timers::default(), None, now);
+        let mut answers = answers.into_iter().cycle();
+        let mut made = Vec::new();
+        for (i, cb) in callbacks.iter().enumerate() {
+            if let Ok(cb) = read_callback(cb.to_string().as_bytes()) {
+                bridge.handle_callback(&cb, now);
+            }
+            while let Some((id, call)) = bridge.poll_call() {
+                made.push(call.kind());
+                let ok = answers.next().unwrap_or(true);
+                let result: Result<ta_protocol::ChatAnswer, &str> = if ok { Ok(created()) } else { Err("down") };
+                bridge.handle_answer(id, result, now);
+            }
+            now += Duration::from_secs(waits.get(i).copied().unwrap_or(0));
+            if bridge.poll_timeout().is_some_and(|at| at <= now) {
+                bridge.handle_timeout(now);
+            }
+            while bridge.poll_notice().is_some() {}
+        }
+        // Shutting down always ends it, after at most the cleanup wait.
+        bridge.shut_down(now);
+        for _ in 0..4 {
+            while let Some((id, call)) = bridge.poll_call() {
+                made.push(call.kind());
+                bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now);
+            }
+            now += Duration::from_secs(31);
+            bridge.handle_timeout(now);
+        }
+        prop_assert!(bridge.is_ended(), "{:?} {made:?}", bridge.phase());
+        // Each call at most once, agents and messages aside.
+        for kind in [ChatCallKind::StartAdhocMeeting, ChatCallKind::AcceptAndBridge, ChatCallKind::AddMessaging, ChatCallKind::TerminateMeeting, ChatCallKind::StopMessaging, ChatCallKind::Decline] {
+            prop_assert!(made.iter().filter(|k| **k == kind).count() <= 1, "{kind:?} twice: {made:?}");
+        }
+    }
+}
