@@ -1,0 +1,434 @@
+// The widget's chat client: an anonymous UCWA session with the help desk,
+// from the page, with a widget token from the widget-token service.
+// Dependency-free ES module; its types are in chat-client.d.ts.
+//
+// Rules it keeps:
+// - it follows links, never builds a path: the discover link, then
+//   `anonApplications`, then the application's `events` and
+//   `startMessaging`, then the messaging links the events give;
+// - the event channel is one pending long poll at a time; each answer's
+//   `next` (or `resync`, or `resume`) is the next poll, used exactly as
+//   given (`ack` is never edited); events are handled in order, each once;
+// - the poll is exempt from the short per-request timeout: it has its own,
+//   longer than the server holds a poll;
+// - a poll that fails (the network, a 5xx, a `409 PGetReplaced`) is tried
+//   again at the same URL after a backoff with full jitter, so nothing is
+//   lost or doubled; a wake-up (the page shown again, back online) retries
+//   at once;
+// - each message sent is `sending`, then `delivered` or `failed`;
+// - `typing()` may be called on every key stroke: it tells the help desk
+//   at most once per `typingIntervalMs`;
+// - the end is told once, with its reason: the visitor's `end()`, the help
+//   desk's, or a failure that will not pass (`final`).
+//
+// The token is a secret: this module never logs it.
+
+const DEFAULTS = Object.freeze({
+  timeoutMs: 35000,
+  pollTimeoutMs: 200000,
+  retryInitialDelayMs: 1000,
+  retryMaxDelayMs: 30000,
+  typingIntervalMs: 3000,
+  culture: 'en-US',
+  userAgent: 'ta-widget-client/0.1',
+  displayName: 'Visitor',
+});
+
+/** No retry sooner than this. */
+const MIN_RETRY_DELAY_MS = 250;
+/** Messages remembered to handle each once. */
+const SEEN_MESSAGES = 500;
+/** Page events after which a stalled poll is retried at once. */
+const WAKE_EVENTS = ['visibilitychange', 'online', 'pageshow', 'resume'];
+
+/** Why the chat could not go on, or a call failed. */
+export class ChatError extends Error {
+  constructor(code, message, details) {
+    super(message);
+    const d = details || {};
+    this.name = 'ChatError';
+    /** A stable code: `unreachable`, `refused`, `timeout`, `application_gone`, … */
+    this.code = code;
+    /** The HTTP status, 0 without an answer. */
+    this.status = d.status || 0;
+    /** Whether the chat is over because of it. */
+    this.final = Boolean(d.final);
+  }
+}
+
+/** The text of a `data:` URI (`+` is a space, as the API wrote them). */
+export function decodeDataUri(href) {
+  if (typeof href !== 'string' || !/^data:/i.test(href)) return null;
+  const comma = href.indexOf(',');
+  if (comma < 0) return null;
+  const header = href.slice(5, comma);
+  const payload = href.slice(comma + 1);
+  try {
+    if (/;base64/i.test(header)) {
+      const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+      return new TextDecoder().decode(bytes);
+    }
+    return decodeURIComponent(payload.replace(/\+/g, ' '));
+  } catch (_) {
+    return null;
+  }
+}
+
+function environmentOf(options) {
+  const env = options.environment || {};
+  const g = globalThis;
+  return {
+    setTimeout: env.setTimeout || ((fn, ms) => g.setTimeout(fn, ms)),
+    clearTimeout: env.clearTimeout || ((id) => g.clearTimeout(id)),
+    random: env.random || Math.random,
+    now: env.now || (() => Date.now()),
+    document: 'document' in env ? env.document : g.document,
+    window: 'window' in env ? env.window : g.window,
+  };
+}
+
+/** The first link of `rel` in a resource's `_links`. */
+function link(resource, rel) {
+  const links = resource && resource._links;
+  const found = links && links[rel];
+  const one = Array.isArray(found) ? found[0] : found;
+  return one && typeof one.href === 'string' ? one.href : null;
+}
+
+/** The embedded copy of an event's target. */
+function target(event) {
+  const embedded = event && event._embedded;
+  if (!embedded || typeof embedded !== 'object') return null;
+  const rel = event.link && event.link.rel;
+  const found = (rel && embedded[rel]) || Object.values(embedded)[0];
+  return found && typeof found === 'object' ? found : null;
+}
+
+/** A chat with the help desk. */
+export class ChatSession {
+  /**
+   * @param {object} options
+   * @param {string} options.discoverUri the widget token's discover link
+   * @param {string} options.token the widget token (`psat=…`)
+   * @param {string} options.to the help desk's SIP URI
+   */
+  constructor(options) {
+    if (!options || typeof options.discoverUri !== 'string' || typeof options.token !== 'string') {
+      throw new TypeError('ChatSession needs `discoverUri` and `token` (a widget token)');
+    }
+    if (typeof options.to !== 'string' || !/^sip:/i.test(options.to)) {
+      throw new TypeError('ChatSession needs `to`, the help desk\'s SIP URI');
+    }
+    this.options = Object.assign({}, DEFAULTS, options);
+    for (const key of ['timeoutMs', 'pollTimeoutMs', 'retryInitialDelayMs', 'retryMaxDelayMs', 'typingIntervalMs']) {
+      const value = this.options[key];
+      if (!Number.isFinite(value) || value < 0) throw new RangeError(`${key} must be a finite number of milliseconds`);
+    }
+    this.env = environmentOf(options);
+    this.fetch = options.fetch || globalThis.fetch.bind(globalThis);
+    /** `idle`, `connecting`, `connected` or `ended`. */
+    this.state = 'idle';
+    /** Why it ended, once it has: `{ by, code }`. */
+    this.ending = null;
+    this.listeners = new Map();
+    this.links = {};
+    this.seen = new Set();
+    this.seenOrder = [];
+    this.sent = 0;
+    this.lastTyping = -Infinity;
+    this.poll = null;
+    this.wake = () => {
+      const visible = !this.env.document || this.env.document.visibilityState !== 'hidden';
+      if (visible && this.poll) this.poll.abort('wake');
+    };
+  }
+
+  /** Listens to `state`, `message`, `typing`, `message-state`, `ended` or `error`; returns the unsubscribe. */
+  on(type, fn) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(fn);
+    return () => this.listeners.get(type).delete(fn);
+  }
+
+  emit(type, value) {
+    for (const fn of Array.from(this.listeners.get(type) || [])) {
+      try {
+        fn(value);
+      } catch (error) {
+        if (typeof globalThis.reportError === 'function') globalThis.reportError(error);
+      }
+    }
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  /** One request, its answer read, within `timeoutMs` (or aborted by `control`). */
+  async request(method, url, { body, contentType, timeoutMs, control } = {}) {
+    const abort = typeof AbortController === 'function' ? new AbortController() : null;
+    let timer = null;
+    const timedOut = new Promise((_, reject) => {
+      timer = this.env.setTimeout(() => {
+        if (abort) abort.abort();
+        reject(new ChatError('timeout', `${method} timed out`));
+      }, timeoutMs === undefined ? this.options.timeoutMs : timeoutMs);
+    });
+    const stopped = new Promise((_, reject) => {
+      if (control) {
+        control.abort = (why) => {
+          if (abort) abort.abort();
+          reject(new ChatError(why || 'aborted', 'the request was abandoned'));
+        };
+      }
+    });
+    const headers = { Accept: 'application/json', Authorization: `Bearer ${this.options.token}` };
+    if (contentType) headers['Content-Type'] = contentType;
+    const call = (async () => {
+      const response = await this.fetch(url, {
+        method,
+        headers,
+        body,
+        mode: 'cors',
+        credentials: 'omit',
+        signal: abort ? abort.signal : undefined,
+      });
+      const text = await response.text();
+      let json = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch (_) {
+        json = null;
+      }
+      return { status: response.status, json, location: response.headers.get('location') };
+    })();
+    try {
+      return await Promise.race([call, timedOut, stopped]);
+    } catch (error) {
+      if (error instanceof ChatError) throw error;
+      throw new ChatError('unreachable', `${method} failed: ${error && error.message}`);
+    } finally {
+      this.env.clearTimeout(timer);
+    }
+  }
+
+  /** Discovery, the application, the event channel, then the invitation. */
+  async start() {
+    if (this.state !== 'idle') throw new ChatError('started', 'this chat was started already');
+    this.setState('connecting');
+    try {
+      const discovered = await this.request('GET', this.options.discoverUri);
+      this.expect(discovered, 200, 'discovery');
+      const anon = link(discovered.json, 'anonApplications');
+      if (!anon) throw new ChatError('bad_answer', 'the discovery has no anonApplications link', { final: true });
+      const appUrl = new URL(anon, this.options.discoverUri).href;
+      const body = JSON.stringify({
+        anonymousDisplayName: this.options.displayName,
+        culture: this.options.culture,
+        userAgent: this.options.userAgent,
+      });
+      const app = await this.request('POST', appUrl, { body, contentType: 'application/json' });
+      this.expect(app, 201, 'the application');
+      const events = link(app.json, 'events');
+      const communication = app.json && app.json._embedded && app.json._embedded.communication;
+      const start = link(communication, 'startMessaging');
+      if (!events || !start) throw new ChatError('bad_answer', 'the application has no events or startMessaging link', { final: true });
+      this.base = appUrl;
+      this.links.application = link(app.json, 'self');
+      this.listen(new URL(events, appUrl).href);
+      const invitation = JSON.stringify({ to: this.options.to, operationId: this.operationId('start') });
+      const started = await this.request('POST', new URL(start, appUrl).href, { body: invitation, contentType: 'application/json' });
+      this.expect(started, 201, 'the invitation');
+    } catch (error) {
+      const final = error instanceof ChatError ? error : new ChatError('unreachable', String(error));
+      this.finish('failure', final.code, final);
+      throw final;
+    }
+  }
+
+  expect(answer, status, what) {
+    if (answer.status === status) return;
+    const code = answer.status === 401 || answer.status === 403 ? 'refused' : 'bad_answer';
+    const subcode = answer.json && (answer.json.subcode || answer.json.code);
+    throw new ChatError(code, `${what} answered ${answer.status}${subcode ? ` ${subcode}` : ''}`, { status: answer.status, final: true });
+  }
+
+  operationId(what) {
+    this.sent += 1;
+    return `w-${what}-${this.sent}`;
+  }
+
+  /** The event channel: one poll at a time, each answer's next link next. */
+  listen(first) {
+    for (const type of WAKE_EVENTS) {
+      if (this.env.document) this.env.document.addEventListener(type, this.wake);
+      if (this.env.window) this.env.window.addEventListener(type, this.wake);
+    }
+    (async () => {
+      let url = first;
+      let failures = 0;
+      while (this.state !== 'ended') {
+        const control = {};
+        this.poll = control;
+        let answer = null;
+        let woken = false;
+        try {
+          answer = await this.request('GET', url, { timeoutMs: this.options.pollTimeoutMs, control });
+        } catch (error) {
+          woken = error instanceof ChatError && error.code === 'wake';
+        } finally {
+          this.poll = null;
+        }
+        if (this.state === 'ended') return;
+        if (answer && answer.status === 200 && answer.json) {
+          failures = 0;
+          const next = link(answer.json, 'next') || link(answer.json, 'resync') || link(answer.json, 'resume');
+          if (!next) {
+            this.finish('failure', 'bad_answer', new ChatError('bad_answer', 'an events answer has no next link', { final: true }));
+            return;
+          }
+          const base = url;
+          url = new URL(next, base).href;
+          this.handle(answer.json, base);
+          continue;
+        }
+        if (answer && (answer.status === 404 || answer.status === 401 || answer.status === 403 || answer.status === 410)) {
+          const code = answer.status === 404 || answer.status === 410 ? 'application_gone' : 'refused';
+          this.finish('failure', code, new ChatError(code, `the event channel answered ${answer.status}`, { status: answer.status, final: true }));
+          return;
+        }
+        if (woken) continue;
+        // The network, a 5xx, a replaced poll: the same URL again, later.
+        failures += 1;
+        const cap = Math.min(this.options.retryMaxDelayMs, this.options.retryInitialDelayMs * 2 ** Math.min(failures - 1, 16));
+        const wait = Math.max(MIN_RETRY_DELAY_MS, this.env.random() * cap);
+        await new Promise((resolve) => {
+          const timer = this.env.setTimeout(resolve, wait);
+          this.poll = { abort: () => { this.env.clearTimeout(timer); resolve(); } };
+        });
+        this.poll = null;
+      }
+    })();
+  }
+
+  /** Handles one events answer, in order. */
+  handle(envelope, base) {
+    for (const sender of Array.isArray(envelope.sender) ? envelope.sender : []) {
+      for (const event of Array.isArray(sender.events) ? sender.events : []) {
+        if (this.state === 'ended') return;
+        this.event(event, base);
+      }
+    }
+  }
+
+  event(event, base) {
+    const rel = event.link && event.link.rel;
+    const kind = event.type;
+    const resource = target(event);
+    if (rel === 'messaging' && resource) {
+      if (resource.state === 'Connected') {
+        for (const name of ['sendMessage', 'setIsTyping', 'stopMessaging']) {
+          const href = link(resource, name);
+          if (href) this.links[name] = new URL(href, base).href;
+        }
+        if (this.links.sendMessage) this.setState('connected');
+      }
+    } else if (rel === 'message' && resource && resource.direction === 'Incoming' && (kind === 'started' || kind === 'completed')) {
+      const id = (event.link && event.link.href) || '';
+      if (this.remember(id)) {
+        const body = link(resource, 'plainMessage') || link(resource, 'htmlMessage');
+        const from = resource._links && resource._links.participant && resource._links.participant.title;
+        this.emit('message', { id, text: decodeDataUri(body) || '', from: from || '', html: !link(resource, 'plainMessage') });
+      }
+    } else if (rel === 'participant' && event.in && event.in.rel === 'typingParticipants') {
+      if (kind === 'added' || kind === 'deleted') {
+        this.emit('typing', { name: (event.link && event.link.title) || '', typing: kind === 'added' });
+      }
+    } else if (rel === 'conversation' && kind === 'deleted') {
+      this.finish('remote', 'ended');
+    } else if (rel === 'messagingInvitation' && kind === 'completed' && event.status === 'Failure') {
+      const subcode = event.reason && event.reason.subcode;
+      this.finish('remote', subcode ? String(subcode).toLowerCase() : 'declined');
+    }
+  }
+
+  remember(id) {
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    this.seenOrder.push(id);
+    if (this.seenOrder.length > SEEN_MESSAGES) this.seen.delete(this.seenOrder.shift());
+    return true;
+  }
+
+  /** Sends `text`; the message's state goes `sending`, then `delivered` or `failed`. */
+  async send(text) {
+    const message = { id: '', text: String(text), state: 'sending' };
+    if (this.state !== 'connected' || !this.links.sendMessage) {
+      message.state = 'failed';
+      this.emit('message-state', message);
+      throw new ChatError('not_connected', 'the chat is not connected');
+    }
+    this.emit('message-state', Object.assign({}, message));
+    const url = new URL(this.links.sendMessage);
+    url.searchParams.append('operationId', this.operationId('msg'));
+    try {
+      const answer = await this.request('POST', url.href, { body: message.text, contentType: 'text/plain; charset=utf-8' });
+      if (answer.status !== 201) throw new ChatError('bad_answer', `sendMessage answered ${answer.status}`, { status: answer.status });
+      message.id = answer.location || '';
+      message.state = 'delivered';
+      this.emit('message-state', Object.assign({}, message));
+      return message;
+    } catch (error) {
+      message.state = 'failed';
+      this.emit('message-state', Object.assign({}, message));
+      throw error;
+    }
+  }
+
+  /** Says the visitor is typing (at most once per `typingIntervalMs`). */
+  async typing() {
+    const now = this.env.now();
+    if (this.state !== 'connected' || !this.links.setIsTyping || now - this.lastTyping < this.options.typingIntervalMs) return false;
+    this.lastTyping = now;
+    try {
+      const answer = await this.request('POST', this.links.setIsTyping);
+      return answer.status === 204;
+    } catch (_) {
+      return false;
+    }
+  }
+
+  /** Ends the chat (the visitor leaves). */
+  async end() {
+    if (this.state === 'ended') return;
+    const stop = this.links.stopMessaging;
+    this.finish('visitor', 'ended');
+    if (stop) {
+      try {
+        await this.request('POST', stop);
+      } catch (_) {
+        // The platform ends an application that stops polling anyway.
+      }
+    }
+  }
+
+  /** Stops everything at once, telling nobody (the page goes away). */
+  stop() {
+    this.finish('visitor', 'stopped');
+  }
+
+  finish(by, code, error) {
+    if (this.state === 'ended') return;
+    this.ending = { by, code };
+    this.setState('ended');
+    for (const type of WAKE_EVENTS) {
+      if (this.env.document) this.env.document.removeEventListener(type, this.wake);
+      if (this.env.window) this.env.window.removeEventListener(type, this.wake);
+    }
+    if (this.poll) this.poll.abort('ended');
+    if (error) this.emit('error', error);
+    this.emit('ended', this.ending);
+  }
+}

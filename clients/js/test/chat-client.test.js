@@ -1,0 +1,285 @@
+// The chat client's rules, against a scripted UCWA on a virtual page. Run
+// with `node --test`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { ChatError, ChatSession, decodeDataUri } from '../chat-client.js';
+import { FakePage, answer, flush, scriptedFetch } from './fake-environment.js';
+
+const S = 1000;
+const API = 'https://api.example';
+const APP = '/ucwa/psanon/v1/applications/a1';
+const CONV = `${APP}/communication/conversations/c1`;
+
+/** An empty answer (a 204 has no body). */
+const noContent = () => new Response(null, { status: 204 });
+
+/** A scripted UCWA: polls wait for batches the test pushes. */
+function ucwa() {
+  const batches = [];
+  let waiting = null;
+  const server = {
+    polls: [],
+    sends: [],
+    typing: 0,
+    stops: 0,
+    fail: null,
+    push(events) {
+      batches.push(events);
+      if (waiting) {
+        const w = waiting;
+        waiting = null;
+        w();
+      }
+    },
+  };
+  server.script = (call) => {
+    const url = new URL(call.url);
+    const method = call.init.method;
+    assert.equal(call.init.headers.Authorization, 'Bearer psat=token-1');
+    if (url.pathname === '/platformservice/discover') {
+      return answer(200, { _links: { anonApplications: { href: '/ucwa/psanon/v1/applications' } } });
+    }
+    if (method === 'POST' && url.pathname === '/ucwa/psanon/v1/applications') {
+      const body = JSON.parse(call.init.body);
+      assert.equal(body.culture, 'en-US');
+      return answer(201, {
+        _links: { self: { href: APP }, events: { href: `${APP}/events?ack=1&key=a1` } },
+        _embedded: { communication: { _links: { startMessaging: { href: `${APP}/communication/messagingInvitations` } } } },
+      });
+    }
+    if (url.pathname === `${APP}/events`) {
+      const ack = Number(url.searchParams.get('ack'));
+      server.polls.push(ack);
+      if (server.fail) {
+        const f = server.fail;
+        server.fail = null;
+        return f();
+      }
+      const serve = () => {
+        const events = batches.shift();
+        return answer(200, {
+          _links: { next: { href: `${APP}/events?ack=${ack + 1}&key=a1` } },
+          sender: [{ rel: 'conversation', href: CONV, events }],
+        });
+      };
+      if (batches.length > 0) return serve();
+      return new Promise((resolve) => {
+        waiting = () => resolve(serve());
+      });
+    }
+    if (method === 'POST' && url.pathname === `${APP}/communication/messagingInvitations`) {
+      assert.equal(JSON.parse(call.init.body).to, 'sip:helpdesk@contoso.com');
+      return answer(201);
+    }
+    if (method === 'POST' && url.pathname === `${CONV}/messaging/messages`) {
+      server.sends.push({ text: call.init.body, operationId: url.searchParams.get('operationId') });
+      return answer(201, undefined, { location: `${CONV}/messaging/messages/${server.sends.length}` });
+    }
+    if (method === 'POST' && url.pathname === `${CONV}/messaging/typing`) {
+      server.typing += 1;
+      return noContent();
+    }
+    if (method === 'POST' && url.pathname === `${CONV}/messaging/terminate`) {
+      server.stops += 1;
+      return noContent();
+    }
+    return answer(404, { code: 'NotFound' });
+  };
+  return server;
+}
+
+const connected = {
+  link: { rel: 'messaging', href: `${CONV}/messaging` },
+  type: 'updated',
+  _embedded: {
+    messaging: {
+      state: 'Connected',
+      _links: {
+        sendMessage: { href: `${CONV}/messaging/messages` },
+        setIsTyping: { href: `${CONV}/messaging/typing` },
+        stopMessaging: { href: `${CONV}/messaging/terminate` },
+      },
+    },
+  },
+};
+
+function incoming(n, text, from = 'Anna (Support)', kind = 'started') {
+  return {
+    link: { rel: 'message', href: `${CONV}/messaging/messages/${n}` },
+    type: kind,
+    _embedded: {
+      message: {
+        direction: 'Incoming',
+        _links: {
+          participant: { href: `${CONV}/participants/p`, title: from },
+          plainMessage: { href: `data:text/plain;charset=utf-8,${encodeURIComponent(text).replace(/%20/g, '+')}` },
+        },
+      },
+    },
+  };
+}
+
+const typing = (kind) => ({
+  link: { rel: 'participant', href: `${CONV}/participants/p`, title: 'Anna (Support)' },
+  in: { rel: 'typingParticipants', href: `${CONV}/messaging/typingParticipants` },
+  type: kind,
+});
+
+async function setUp(options = {}) {
+  const page = new FakePage();
+  const server = ucwa();
+  const fake = scriptedFetch(server.script);
+  const chat = new ChatSession(Object.assign({
+    discoverUri: `${API}/platformservice/discover?anonymousContext=psat%253dtoken-1`,
+    token: 'psat=token-1',
+    to: 'sip:helpdesk@contoso.com',
+    fetch: fake.fetch,
+    environment: page.environment(),
+  }, options));
+  const seen = { state: [], message: [], typing: [], sent: [], ended: [], error: [] };
+  chat.on('state', (s) => seen.state.push(s));
+  chat.on('message', (m) => seen.message.push(m));
+  chat.on('typing', (t) => seen.typing.push(t));
+  chat.on('message-state', (m) => seen.sent.push(m.state));
+  chat.on('ended', (e) => seen.ended.push(e));
+  chat.on('error', (e) => seen.error.push(e));
+  await chat.start();
+  await flush();
+  return { page, server, fake, chat, seen };
+}
+
+test('a whole chat: connected, messages in order and once, typing, a message sent, the end', async () => {
+  const { page, server, chat, seen } = await setUp();
+  assert.deepEqual(seen.state, ['connecting']);
+  server.push([connected, incoming(1, 'Welcome! How can we help?', 'Help Desk')]);
+  await flush();
+  assert.equal(chat.state, 'connected');
+  assert.deepEqual(seen.message.map((m) => [m.from, m.text]), [['Help Desk', 'Welcome! How can we help?']]);
+  // Sent: sending, then delivered.
+  const sent = await chat.send('Where is my order? 100% + tax');
+  assert.equal(sent.state, 'delivered');
+  assert.deepEqual(seen.sent, ['sending', 'delivered']);
+  assert.equal(server.sends[0].text, 'Where is my order? 100% + tax');
+  assert.match(server.sends[0].operationId, /^w-msg-/);
+  // Typing: once per interval, however often the visitor types.
+  assert.equal(await chat.typing(), true);
+  assert.equal(await chat.typing(), false);
+  await page.advance(3 * S);
+  assert.equal(await chat.typing(), true);
+  assert.equal(server.typing, 2);
+  // The agent types, then answers; a started and a completed event of one
+  // message make one message.
+  server.push([typing('added')]);
+  await flush();
+  server.push([typing('deleted'), incoming(2, 'Let me check'), incoming(2, 'Let me check', 'Anna (Support)', 'completed')]);
+  await flush();
+  assert.deepEqual(seen.typing, [{ name: 'Anna (Support)', typing: true }, { name: 'Anna (Support)', typing: false }]);
+  assert.deepEqual(seen.message.map((m) => m.text), ['Welcome! How can we help?', 'Let me check']);
+  // Polls followed next, in order, never editing ack.
+  assert.deepEqual(server.polls, [1, 2, 3, 4]);
+  await chat.end();
+  assert.equal(server.stops, 1);
+  assert.deepEqual(seen.ended, [{ by: 'visitor', code: 'ended' }]);
+  assert.equal(chat.state, 'ended');
+  await chat.end();
+  assert.equal(seen.ended.length, 1, 'the end is told once');
+});
+
+test('the help desk ends the chat', async () => {
+  const { server, chat, seen } = await setUp();
+  server.push([connected]);
+  await flush();
+  server.push([{ link: { rel: 'conversation', href: CONV }, type: 'deleted' }]);
+  await flush();
+  assert.deepEqual(seen.ended, [{ by: 'remote', code: 'ended' }]);
+  await assert.rejects(chat.send('hello?'), (e) => e instanceof ChatError && e.code === 'not_connected');
+  assert.deepEqual(seen.sent, ['failed']);
+});
+
+test('a failed poll is tried again at the same ack after a backoff; a wake-up retries at once', async () => {
+  const { page, server, seen } = await setUp({ retryInitialDelayMs: 2 * S });
+  // The first poll (ack 1) is pending; it is answered, and the next fails.
+  server.fail = () => {
+    throw new TypeError('Failed to fetch');
+  };
+  server.push([connected]);
+  await flush();
+  assert.deepEqual(server.polls, [1, 2], 'the second poll failed');
+  await page.advance(499);
+  assert.deepEqual(server.polls, [1, 2], 'no retry before the backoff');
+  await page.advance(2 * S);
+  assert.deepEqual(server.polls, [1, 2, 2], 'the same ack again: nothing lost');
+  assert.deepEqual(seen.state, ['connecting', 'connected']);
+  // A 409 PGetReplaced: the same, later.
+  server.push([incoming(7, 'one')]);
+  await flush();
+  server.fail = () => answer(409, { code: 'Conflict', subcode: 'PGetReplaced' });
+  server.push([incoming(8, 'two')]);
+  await flush();
+  await page.advance(3 * S);
+  assert.deepEqual(seen.message.map((m) => m.text), ['one', 'two']);
+  // A poll stalled by a sleeping machine: the page shown again re-polls
+  // at once, at the same ack.
+  const before = server.polls.length;
+  await page.setHidden(true);
+  await page.setHidden(false);
+  assert.equal(server.polls.length, before + 1);
+  assert.equal(server.polls.at(-1), server.polls.at(-2));
+  server.push([incoming(9, 'three')]);
+  await flush();
+  assert.deepEqual(seen.message.map((m) => m.text), ['one', 'two', 'three'], 'nothing lost, nothing doubled');
+});
+
+test('a resync link is followed as given', async () => {
+  const { server, fake, seen } = await setUp();
+  // Poll 1 is pending: it is answered, and poll 2 is told to resync.
+  server.fail = () => answer(200, { _links: { resync: { href: `${APP}/events?ack=9&key=a1` } } });
+  server.push([connected]);
+  await flush();
+  server.push([incoming(1, 'after the resync')]);
+  await flush();
+  assert.deepEqual(server.polls.slice(0, 3), [1, 2, 9]);
+  assert.ok(fake.calls.some((c) => c.url.endsWith('ack=9&key=a1')));
+  assert.deepEqual(seen.message.map((m) => m.text), ['after the resync']);
+});
+
+test('an application that is gone ends the chat for good', async () => {
+  const { server, seen } = await setUp();
+  server.fail = () => answer(404, { code: 'NotFound', subcode: 'ApplicationNotFound' });
+  server.push([connected]);
+  await flush();
+  assert.equal(seen.ended[0].code, 'application_gone');
+  assert.ok(seen.error[0].final);
+});
+
+test('a send that fails is failed; a refused start ends the chat', async () => {
+  const { server, chat, seen } = await setUp();
+  server.push([connected]);
+  await flush();
+  const script = server.script;
+  server.script = () => answer(500, { code: 'ServiceFailure' });
+  chat.fetch = scriptedFetch((call) => server.script(call)).fetch;
+  await assert.rejects(chat.send('lost?'));
+  assert.deepEqual(seen.sent, ['sending', 'failed']);
+  server.script = script;
+
+  const page = new FakePage();
+  const refusing = scriptedFetch(() => answer(403, { code: 'Forbidden' }));
+  const other = new ChatSession({
+    discoverUri: `${API}/platformservice/discover`, token: 'psat=x', to: 'sip:helpdesk@contoso.com',
+    fetch: refusing.fetch, environment: page.environment(),
+  });
+  const ended = [];
+  other.on('ended', (e) => ended.push(e));
+  await assert.rejects(other.start(), (e) => e.code === 'refused' && e.final && e.status === 403);
+  assert.deepEqual(ended, [{ by: 'failure', code: 'refused' }]);
+});
+
+test('data URIs: + is a space, percent-escapes and base64 decode, junk is null', () => {
+  assert.equal(decodeDataUri('data:text/plain;charset=utf-8,How+can+I+help%3f'), 'How can I help?');
+  assert.equal(decodeDataUri('data:;base64,SGVsbG8='), 'Hello');
+  assert.equal(decodeDataUri('data:text/plain,%E0%A4%A'), null);
+  assert.equal(decodeDataUri('https://x'), null);
+  assert.throws(() => new ChatSession({ discoverUri: 'x', token: 't', to: 'helpdesk' }), TypeError);
+});
