@@ -3,6 +3,7 @@
 
 /** Why the chat could not go on, or a call failed. */
 export declare class ChatError extends Error {
+  constructor(code: string, message: string, details?: { status?: number; final?: boolean });
   readonly name: 'ChatError';
   /** `unreachable`, `refused`, `timeout`, `application_gone`, `bad_answer`, `not_connected`, … */
   readonly code: string;
@@ -27,6 +28,8 @@ export interface ChatMessage {
 export interface SentMessage {
   /** The message's URL, once delivered. */
   id: string;
+  /** The client's own id, from `sending` on: follows one message through its states. */
+  localId: string;
   text: string;
   state: 'sending' | 'delivered' | 'failed';
 }
@@ -41,7 +44,7 @@ export interface Typing {
 export interface ChatEnding {
   /** The visitor (`end()`, `stop()`), the help desk (`remote`), or a failure. */
   by: 'visitor' | 'remote' | 'failure';
-  /** `ended`, `stopped`, `declined`, `timeout`, `application_gone`, `refused`, … */
+  /** `ended`, `stopped`, `application_gone`, `conversation_reset`, `refused`, `bad_answer`, or the platform's subcode lower-cased (`declined`, `timeout`, `removed`, …). */
   code: string;
 }
 
@@ -85,7 +88,7 @@ export declare class ChatSession {
   send(text: string): Promise<SentMessage>;
   /** Says the visitor is typing; call on every key stroke. Whether a notice went out. */
   typing(): Promise<boolean>;
-  /** Ends the chat (tells the help desk). */
+  /** Ends the chat: stops messaging when connected and signs the application out, best effort. */
   end(): Promise<void>;
   /** Stops at once, telling nobody. */
   stop(): void;

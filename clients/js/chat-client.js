@@ -14,7 +14,10 @@
 // - a poll that fails (the network, a 5xx, a `409 PGetReplaced`) is tried
 //   again at the same URL after a backoff with full jitter, so nothing is
 //   lost or doubled; a wake-up (the page shown again, back online) retries
-//   at once;
+//   at once; an event that only links its resource is fetched by its link;
+// - a `404`/`410` (the application is gone), a `401`/`403`, an unreadable
+//   answer or a `resume` link (the conversations were reset) ends the chat;
+// - no error message quotes a URL: the discover link carries the token;
 // - each message sent is `sending`, then `delivered` or `failed`;
 // - `typing()` may be called on every key stroke: it tells the help desk
 //   at most once per `typingIntervalMs`;
@@ -82,6 +85,7 @@ function environmentOf(options) {
     clearTimeout: env.clearTimeout || ((id) => g.clearTimeout(id)),
     random: env.random || Math.random,
     now: env.now || (() => Date.now()),
+    monotonic: env.monotonic || (() => (g.performance ? g.performance.now() : Date.now())),
     document: 'document' in env ? env.document : g.document,
     window: 'window' in env ? env.window : g.window,
   };
@@ -137,6 +141,8 @@ export class ChatSession {
     this.sent = 0;
     this.lastTyping = -Infinity;
     this.poll = null;
+    /** The controls of the requests in flight, aborted by the end. */
+    this.inflight = new Set();
     this.wake = () => {
       const visible = !this.env.document || this.env.document.visibilityState !== 'hidden';
       if (visible && this.poll) this.poll.abort('wake');
@@ -167,7 +173,11 @@ export class ChatSession {
   }
 
   /** One request, its answer read, within `timeoutMs` (or aborted by `control`). */
-  async request(method, url, { body, contentType, timeoutMs, control } = {}) {
+  async request(method, url, { body, contentType, timeoutMs, control: given } = {}) {
+    if (this.state === 'ended' && method !== 'POST' && method !== 'DELETE') {
+      throw new ChatError('ended', 'the chat has ended');
+    }
+    const control = given || {};
     const abort = typeof AbortController === 'function' ? new AbortController() : null;
     let timer = null;
     const timedOut = new Promise((_, reject) => {
@@ -177,13 +187,12 @@ export class ChatSession {
       }, timeoutMs === undefined ? this.options.timeoutMs : timeoutMs);
     });
     const stopped = new Promise((_, reject) => {
-      if (control) {
-        control.abort = (why) => {
-          if (abort) abort.abort();
-          reject(new ChatError(why || 'aborted', 'the request was abandoned'));
-        };
-      }
+      control.abort = (why) => {
+        if (abort) abort.abort();
+        reject(new ChatError(why || 'aborted', 'the request was abandoned'));
+      };
     });
+    this.inflight.add(control);
     const headers = { Accept: 'application/json', Authorization: `Bearer ${this.options.token}` };
     if (contentType) headers['Content-Type'] = contentType;
     const call = (async () => {
@@ -208,9 +217,12 @@ export class ChatSession {
       return await Promise.race([call, timedOut, stopped]);
     } catch (error) {
       if (error instanceof ChatError) throw error;
-      throw new ChatError('unreachable', `${method} failed: ${error && error.message}`);
+      // Not the error's own message: a fetch error may quote the URL, and
+      // the discover link carries the token.
+      throw new ChatError('unreachable', `${method} failed (${(error && error.name) || 'network'})`);
     } finally {
       this.env.clearTimeout(timer);
+      this.inflight.delete(control);
     }
   }
 
@@ -220,6 +232,7 @@ export class ChatSession {
     this.setState('connecting');
     try {
       const discovered = await this.request('GET', this.options.discoverUri);
+      this.stillOn();
       this.expect(discovered, 200, 'discovery');
       const anon = link(discovered.json, 'anonApplications');
       if (!anon) throw new ChatError('bad_answer', 'the discovery has no anonApplications link', { final: true });
@@ -230,22 +243,31 @@ export class ChatSession {
         userAgent: this.options.userAgent,
       });
       const app = await this.request('POST', appUrl, { body, contentType: 'application/json' });
+      const self = link(app.json, 'self');
+      if (app.status === 201 && self) this.links.application = new URL(self, appUrl).href;
+      this.stillOn();
       this.expect(app, 201, 'the application');
       const events = link(app.json, 'events');
       const communication = app.json && app.json._embedded && app.json._embedded.communication;
       const start = link(communication, 'startMessaging');
       if (!events || !start) throw new ChatError('bad_answer', 'the application has no events or startMessaging link', { final: true });
       this.base = appUrl;
-      this.links.application = link(app.json, 'self');
       this.listen(new URL(events, appUrl).href);
       const invitation = JSON.stringify({ to: this.options.to, operationId: this.operationId('start') });
       const started = await this.request('POST', new URL(start, appUrl).href, { body: invitation, contentType: 'application/json' });
+      this.stillOn();
       this.expect(started, 201, 'the invitation');
     } catch (error) {
-      const final = error instanceof ChatError ? error : new ChatError('unreachable', String(error));
+      const final = error instanceof ChatError ? error : new ChatError('bad_answer', 'the chat could not start', { final: true });
+      if (final.code === 'ended') throw final;
       this.finish('failure', final.code, final);
       throw final;
     }
+  }
+
+  /** Throws when the chat ended while a request was out (`end()` during `start()`). */
+  stillOn() {
+    if (this.state === 'ended') throw new ChatError('ended', 'the chat was ended', { final: true });
   }
 
   expect(answer, status, what) {
@@ -262,91 +284,131 @@ export class ChatSession {
 
   /** The event channel: one poll at a time, each answer's next link next. */
   listen(first) {
+    if (this.state === 'ended') return;
     for (const type of WAKE_EVENTS) {
       if (this.env.document) this.env.document.addEventListener(type, this.wake);
       if (this.env.window) this.env.window.addEventListener(type, this.wake);
     }
-    (async () => {
-      let url = first;
-      let failures = 0;
-      while (this.state !== 'ended') {
-        const control = {};
-        this.poll = control;
-        let answer = null;
-        let woken = false;
-        try {
-          answer = await this.request('GET', url, { timeoutMs: this.options.pollTimeoutMs, control });
-        } catch (error) {
-          woken = error instanceof ChatError && error.code === 'wake';
-        } finally {
-          this.poll = null;
-        }
-        if (this.state === 'ended') return;
-        if (answer && answer.status === 200 && answer.json) {
-          failures = 0;
-          const next = link(answer.json, 'next') || link(answer.json, 'resync') || link(answer.json, 'resume');
-          if (!next) {
-            this.finish('failure', 'bad_answer', new ChatError('bad_answer', 'an events answer has no next link', { final: true }));
-            return;
-          }
-          const base = url;
-          url = new URL(next, base).href;
-          this.handle(answer.json, base);
-          continue;
-        }
-        if (answer && (answer.status === 404 || answer.status === 401 || answer.status === 403 || answer.status === 410)) {
-          const code = answer.status === 404 || answer.status === 410 ? 'application_gone' : 'refused';
-          this.finish('failure', code, new ChatError(code, `the event channel answered ${answer.status}`, { status: answer.status, final: true }));
-          return;
-        }
-        if (woken) continue;
-        // The network, a 5xx, a replaced poll: the same URL again, later.
-        failures += 1;
-        const cap = Math.min(this.options.retryMaxDelayMs, this.options.retryInitialDelayMs * 2 ** Math.min(failures - 1, 16));
-        const wait = Math.max(MIN_RETRY_DELAY_MS, this.env.random() * cap);
-        await new Promise((resolve) => {
-          const timer = this.env.setTimeout(resolve, wait);
-          this.poll = { abort: () => { this.env.clearTimeout(timer); resolve(); } };
-        });
+    this.loop(first).catch(() => {
+      this.finish('failure', 'bad_answer', new ChatError('bad_answer', 'an events answer could not be read', { final: true }));
+    });
+  }
+
+  async loop(first) {
+    let url = first;
+    let failures = 0;
+    while (this.state !== 'ended') {
+      const control = {};
+      this.poll = control;
+      let answer = null;
+      let woken = false;
+      try {
+        answer = await this.request('GET', url, { timeoutMs: this.options.pollTimeoutMs, control });
+      } catch (error) {
+        woken = error instanceof ChatError && error.code === 'wake';
+      } finally {
         this.poll = null;
       }
-    })();
+      if (this.state === 'ended') return;
+      if (answer && answer.status === 200 && answer.json && typeof answer.json === 'object') {
+        failures = 0;
+        const resume = link(answer.json, 'resume');
+        const next = link(answer.json, 'next') || link(answer.json, 'resync') || resume;
+        if (!next) throw new ChatError('bad_answer', 'an events answer has no next link');
+        const base = url;
+        url = new URL(next, base).href;
+        await this.handle(answer.json, base);
+        if (resume && !link(answer.json, 'next')) {
+          // After a long idleness the server reset the conversations: this
+          // chat is gone (a new one needs a new start).
+          this.finish('failure', 'conversation_reset', new ChatError('conversation_reset', 'the chat was reset after a long idleness', { final: true }));
+          return;
+        }
+        continue;
+      }
+      if (answer && (answer.status === 404 || answer.status === 401 || answer.status === 403 || answer.status === 410)) {
+        const code = answer.status === 404 || answer.status === 410 ? 'application_gone' : 'refused';
+        this.finish('failure', code, new ChatError(code, `the event channel answered ${answer.status}`, { status: answer.status, final: true }));
+        return;
+      }
+      if (woken) continue;
+      // The network, a 5xx, a replaced poll: the same URL again, later.
+      failures += 1;
+      const cap = Math.min(this.options.retryMaxDelayMs, this.options.retryInitialDelayMs * 2 ** Math.min(failures - 1, 16));
+      const wait = Math.max(MIN_RETRY_DELAY_MS, this.env.random() * cap);
+      await new Promise((resolve) => {
+        const timer = this.env.setTimeout(resolve, wait);
+        this.poll = { abort: () => { this.env.clearTimeout(timer); resolve(); } };
+      });
+      this.poll = null;
+    }
   }
 
   /** Handles one events answer, in order. */
-  handle(envelope, base) {
+  async handle(envelope, base) {
     for (const sender of Array.isArray(envelope.sender) ? envelope.sender : []) {
+      if (!sender || typeof sender !== 'object') continue;
       for (const event of Array.isArray(sender.events) ? sender.events : []) {
         if (this.state === 'ended') return;
-        this.event(event, base);
+        if (!event || typeof event !== 'object' || !event.link || typeof event.link !== 'object') continue;
+        await this.event(event, base);
       }
     }
   }
 
-  event(event, base) {
-    const rel = event.link && event.link.rel;
+  /** The event's target: embedded, or fetched when only linked. */
+  async resourceOf(event, base) {
+    const embedded = target(event);
+    if (embedded || typeof event.link.href !== 'string' || event.type === 'deleted') return embedded;
+    try {
+      const answer = await this.request('GET', new URL(event.link.href, base).href);
+      return answer.status === 200 && answer.json && typeof answer.json === 'object' ? answer.json : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  async event(event, base) {
+    const rel = event.link.rel;
     const kind = event.type;
-    const resource = target(event);
-    if (rel === 'messaging' && resource) {
+    const resolve = (href) => {
+      try {
+        return new URL(href, base).href;
+      } catch (_) {
+        return null;
+      }
+    };
+    if (rel === 'messaging' && (kind === 'updated' || kind === 'added')) {
+      const resource = await this.resourceOf(event, base);
+      if (!resource) return;
       if (resource.state === 'Connected') {
         for (const name of ['sendMessage', 'setIsTyping', 'stopMessaging']) {
           const href = link(resource, name);
-          if (href) this.links[name] = new URL(href, base).href;
+          const url = href && resolve(href);
+          if (url) this.links[name] = url;
         }
         if (this.links.sendMessage) this.setState('connected');
+      } else if (resource.state === 'Disconnected' && this.state === 'connected') {
+        const subcode = resource.reason && resource.reason.subcode;
+        this.finish('remote', subcode ? String(subcode).toLowerCase() : 'ended');
       }
-    } else if (rel === 'message' && resource && resource.direction === 'Incoming' && (kind === 'started' || kind === 'completed')) {
-      const id = (event.link && event.link.href) || '';
-      if (this.remember(id)) {
+    } else if (rel === 'message' && (kind === 'started' || kind === 'completed')) {
+      const resource = await this.resourceOf(event, base);
+      if (!resource || resource.direction !== 'Incoming') return;
+      const href = (typeof event.link.href === 'string' && event.link.href) || link(resource, 'self');
+      const id = href ? resolve(href) || href : '';
+      if (!id || this.remember(id)) {
         const body = link(resource, 'plainMessage') || link(resource, 'htmlMessage');
-        const from = resource._links && resource._links.participant && resource._links.participant.title;
-        this.emit('message', { id, text: decodeDataUri(body) || '', from: from || '', html: !link(resource, 'plainMessage') });
+        const participant = resource._links && resource._links.participant;
+        const from = participant && typeof participant.title === 'string' ? participant.title : '';
+        this.emit('message', { id, text: decodeDataUri(body) || '', from, html: !link(resource, 'plainMessage') });
       }
     } else if (rel === 'participant' && event.in && event.in.rel === 'typingParticipants') {
       if (kind === 'added' || kind === 'deleted') {
-        this.emit('typing', { name: (event.link && event.link.title) || '', typing: kind === 'added' });
+        const name = typeof event.link.title === 'string' ? event.link.title : '';
+        this.emit('typing', { name, typing: kind === 'added' });
       }
-    } else if (rel === 'conversation' && kind === 'deleted') {
+    } else if (rel === 'conversation' && (kind === 'deleted' || (target(event) && target(event).state === 'Disconnected'))) {
       this.finish('remote', 'ended');
     } else if (rel === 'messagingInvitation' && kind === 'completed' && event.status === 'Failure') {
       const subcode = event.reason && event.reason.subcode;
@@ -364,7 +426,8 @@ export class ChatSession {
 
   /** Sends `text`; the message's state goes `sending`, then `delivered` or `failed`. */
   async send(text) {
-    const message = { id: '', text: String(text), state: 'sending' };
+    const localId = this.operationId('msg');
+    const message = { id: '', localId, text: String(text), state: 'sending' };
     if (this.state !== 'connected' || !this.links.sendMessage) {
       message.state = 'failed';
       this.emit('message-state', message);
@@ -372,11 +435,11 @@ export class ChatSession {
     }
     this.emit('message-state', Object.assign({}, message));
     const url = new URL(this.links.sendMessage);
-    url.searchParams.append('operationId', this.operationId('msg'));
+    url.searchParams.append('operationId', localId);
     try {
       const answer = await this.request('POST', url.href, { body: message.text, contentType: 'text/plain; charset=utf-8' });
       if (answer.status !== 201) throw new ChatError('bad_answer', `sendMessage answered ${answer.status}`, { status: answer.status });
-      message.id = answer.location || '';
+      message.id = answer.location ? new URL(answer.location, url.href).href : '';
       message.state = 'delivered';
       this.emit('message-state', Object.assign({}, message));
       return message;
@@ -389,7 +452,7 @@ export class ChatSession {
 
   /** Says the visitor is typing (at most once per `typingIntervalMs`). */
   async typing() {
-    const now = this.env.now();
+    const now = this.env.monotonic();
     if (this.state !== 'connected' || !this.links.setIsTyping || now - this.lastTyping < this.options.typingIntervalMs) return false;
     this.lastTyping = now;
     try {
@@ -400,18 +463,22 @@ export class ChatSession {
     }
   }
 
-  /** Ends the chat (the visitor leaves). */
+  /** Ends the chat (the visitor leaves): stops messaging when connected, and
+   * signs the application out, best effort (the platform ends an
+   * application that stops polling anyway). */
   async end() {
     if (this.state === 'ended') return;
-    const stop = this.links.stopMessaging;
+    const { stopMessaging, application } = this.links;
     this.finish('visitor', 'ended');
-    if (stop) {
+    const tell = async (method, url) => {
       try {
-        await this.request('POST', stop);
+        await this.request(method, url);
       } catch (_) {
-        // The platform ends an application that stops polling anyway.
+        // Best effort.
       }
-    }
+    };
+    if (stopMessaging) await tell('POST', stopMessaging);
+    if (application) await tell('DELETE', application);
   }
 
   /** Stops everything at once, telling nobody (the page goes away). */
@@ -428,6 +495,7 @@ export class ChatSession {
       if (this.env.window) this.env.window.removeEventListener(type, this.wake);
     }
     if (this.poll) this.poll.abort('ended');
+    for (const control of Array.from(this.inflight)) control.abort('ended');
     if (error) this.emit('error', error);
     this.emit('ended', this.ending);
   }

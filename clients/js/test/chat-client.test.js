@@ -19,6 +19,8 @@ function ucwa() {
   const batches = [];
   let waiting = null;
   const server = {
+    /** What the client sent wrong (asserted empty by each test). */
+    violations: [],
     polls: [],
     sends: [],
     typing: 0,
@@ -36,13 +38,13 @@ function ucwa() {
   server.script = (call) => {
     const url = new URL(call.url);
     const method = call.init.method;
-    assert.equal(call.init.headers.Authorization, 'Bearer psat=token-1');
+    if (call.init.headers.Authorization !== 'Bearer psat=token-1') server.violations.push(`authorization on ${url.pathname}`);
     if (url.pathname === '/platformservice/discover') {
       return answer(200, { _links: { anonApplications: { href: '/ucwa/psanon/v1/applications' } } });
     }
     if (method === 'POST' && url.pathname === '/ucwa/psanon/v1/applications') {
       const body = JSON.parse(call.init.body);
-      assert.equal(body.culture, 'en-US');
+      if (body.culture !== 'en-US') server.violations.push('culture');
       return answer(201, {
         _links: { self: { href: APP }, events: { href: `${APP}/events?ack=1&key=a1` } },
         _embedded: { communication: { _links: { startMessaging: { href: `${APP}/communication/messagingInvitations` } } } },
@@ -69,7 +71,7 @@ function ucwa() {
       });
     }
     if (method === 'POST' && url.pathname === `${APP}/communication/messagingInvitations`) {
-      assert.equal(JSON.parse(call.init.body).to, 'sip:helpdesk@contoso.com');
+      if (JSON.parse(call.init.body).to !== 'sip:helpdesk@contoso.com') server.violations.push('to');
       return answer(201);
     }
     if (method === 'POST' && url.pathname === `${CONV}/messaging/messages`) {
@@ -83,6 +85,13 @@ function ucwa() {
     if (method === 'POST' && url.pathname === `${CONV}/messaging/terminate`) {
       server.stops += 1;
       return noContent();
+    }
+    if (method === 'DELETE' && url.pathname === APP) {
+      server.signedOut = true;
+      return noContent();
+    }
+    if (method === 'GET' && url.pathname === `${CONV}/messaging/messages/linked`) {
+      return answer(200, incoming('linked', 'fetched by its link')._embedded.message);
     }
     return answer(404, { code: 'NotFound' });
   };
@@ -149,6 +158,16 @@ async function setUp(options = {}) {
   return { page, server, fake, chat, seen };
 }
 
+/** Nothing left running: no timer, no listener, no poll to come. */
+async function assertIdle({ page, server }) {
+  const polls = server.polls.length;
+  await page.advance(60 * S);
+  assert.equal(server.polls.length, polls, 'no poll after the end');
+  assert.equal(page.pendingTimers(), 0);
+  assert.equal(page.document.count() + page.window.count(), 0, 'no listener left');
+  assert.deepEqual(server.violations, []);
+}
+
 test('a whole chat: connected, messages in order and once, typing, a message sent, the end', async () => {
   const { page, server, chat, seen } = await setUp();
   assert.deepEqual(seen.state, ['connecting']);
@@ -180,10 +199,12 @@ test('a whole chat: connected, messages in order and once, typing, a message sen
   assert.deepEqual(server.polls, [1, 2, 3, 4]);
   await chat.end();
   assert.equal(server.stops, 1);
+  assert.equal(server.signedOut, true);
   assert.deepEqual(seen.ended, [{ by: 'visitor', code: 'ended' }]);
   assert.equal(chat.state, 'ended');
   await chat.end();
   assert.equal(seen.ended.length, 1, 'the end is told once');
+  await assertIdle({ page, server });
 });
 
 test('the help desk ends the chat', async () => {
@@ -211,13 +232,20 @@ test('a failed poll is tried again at the same ack after a backoff; a wake-up re
   await page.advance(2 * S);
   assert.deepEqual(server.polls, [1, 2, 2], 'the same ack again: nothing lost');
   assert.deepEqual(seen.state, ['connecting', 'connected']);
-  // A 409 PGetReplaced: the same, later.
+  // A 409 PGetReplaced on the poll after 'one': that ack again, after the
+  // backoff.
+  server.fail = () => answer(409, { code: 'Conflict', subcode: 'PGetReplaced' });
   server.push([incoming(7, 'one')]);
   await flush();
-  server.fail = () => answer(409, { code: 'Conflict', subcode: 'PGetReplaced' });
+  const replaced = server.polls.at(-1);
+  assert.equal(server.polls.at(-2) + 1, replaced);
+  await page.advance(499);
+  assert.equal(server.polls.at(-1), replaced);
+  assert.equal(server.polls.filter((a) => a === replaced).length, 1, 'no retry before the backoff');
+  await page.advance(2 * S);
+  assert.equal(server.polls.filter((a) => a === replaced).length, 2, 'the replaced ack again');
   server.push([incoming(8, 'two')]);
   await flush();
-  await page.advance(3 * S);
   assert.deepEqual(seen.message.map((m) => m.text), ['one', 'two']);
   // A poll stalled by a sleeping machine: the page shown again re-polls
   // at once, at the same ack.
@@ -245,12 +273,108 @@ test('a resync link is followed as given', async () => {
 });
 
 test('an application that is gone ends the chat for good', async () => {
-  const { server, seen } = await setUp();
+  const set = await setUp();
+  const { server, seen } = set;
   server.fail = () => answer(404, { code: 'NotFound', subcode: 'ApplicationNotFound' });
   server.push([connected]);
   await flush();
   assert.equal(seen.ended[0].code, 'application_gone');
   assert.ok(seen.error[0].final);
+  await assertIdle(set);
+});
+
+test('a resume link (conversations reset) ends the chat; stop() ends it at once', async () => {
+  const set = await setUp();
+  set.server.fail = () => answer(200, { _links: { resume: { href: `${APP}/events?ack=50&key=a1` } } });
+  set.server.push([connected]);
+  await flush();
+  assert.deepEqual(set.seen.ended, [{ by: 'failure', code: 'conversation_reset' }]);
+  await assertIdle(set);
+
+  const other = await setUp();
+  other.server.push([connected]);
+  await flush();
+  other.chat.stop();
+  assert.deepEqual(other.seen.ended, [{ by: 'visitor', code: 'stopped' }]);
+  assert.equal(other.server.stops, 0, 'stop() tells nobody');
+  await assertIdle(other);
+});
+
+test('malformed answers end the chat with bad_answer, never silently', async () => {
+  for (const bad of [
+    { _links: { next: { href: `${APP}/events?ack=2` } }, sender: [null] },
+    { _links: { next: { href: `${APP}/events?ack=2` } }, sender: [{ events: [null, 7, { link: 'x' }] }] },
+    { _links: { next: { href: 'https://[oops' } }, sender: [] },
+    { sender: [] },
+  ]) {
+    const set = await setUp();
+    set.server.fail = () => answer(200, bad);
+    set.server.push([connected]);
+    await flush();
+    const ended = set.seen.ended[0] || {};
+    if (bad.sender.length > 0 && bad._links.next.href.startsWith('/')) {
+      // Unreadable events are skipped; the chat goes on.
+      assert.equal(set.chat.state, 'connected', JSON.stringify(bad));
+      set.chat.stop();
+    } else {
+      assert.equal(ended.code, 'bad_answer', JSON.stringify(bad));
+    }
+    await assertIdle(set);
+  }
+});
+
+test('the help desk\'s messaging disconnected ends the chat; a message only linked is fetched', async () => {
+  const { server, seen } = await setUp();
+  server.push([connected, { link: { rel: 'message', href: `${CONV}/messaging/messages/linked` }, type: 'started' }]);
+  await flush();
+  assert.deepEqual(seen.message.map((m) => m.text), ['fetched by its link']);
+  server.push([{ link: { rel: 'messaging', href: `${CONV}/messaging` }, type: 'updated', _embedded: { messaging: { state: 'Disconnected', reason: { subcode: 'Removed' } } } }]);
+  await flush();
+  assert.deepEqual(seen.ended, [{ by: 'remote', code: 'removed' }]);
+});
+
+test('end() during the start stops it; no error carries the token', async () => {
+  const page = new FakePage();
+  const fake = scriptedFetch(() => 'hang');
+  const chat = new ChatSession({
+    discoverUri: `${API}/platformservice/discover?anonymousContext=psat%253dSECRET`, token: 'psat=SECRET', to: 'sip:helpdesk@contoso.com',
+    fetch: fake.fetch, environment: page.environment(),
+  });
+  const starting = chat.start();
+  await flush();
+  await chat.end();
+  await assert.rejects(starting, (e) => e.code === 'ended');
+  assert.equal(fake.calls.length, 1, 'nothing after the discovery');
+  assert.equal(page.document.count() + page.window.count(), 0);
+
+  const failing = scriptedFetch(() => {
+    throw new TypeError(`Failed to parse URL from ${API}/platformservice/discover?anonymousContext=psat%253dSECRET`);
+  });
+  const other = new ChatSession({
+    discoverUri: `${API}/platformservice/discover?anonymousContext=psat%253dSECRET`, token: 'psat=SECRET', to: 'sip:helpdesk@contoso.com',
+    fetch: failing.fetch, environment: new FakePage().environment(),
+  });
+  const errors = [];
+  other.on('error', (e) => errors.push(e));
+  await assert.rejects(other.start(), (e) => e.code === 'unreachable' && !/SECRET|psat/.test(e.message));
+  assert.ok(errors.every((e) => !/SECRET|psat/.test(e.message)));
+});
+
+test('typing is throttled on the monotonic clock; each sent message keeps its local id', async () => {
+  const { page, server, chat, seen } = await setUp();
+  server.push([connected]);
+  await flush();
+  assert.equal(await chat.typing(), true);
+  await page.jumpWall(-3600 * S);
+  await page.advance(3 * S);
+  assert.equal(await chat.typing(), true, 'a clock set back does not silence typing');
+  const states = [];
+  chat.on('message-state', (m) => states.push([m.localId, m.state]));
+  const [a, b] = await Promise.all([chat.send('a'), chat.send('b')]);
+  assert.notEqual(a.localId, b.localId);
+  assert.deepEqual(states.filter(([id]) => id === a.localId).map(([, st]) => st), ['sending', 'delivered']);
+  assert.ok(a.id.startsWith('https://api.example/'), a.id);
+  void seen;
 });
 
 test('a send that fails is failed; a refused start ends the chat', async () => {
