@@ -10,15 +10,17 @@
     missing_docs
 )]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use ta_protocol::ChatAnswer;
 use ta_protocol::chat::{
     Agent, Bridge, Callback, ChatCallKind, ChatId, EndedBy, Fact, MessageFrom, Notice, Phase, Plan,
     Timers, read_callback,
 };
-use ta_protocol::{ChatAnswer, Flow};
 
 const BASE: &str = "https://api.example.com";
 const APP: &str = "/platformservice/tgt-1/v1/applications/1";
@@ -272,42 +274,8 @@ impl Run {
     }
 }
 
-fn answer(kind: ChatCallKind) -> ChatAnswer {
-    // A ChatAnswer is made by a flow: run one against a server that
-    // answers 201.
-    let config = ta_protocol::Config::builder(
-        "https://api.example.com/platformservice/discover",
-        "sip:helpdesk@contoso.com",
-    )
-    .build()
-    .unwrap()
-    .into_shared();
-    let trusted = std::sync::Arc::new(config.trusted_hosts().clone());
-    let url = url::Url::parse(&format!("{BASE}/x")).unwrap();
-    let call = match kind {
-        ChatCallKind::TerminateMeeting => ta_protocol::chat::ChatCall::terminate_meeting(url),
-        _ => ta_protocol::chat::ChatCall::stop_messaging(url),
-    };
-    let mut flow = Flow::chat_call(
-        config,
-        trusted,
-        call,
-        Some(ta_protocol::AccessToken::new("t")),
-        Box::new(ta_protocol::SeededEntropy::new(1)),
-    );
-    let now = Instant::now();
-    let Some(ta_protocol::Output::Transmit(t)) = flow.poll_output(now) else {
-        panic!()
-    };
-    let response = http::Response::builder()
-        .status(201)
-        .body(Bytes::new())
-        .unwrap();
-    flow.handle_response(t.id(), response, now).unwrap();
-    match flow.poll_output(now) {
-        Some(ta_protocol::Output::Done(Ok(answer))) => answer,
-        other => panic!("{other:?}"),
-    }
+fn answer(_kind: ChatCallKind) -> ChatAnswer {
+    support::chat_answer()
 }
 
 fn refusal(_kind: ChatCallKind) -> ta_protocol::Error {

@@ -9,6 +9,8 @@
     missing_docs
 )]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -105,41 +107,6 @@ fn callback() -> impl Strategy<Value = Value> {
         .prop_map(|(rel, href, events, base)| json!({"sender": [{"rel": rel, "href": href, "events": events}], "baseuri": base}))
 }
 
-/// A 2xx answer, as a flow makes it.
-fn created() -> ta_protocol::ChatAnswer {
-    let config = ta_protocol::Config::builder(
-        "https://api.example/platformservice/discover",
-        "sip:helpdesk@contoso.com",
-    )
-    .build()
-    .unwrap()
-    .into_shared();
-    let trusted = std::sync::Arc::new(config.trusted_hosts().clone());
-    let call = ta_protocol::chat::ChatCall::stop_messaging(
-        url::Url::parse("https://api.example/x").unwrap(),
-    );
-    let mut flow = ta_protocol::Flow::chat_call(
-        config,
-        trusted,
-        call,
-        Some(ta_protocol::AccessToken::new("t")),
-        Box::new(ta_protocol::SeededEntropy::new(1)),
-    );
-    let now = Instant::now();
-    let Some(ta_protocol::Output::Transmit(t)) = flow.poll_output(now) else {
-        panic!()
-    };
-    let response = http::Response::builder()
-        .status(201)
-        .body(bytes::Bytes::new())
-        .unwrap();
-    flow.handle_response(t.id(), response, now).unwrap();
-    match flow.poll_output(now) {
-        Some(ta_protocol::Output::Done(Ok(answer))) => answer,
-        other => panic!("{other:?}"),
-    }
-}
-
 fn incoming() -> ta_protocol::chat::IncomingChat {
     let body = json!({"sender": [{"rel": "service:communication", "href": "/c", "events": [{
         "link": {"rel": "service:messagingInvitation", "href": "/inv"}, "type": "started",
@@ -177,7 +144,7 @@ proptest! {
             while let Some((id, call)) = bridge.poll_call() {
                 made.push(call.kind());
                 let ok = answers.next().unwrap_or(true);
-                let result: Result<ta_protocol::ChatAnswer, &str> = if ok { Ok(created()) } else { Err("down") };
+                let result: Result<ta_protocol::ChatAnswer, &str> = if ok { Ok(support::chat_answer()) } else { Err("down") };
                 bridge.handle_answer(id, result, now);
             }
             now += Duration::from_secs(waits.get(i).copied().unwrap_or(0));

@@ -268,3 +268,31 @@ pub fn good_server(ns: &'static str) -> impl FnMut(&Seen, usize) -> Reply {
         }
     }
 }
+
+/// A chat call's 2xx answer, as a flow makes it (a `ChatAnswer` is only
+/// made by one): a `stopMessaging` answered 201.
+pub fn chat_answer() -> ChatAnswer {
+    let call =
+        chat::ChatCall::stop_messaging(url::Url::parse("https://api.example.com/x").unwrap());
+    let trusted = Arc::new(config().trusted_hosts().clone());
+    let mut flow = Flow::chat_call(
+        config(),
+        trusted,
+        call,
+        Some(AccessToken::new("t")),
+        entropy(),
+    );
+    let now = Instant::now();
+    let Some(Output::Transmit(t)) = flow.poll_output(now) else {
+        panic!("the call is sent at once");
+    };
+    let response = http::Response::builder()
+        .status(201)
+        .body(Bytes::new())
+        .unwrap();
+    flow.handle_response(t.id(), response, now).unwrap();
+    match flow.poll_output(now) {
+        Some(Output::Done(Ok(answer))) => answer,
+        other => panic!("{other:?}"),
+    }
+}

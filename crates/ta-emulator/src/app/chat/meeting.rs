@@ -172,22 +172,9 @@ impl State {
             Ok(input) => input,
             Err(response) => return response,
         };
-        let Some(id) = query_param(query, "conversationId") else {
-            return self.missing("conversation (conversationId)");
+        let Some(id) = self.with_open_meeting(query, |c| c.sa_messaging = true) else {
+            return self.missing("meeting (conversationId)");
         };
-        let known = self
-            .chat
-            .with(|inner| {
-                inner
-                    .conversations
-                    .get_mut(&id)
-                    .filter(|c| c.meeting_uri.is_some() && !c.ended)
-                    .map(|c| c.sa_messaging = true)
-            })
-            .flatten();
-        if known.is_none() {
-            return self.missing("meeting");
-        }
         self.chat.log_call(n::ADD_MESSAGING);
         let conv = self.sa_conversation(&id, "");
         let invitation = self.sa_href(&format!("/messagingInvitations/{id}-im"));
@@ -262,22 +249,12 @@ impl State {
         ) {
             return response;
         }
-        let Some(id) = query_param(query, "conversationId") else {
-            return self.missing("conversation (conversationId)");
+        let agent = input.to.to_ascii_lowercase();
+        let Some(id) = self.with_open_meeting(query, |c| {
+            c.agents.insert(agent, false);
+        }) else {
+            return self.missing("meeting (conversationId)");
         };
-        let known = self
-            .chat
-            .with(|inner| {
-                inner
-                    .conversations
-                    .get_mut(&id)
-                    .filter(|c| c.meeting_uri.is_some() && !c.ended)
-                    .map(|c| c.agents.insert(input.to.to_ascii_lowercase(), false))
-            })
-            .flatten();
-        if known.is_none() {
-            return self.missing("meeting");
-        }
         self.chat.log_call(n::ADD_PARTICIPANT);
         let href = self.sa_href(&format!(
             "/participantInvitations/{}",
@@ -347,5 +324,25 @@ impl State {
             self.sa_ended_visitor(&p2p, "meeting_ended");
         }
         StatusCode::NO_CONTENT.into_response()
+    }
+
+    /// The open meeting named by the query's `conversationId`, changed by
+    /// `f`: its id, if there is one.
+    fn with_open_meeting(
+        &self,
+        query: Option<&str>,
+        f: impl FnOnce(&mut super::world::Conversation),
+    ) -> Option<String> {
+        let id = query_param(query, "conversationId")?;
+        self.chat
+            .with(|inner| {
+                inner
+                    .conversations
+                    .get_mut(&id)
+                    .filter(|c| c.meeting_uri.is_some() && !c.ended)
+                    .map(f)
+            })
+            .flatten()
+            .map(|()| id)
     }
 }
