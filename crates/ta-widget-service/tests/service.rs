@@ -207,56 +207,53 @@ async fn other_callers_are_refused_without_any_upstream_request() {
 }
 
 #[tokio::test]
-async fn the_client_module_is_served_cacheable_with_cors_for_allowed_origins() {
+async fn the_client_modules_are_served_cacheable_with_cors_for_allowed_origins() {
     let s = service(EmulatorConfig::default()).await;
-    let module = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../clients/js/widget-client.js"
-    ))
-    .unwrap();
-    let served = call(
-        &s,
-        "GET",
-        "/v1/client.js",
-        &[("origin", "https://contoso.com")],
-        "",
-    )
-    .await;
-    assert_eq!(served.status(), 200);
-    assert_eq!(
-        header(&served, "content-type"),
-        Some("text/javascript; charset=utf-8")
-    );
-    assert_eq!(
-        header(&served, "cache-control"),
-        Some("public, max-age=300")
-    );
-    assert_eq!(header(&served, "x-content-type-options"), Some("nosniff"));
-    assert_eq!(
-        header(&served, "access-control-allow-origin"),
-        Some("https://contoso.com")
-    );
-    assert_eq!(served.body().as_ref(), module.as_bytes());
-    // Cached publicly, so caches must key it on the origin.
-    assert!(varies_on_origin(&served), "{:?}", served.headers());
-    let tag = header(&served, "etag").unwrap().to_owned();
-    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
-    // A conditional request: 304, no body.
-    let again = call(&s, "GET", "/v1/client.js", &[("if-none-match", &tag)], "").await;
-    assert_eq!(again.status(), 304);
-    assert!(again.body().is_empty());
-    assert_eq!(header(&again, "etag"), Some(tag.as_str()));
-    // An origin off the allowlist may not read it from a page.
-    let other = call(
-        &s,
-        "GET",
-        "/v1/client.js",
-        &[("origin", "https://evil.example")],
-        "",
-    )
-    .await;
-    assert_eq!(other.status(), 200);
-    assert_eq!(header(&other, "access-control-allow-origin"), None);
+    let mut tags = Vec::new();
+    for (path, file) in [
+        ("/v1/client.js", "widget-client.js"),
+        ("/v1/chat.js", "chat-client.js"),
+    ] {
+        let module = std::fs::read_to_string(format!(
+            "{}/../../clients/js/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let served = call(&s, "GET", path, &[("origin", "https://contoso.com")], "").await;
+        assert_eq!(served.status(), 200, "{path}");
+        assert_eq!(
+            header(&served, "content-type"),
+            Some("text/javascript; charset=utf-8")
+        );
+        assert_eq!(
+            header(&served, "cache-control"),
+            Some("public, max-age=300")
+        );
+        assert_eq!(header(&served, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            header(&served, "access-control-allow-origin"),
+            Some("https://contoso.com")
+        );
+        assert_eq!(served.body().as_ref(), module.as_bytes(), "{path}");
+        // Cached publicly, so caches must key it on the origin.
+        assert!(varies_on_origin(&served), "{:?}", served.headers());
+        let tag = header(&served, "etag").unwrap().to_owned();
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+        // A conditional request: 304, no body.
+        let again = call(&s, "GET", path, &[("if-none-match", &tag)], "").await;
+        assert_eq!(again.status(), 304, "{path}");
+        assert!(again.body().is_empty());
+        assert_eq!(header(&again, "etag"), Some(tag.as_str()));
+        // An origin off the allowlist may not read it from a page.
+        let other = call(&s, "GET", path, &[("origin", "https://evil.example")], "").await;
+        assert_eq!(other.status(), 200);
+        assert_eq!(header(&other, "access-control-allow-origin"), None);
+        tags.push(tag);
+    }
+    // Each module has its own tag: one's is not a 304 for the other.
+    assert_ne!(tags[0], tags[1]);
+    let crossed = call(&s, "GET", "/v1/chat.js", &[("if-none-match", &tags[0])], "").await;
+    assert_eq!(crossed.status(), 200);
     assert_eq!(
         s.setup.emulator.stats().total_requests(),
         0,

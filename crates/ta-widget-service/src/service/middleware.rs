@@ -88,6 +88,7 @@ where
             "/v1/widget-token" if request.method() == Method::OPTIONS => "preflight",
             "/v1/widget-token" => "widget_token",
             "/v1/client.js" => "client_js",
+            "/v1/chat.js" => "chat_js",
             "/healthz" => "healthz",
             "/readyz" => "readyz",
             "/metrics" => "metrics",

@@ -3,7 +3,8 @@
 //! `POST /v1/widget-token` from a browser whose `Origin` is on the site
 //! allowlist answers a fresh widget token minted for that origin alone; any
 //! other caller is refused before anything goes upstream. `GET
-//! /v1/client.js` serves the widget's token client (`clients/js/`).
+//! /v1/client.js` and `GET /v1/chat.js` serve the widget's token and chat
+//! clients (`clients/js/`).
 //!
 //! The service: the endpoint, CORS (tower-http, a predicate over the
 //! allowlist), rate limits per client address and overall (governor;
@@ -43,10 +44,10 @@ use crate::metrics::{LimitLabels, Metrics};
 
 mod answers;
 mod callback;
-mod client_js;
 mod forwarded;
 mod handler;
 mod middleware;
+mod modules;
 mod readiness;
 mod renewal;
 
@@ -206,7 +207,8 @@ impl WidgetService {
         let browser = self.layered(
             Router::new()
                 .route("/v1/widget-token", post(widget_token))
-                .route("/v1/client.js", get(client_js::client_js))
+                .route("/v1/client.js", get(modules::client_js))
+                .route("/v1/chat.js", get(modules::chat_js))
                 .route("/healthz", get(healthz))
                 .route("/readyz", get(readyz))
                 .route("/metrics", get(metrics))

@@ -1,21 +1,50 @@
-//! `GET /v1/client.js`: the widget's token client (`clients/js/`), served by
-//! the service a page talks to, so that the page loads it from there
+//! The widget's JavaScript modules (`clients/js/`), served by the service a
+//! page talks to, so that the page loads them from there:
+//!
+//! | path | module |
+//! |---|---|
+//! | `GET /v1/client.js` | the token client (`widget-client.js`) |
+//! | `GET /v1/chat.js` | the chat client (`chat-client.js`) |
+//!
 //! (`import('https://sa.example/v1/client.js')`). Cacheable, with a strong
-//! `ETag` (a conditional request gets 304); CORS for allowlisted origins
-//! comes from the router's layer, as for the token (a module script is
-//! fetched in CORS mode).
+//! `ETag` per module (a conditional request gets 304); CORS for allowlisted
+//! origins comes from the router's layer, as for the token (a module script
+//! is fetched in CORS mode).
 
 use super::*;
 
-/// The module, as built into the service.
-pub(super) const CLIENT_JS: &str = include_str!("../../../../clients/js/widget-client.js");
+/// A module as built into the service, with its entity tag.
+pub(super) struct Module {
+    pub(super) source: &'static str,
+    hash: u64,
+}
 
-/// How long browsers and caches may keep it without asking again.
+impl Module {
+    const fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            hash: fnv1a(source),
+        }
+    }
+
+    /// The module's entity tag.
+    pub(super) fn etag(&self) -> String {
+        format!("\"{:016x}\"", self.hash)
+    }
+}
+
+/// The token client.
+pub(super) static CLIENT: Module =
+    Module::new(include_str!("../../../../clients/js/widget-client.js"));
+/// The chat client.
+pub(super) static CHAT: Module = Module::new(include_str!("../../../../clients/js/chat-client.js"));
+
+/// How long browsers and caches may keep a module without asking again.
 const MAX_AGE_SECS: u32 = 300;
 
-/// 64-bit FNV-1a of the module, computed when the service is built.
-const HASH: u64 = {
-    let mut rest = CLIENT_JS.as_bytes();
+/// 64-bit FNV-1a of `text`, computed when the service is built.
+const fn fnv1a(text: &str) -> u64 {
+    let mut rest = text.as_bytes();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     while let [byte, tail @ ..] = rest {
         // `as` widens a byte; const code has no `From`.
@@ -24,11 +53,6 @@ const HASH: u64 = {
         rest = tail;
     }
     hash
-};
-
-/// The module's entity tag.
-pub(super) fn etag() -> String {
-    format!("\"{HASH:016x}\"")
 }
 
 /// Whether an `If-None-Match` value names `tag` (or is `*`).
@@ -39,8 +63,18 @@ fn matches(if_none_match: &str, tag: &str) -> bool {
         .any(|t| t == "*" || t == tag)
 }
 
+/// `GET /v1/client.js`.
 pub(super) async fn client_js(headers: HeaderMap) -> Response {
-    let tag = etag();
+    serve(&CLIENT, &headers)
+}
+
+/// `GET /v1/chat.js`.
+pub(super) async fn chat_js(headers: HeaderMap) -> Response {
+    serve(&CHAT, &headers)
+}
+
+fn serve(module: &Module, headers: &HeaderMap) -> Response {
+    let tag = module.etag();
     let common = [
         (
             header::CACHE_CONTROL,
@@ -70,7 +104,7 @@ pub(super) async fn client_js(headers: HeaderMap) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/javascript; charset=utf-8"),
         )],
-        CLIENT_JS,
+        module.source,
     )
         .into_response()
 }
@@ -81,11 +115,17 @@ mod tests {
 
     #[test]
     fn if_none_match_lists_and_weak_tags_match() {
-        let tag = etag();
+        let tag = CLIENT.etag();
         assert!(matches(&tag, &tag));
         assert!(matches(&format!("\"other\", W/{tag}"), &tag));
         assert!(matches("*", &tag));
         assert!(!matches("\"other\"", &tag));
         assert_eq!(tag.len(), 18);
+    }
+
+    #[test]
+    fn each_module_has_its_own_tag() {
+        assert_ne!(CLIENT.etag(), CHAT.etag());
+        assert!(!matches(&CLIENT.etag(), &CHAT.etag()));
     }
 }
