@@ -5,7 +5,7 @@
 export declare class ChatError extends Error {
   constructor(code: string, message: string, details?: { status?: number; final?: boolean });
   readonly name: 'ChatError';
-  /** `unreachable`, `refused`, `timeout`, `application_gone`, `bad_answer`, `not_connected`, … */
+  /** `unreachable`, `refused`, `token_refused`, `no_token`, `timeout`, `application_gone`, `bad_answer`, `not_connected`, … */
   readonly code: string;
   /** The HTTP status, 0 without an answer. */
   readonly status: number;
@@ -44,17 +44,21 @@ export interface Typing {
 export interface ChatEnding {
   /** The visitor (`end()`, `stop()`), the help desk (`remote`), or a failure. */
   by: 'visitor' | 'remote' | 'failure';
-  /** `ended`, `stopped`, `application_gone`, `conversation_reset`, `refused`, `bad_answer`, or the platform's subcode lower-cased (`declined`, `timeout`, `removed`, …). */
+  /** `ended`, `stopped`, `application_gone`, `conversation_reset`, `refused`, `token_refused`, `no_token`, `bad_answer`, or the platform's subcode lower-cased (`declined`, `timeout`, `removed`, …). */
   code: string;
 }
 
 export type ChatState = 'idle' | 'connecting' | 'connected' | 'ended';
 
-export interface ChatSessionOptions {
-  /** The widget token's discover link (`discoverUri`). */
-  discoverUri: string;
-  /** The widget token (`psat=…`). */
-  token: string;
+/** Where a chat takes its widget token: the token client is one. */
+export interface ChatTokenSource {
+  /** A valid token (the current one, or one got now). */
+  getToken(): Promise<{ token: string; discoverUri: string; applicationSessionId?: string }>;
+  /** A new token now. */
+  renew(): Promise<{ token: string; discoverUri: string; applicationSessionId?: string }>;
+}
+
+interface ChatSessionCommonOptions {
   /** The help desk's SIP URI. */
   to: string;
   /** The name the help desk sees. Default `Visitor`. */
@@ -77,9 +81,29 @@ export interface ChatSessionOptions {
   fetch?: typeof fetch;
 }
 
+/** A chat that takes its token from a source (the token client): its current
+ * token, renewed once if the API refuses it; then the chat keeps it. */
+export interface ChatSessionWithTokensOptions extends ChatSessionCommonOptions {
+  tokens: ChatTokenSource;
+}
+
+/** A chat on a token given. */
+export interface ChatSessionWithTokenOptions extends ChatSessionCommonOptions {
+  /** The widget token's discover link (`discoverUri`). */
+  discoverUri: string;
+  /** The widget token (`psat=…`). */
+  token: string;
+  /** The token's session id, shown as `sessionId`. */
+  applicationSessionId?: string;
+}
+
+export type ChatSessionOptions = ChatSessionWithTokensOptions | ChatSessionWithTokenOptions;
+
 export declare class ChatSession {
   constructor(options: ChatSessionOptions);
   readonly state: ChatState;
+  /** The session id of the token the chat uses ('' until known): token renewals leave it. */
+  readonly sessionId: string;
   /** How it ended, once it has. */
   readonly ending: ChatEnding | null;
   /** Discovery, the anonymous application, the event channel, the invitation. */

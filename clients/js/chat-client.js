@@ -18,6 +18,10 @@
 // - a `404`/`410` (the application is gone), a `401`/`403`, an unreadable
 //   answer or a `resume` link (the conversations were reset) ends the chat;
 // - no error message quotes a URL: the discover link carries the token;
+// - with a token source (the token client), a chat opens with its current
+//   token, renewed once if the API refuses it; once open, the chat keeps
+//   that token (the application belongs to its session), so renewals do
+//   not touch a chat in progress, and a new chat takes the newest token;
 // - each message sent is `sending`, then `delivered` or `failed`;
 // - `typing()` may be called on every key stroke: it tells the help desk
 //   at most once per `typingIntervalMs`;
@@ -112,13 +116,19 @@ function target(event) {
 export class ChatSession {
   /**
    * @param {object} options
-   * @param {string} options.discoverUri the widget token's discover link
-   * @param {string} options.token the widget token (`psat=…`)
+   * @param {{getToken(): Promise<object>, renew(): Promise<object>}} [options.tokens]
+   *   a token source (the token client): the chat opens with its token
+   * @param {string} [options.discoverUri] the widget token's discover link (without `tokens`)
+   * @param {string} [options.token] the widget token, `psat=…` (without `tokens`)
    * @param {string} options.to the help desk's SIP URI
    */
   constructor(options) {
-    if (!options || typeof options.discoverUri !== 'string' || typeof options.token !== 'string') {
-      throw new TypeError('ChatSession needs `discoverUri` and `token` (a widget token)');
+    const source = options && options.tokens;
+    if (source && (typeof source.getToken !== 'function' || typeof source.renew !== 'function')) {
+      throw new TypeError('ChatSession `tokens` must have getToken() and renew() (a WidgetTokenClient)');
+    }
+    if (!options || (!source && (typeof options.discoverUri !== 'string' || typeof options.token !== 'string'))) {
+      throw new TypeError('ChatSession needs `tokens` (the token client), or `discoverUri` and `token` (a widget token)');
     }
     if (typeof options.to !== 'string' || !/^sip:/i.test(options.to)) {
       throw new TypeError('ChatSession needs `to`, the help desk\'s SIP URI');
@@ -130,6 +140,10 @@ export class ChatSession {
     }
     this.env = environmentOf(options);
     this.fetch = options.fetch || globalThis.fetch.bind(globalThis);
+    /** The token the chat uses (its application belongs to that token's session). */
+    this.credentials = source
+      ? null
+      : { token: options.token, discoverUri: options.discoverUri, sessionId: String(options.applicationSessionId || '') };
     /** `idle`, `connecting`, `connected` or `ended`. */
     this.state = 'idle';
     /** Why it ended, once it has: `{ by, code }`. */
@@ -193,7 +207,7 @@ export class ChatSession {
       };
     });
     this.inflight.add(control);
-    const headers = { Accept: 'application/json', Authorization: `Bearer ${this.options.token}` };
+    const headers = { Accept: 'application/json', Authorization: `Bearer ${this.credentials.token}` };
     if (contentType) headers['Content-Type'] = contentType;
     const call = (async () => {
       const response = await this.fetch(url, {
@@ -226,17 +240,46 @@ export class ChatSession {
     }
   }
 
-  /** Discovery, the application, the event channel, then the invitation. */
-  async start() {
-    if (this.state !== 'idle') throw new ChatError('started', 'this chat was started already');
-    this.setState('connecting');
+  /** The session id of the chat's token ('' until known). */
+  get sessionId() {
+    return this.credentials ? this.credentials.sessionId : '';
+  }
+
+  /** The token to open with: the source's current one, or (`renew`) a new one. */
+  async takeToken(renew) {
+    let token;
     try {
-      const discovered = await this.request('GET', this.options.discoverUri);
+      token = renew ? await this.options.tokens.renew() : await this.options.tokens.getToken();
+    } catch (error) {
+      const code = (error && typeof error.code === 'string' && error.code) || 'unknown';
+      throw new ChatError('no_token', `no widget token to start the chat with (${code})`, { final: true });
+    }
+    this.stillOn();
+    if (!token || typeof token.token !== 'string' || typeof token.discoverUri !== 'string') {
+      throw new ChatError('no_token', 'the token source gave no widget token', { final: true });
+    }
+    this.credentials = {
+      token: token.token,
+      discoverUri: token.discoverUri,
+      sessionId: String(token.applicationSessionId || ''),
+    };
+  }
+
+  /** Discovery and the anonymous application; with a token source, a
+   * token the API refuses (401) is renewed once and the two tried again. */
+  async open() {
+    const source = this.options.tokens;
+    for (let attempt = 0; ; attempt += 1) {
+      if (source) await this.takeToken(attempt > 0);
+      const again = (answer) => source && attempt === 0 && answer.status === 401;
+      const { discoverUri } = this.credentials;
+      const discovered = await this.request('GET', discoverUri);
       this.stillOn();
+      if (again(discovered)) continue;
       this.expect(discovered, 200, 'discovery');
       const anon = link(discovered.json, 'anonApplications');
       if (!anon) throw new ChatError('bad_answer', 'the discovery has no anonApplications link', { final: true });
-      const appUrl = new URL(anon, this.options.discoverUri).href;
+      const appUrl = new URL(anon, discoverUri).href;
       const body = JSON.stringify({
         anonymousDisplayName: this.options.displayName,
         culture: this.options.culture,
@@ -246,7 +289,18 @@ export class ChatSession {
       const self = link(app.json, 'self');
       if (app.status === 201 && self) this.links.application = new URL(self, appUrl).href;
       this.stillOn();
+      if (again(app)) continue;
       this.expect(app, 201, 'the application');
+      return { app, appUrl };
+    }
+  }
+
+  /** Discovery, the application, the event channel, then the invitation. */
+  async start() {
+    if (this.state !== 'idle') throw new ChatError('started', 'this chat was started already');
+    this.setState('connecting');
+    try {
+      const { app, appUrl } = await this.open();
       const events = link(app.json, 'events');
       const communication = app.json && app.json._embedded && app.json._embedded.communication;
       const start = link(communication, 'startMessaging');
@@ -272,7 +326,8 @@ export class ChatSession {
 
   expect(answer, status, what) {
     if (answer.status === status) return;
-    const code = answer.status === 401 || answer.status === 403 ? 'refused' : 'bad_answer';
+    // A 401 before the chat is open: the token (expired, or not the API's).
+    const code = answer.status === 401 ? 'token_refused' : answer.status === 403 ? 'refused' : 'bad_answer';
     const subcode = answer.json && (answer.json.subcode || answer.json.code);
     throw new ChatError(code, `${what} answered ${answer.status}${subcode ? ` ${subcode}` : ''}`, { status: answer.status, final: true });
   }

@@ -21,7 +21,13 @@ function ucwa() {
   const server = {
     /** What the client sent wrong (asserted empty by each test). */
     violations: [],
+    /** The token every request must carry. */
+    token: 'psat=token-1',
+    /** Whether to answer a request 401 (a refused token). */
+    refuse: null,
     polls: [],
+    /** Each next link handed out. */
+    given: [],
     sends: [],
     typing: 0,
     stops: 0,
@@ -38,7 +44,8 @@ function ucwa() {
   server.script = (call) => {
     const url = new URL(call.url);
     const method = call.init.method;
-    if (call.init.headers.Authorization !== 'Bearer psat=token-1') server.violations.push(`authorization on ${url.pathname}`);
+    if (call.init.headers.Authorization !== `Bearer ${server.token}`) server.violations.push(`authorization on ${url.pathname}`);
+    if (server.refuse && server.refuse(url, method)) return answer(401, { code: 'Unauthorized', subcode: 'InvalidAnonymousToken' });
     if (url.pathname === '/platformservice/discover') {
       return answer(200, { _links: { anonApplications: { href: '/ucwa/psanon/v1/applications' } } });
     }
@@ -60,8 +67,10 @@ function ucwa() {
       }
       const serve = () => {
         const events = batches.shift();
+        const next = server.nextLink ? server.nextLink(ack + 1) : `${APP}/events?ack=${ack + 1}&key=a1`;
+        server.given.push(next);
         return answer(200, {
-          _links: { next: { href: `${APP}/events?ack=${ack + 1}&key=a1` } },
+          _links: { next: { href: next } },
           sender: [{ rel: 'conversation', href: CONV, events }],
         });
       };
@@ -398,6 +407,139 @@ test('a send that fails is failed; a refused start ends the chat', async () => {
   other.on('ended', (e) => ended.push(e));
   await assert.rejects(other.start(), (e) => e.code === 'refused' && e.final && e.status === 403);
   assert.deepEqual(ended, [{ by: 'failure', code: 'refused' }]);
+});
+
+test('ack is never edited: each poll is the next link exactly as given, however it is written', async () => {
+  const { server, fake, seen } = await setUp();
+  // Odd but valid links: other parameters first, escapes, a relative path.
+  server.nextLink = (ack) => `events?key=a%2F1&ack=${ack}&x=%7E+y`;
+  server.push([connected]);
+  await flush();
+  server.push([incoming(1, 'one')]);
+  await flush();
+  const polled = fake.calls.filter((c) => new URL(c.url).pathname === `${APP}/events`).map((c) => c.url);
+  assert.deepEqual(polled.slice(1), server.given.map((href) => new URL(href, `${API}${APP}/events`).href));
+  assert.equal(polled[1], `${API}${APP}/events?key=a%2F1&ack=2&x=%7E+y`);
+  assert.deepEqual(seen.message.map((m) => m.text), ['one']);
+});
+
+test('a connection dropped while the poll is held: the same ack again, nothing lost or doubled', async () => {
+  const { page, server, fake, seen } = await setUp({ retryInitialDelayMs: S });
+  server.push([connected, incoming(1, 'one')]);
+  await flush();
+  // Poll 2 is held by the server; the network drops under it.
+  const held = fake.calls.at(-1);
+  assert.equal(new URL(held.url).searchParams.get('ack'), '2');
+  held.reject(new TypeError('network error'));
+  await flush();
+  await page.advance(S);
+  assert.deepEqual(server.polls, [1, 2, 2], 'the dropped ack again');
+  server.push([incoming(1, 'one'), incoming(2, 'two')]);
+  await flush();
+  assert.deepEqual(seen.message.map((m) => m.text), ['one', 'two'], 'a message served again is told once');
+  assert.deepEqual(server.violations, []);
+});
+
+test('the poll is exempt from the short request timeout', async () => {
+  const { page, server, fake, chat } = await setUp({ timeoutMs: 5 * S, pollTimeoutMs: 200 * S });
+  server.push([connected]);
+  await flush();
+  // Held for three minutes (the server's long poll): not aborted.
+  await page.advance(180 * S);
+  assert.equal(server.polls.length, 2);
+  assert.equal(fake.calls.at(-1).aborted, false);
+  // A call other than the poll does time out at 5 s.
+  chat.fetch = scriptedFetch(() => 'hang').fetch;
+  await assert.rejects(
+    Promise.all([chat.send('slow'), page.advance(5 * S)]),
+    (e) => e.code === 'timeout',
+  );
+  chat.fetch = fake.fetch;
+  assert.equal(fake.calls.at(-1).aborted, false, 'the poll is still held');
+  // Past its own timeout the held poll is given up and tried again, at
+  // the same ack.
+  await page.advance(17 * S);
+  assert.ok(fake.calls.find((c) => new URL(c.url).searchParams.get('ack') === '2').aborted);
+  assert.deepEqual(server.polls, [1, 2, 2]);
+});
+
+/** A token source as the token client is one: getToken, renew. */
+function tokenSource(first = 1) {
+  let n = first;
+  const token = () => ({
+    token: `psat=token-${n}`,
+    discoverUri: `${API}/platformservice/discover?anonymousContext=psat%253dtoken-${n}`,
+    applicationSessionId: `session-${n}`,
+  });
+  return {
+    asked: 0,
+    renewed: 0,
+    async getToken() {
+      this.asked += 1;
+      return token();
+    },
+    async renew() {
+      this.renewed += 1;
+      n += 1;
+      return token();
+    },
+  };
+}
+
+test('with the token client: the chat opens with its token, renews once when refused, then keeps its own', async () => {
+  // The first token is refused when the application is made (it expired):
+  // renewed once, then both steps again with the new one.
+  const page = new FakePage();
+  const server = ucwa();
+  const tokens = tokenSource();
+  server.refuse = (url, method) => {
+    if (method !== 'POST' || !url.pathname.endsWith('/applications') || server.token !== 'psat=token-1') return false;
+    server.token = 'psat=token-2';
+    return true;
+  };
+  const fake = scriptedFetch(server.script);
+  const chat = new ChatSession({ tokens, to: 'sip:helpdesk@contoso.com', fetch: fake.fetch, environment: page.environment() });
+  assert.equal(chat.sessionId, '');
+  await chat.start();
+  await flush();
+  assert.equal(tokens.asked, 1);
+  assert.equal(tokens.renewed, 1);
+  assert.equal(chat.sessionId, 'session-2');
+  assert.deepEqual(
+    fake.calls.slice(0, 4).map((c) => [c.init.method, new URL(c.url).pathname, c.init.headers.Authorization]),
+    [
+      ['GET', '/platformservice/discover', 'Bearer psat=token-1'],
+      ['POST', '/ucwa/psanon/v1/applications', 'Bearer psat=token-1'],
+      ['GET', '/platformservice/discover', 'Bearer psat=token-2'],
+      ['POST', '/ucwa/psanon/v1/applications', 'Bearer psat=token-2'],
+    ],
+  );
+  // The token client renews meanwhile: the chat keeps the token of its
+  // application's session.
+  await tokens.renew();
+  server.push([connected]);
+  await flush();
+  await chat.send('still here');
+  assert.equal(fake.calls.at(-1).init.headers.Authorization, 'Bearer psat=token-2');
+  assert.deepEqual(server.violations, []);
+  chat.stop();
+
+  // Refused again after the renewal: the chat says a new token is needed.
+  const again = ucwa();
+  again.refuse = () => true;
+  const other = new ChatSession({ tokens: tokenSource(), to: 'sip:helpdesk@contoso.com', fetch: scriptedFetch(again.script).fetch, environment: new FakePage().environment() });
+  const ended = [];
+  other.on('ended', (e) => ended.push(e));
+  await assert.rejects(other.start(), (e) => e.code === 'token_refused' && e.final && e.status === 401 && !/psat|token-/.test(e.message));
+  assert.deepEqual(ended, [{ by: 'failure', code: 'token_refused' }]);
+
+  // No token to be had (the service refused this origin): no_token.
+  const none = new ChatSession({
+    tokens: { getToken: async () => { throw Object.assign(new Error('refused'), { code: 'origin_not_allowed' }); }, renew: async () => null },
+    to: 'sip:helpdesk@contoso.com', fetch: scriptedFetch(() => answer(500)).fetch, environment: new FakePage().environment(),
+  });
+  await assert.rejects(none.start(), (e) => e.code === 'no_token' && /origin_not_allowed/.test(e.message));
+  assert.throws(() => new ChatSession({ tokens: {}, to: 'sip:x@y' }), TypeError);
 });
 
 test('data URIs: + is a space, percent-escapes and base64 decode, junk is null', () => {

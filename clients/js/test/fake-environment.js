@@ -137,7 +137,8 @@ export function tokenAnswer(n, { expiresIn = 120, renewAfter = 90, expiresAt } =
 /**
  * A scripted fetch. `script(call)` answers each request: a Response, a
  * thrown error, or `'hang'` (never answers until aborted). Calls are
- * recorded with their URL, init and whether their signal was aborted.
+ * recorded with their URL, init and whether their signal was aborted;
+ * `call.reject(error)` fails one in flight (a connection dropped under it).
  */
 export function scriptedFetch(script) {
   const calls = [];
@@ -145,6 +146,7 @@ export function scriptedFetch(script) {
     const call = { url, init, aborted: false, n: calls.length + 1 };
     calls.push(call);
     return new Promise((resolve, reject) => {
+      call.reject = reject;
       const signal = init && init.signal;
       const onAbort = () => {
         call.aborted = true;

@@ -26,5 +26,11 @@ async function chat(): Promise<void> {
 }
 void chat();
 
+// With the token client as its source.
+const source = new ChatSession({ tokens: new WidgetTokenClient({ url: 'https://sa.example/v1/widget-token' }), to: 'sip:helpdesk@contoso.com' });
+void source.sessionId;
+
 // @ts-expect-error: a chat needs the help desk's URI.
 new ChatSession({ discoverUri: 'x', token: 'psat=y' });
+// @ts-expect-error: a token or a token source.
+new ChatSession({ to: 'sip:helpdesk@contoso.com' });
