@@ -1,9 +1,11 @@
 //! The demo site `serve --emulator` serves on its own origins: a chat
 //! widget page (vanilla HTML/JS/CSS, shipped in the binary) built on the
-//! widget's token client, which it loads from the widget-token service
-//! (`/v1/client.js`). On each token the page performs the chat client's
-//! anonymous discovery against the API (the emulator's plain-http widget
-//! side) and shows the session counting down; the client renews it.
+//! widget's token and chat clients, which it loads from the widget-token
+//! service (`/v1/client.js`, `/v1/chat.js`). On each token the page
+//! performs the chat client's anonymous discovery against the API (the
+//! emulator's plain-http widget side) and shows the session counting down;
+//! the client renews it. Its chat panel talks with the help desk (named in
+//! the page as a `<meta>` element): the visitor types, the agents answer.
 //!
 //! The page never shows the token in full and never logs it. The service's
 //! token URL is written into the page as a `<meta>` element (escaped), so
@@ -17,6 +19,7 @@
 //! |---|---|
 //! | `/` (also `/index.html`) | the page |
 //! | `/widget.js` | the widget's script |
+//! | `/chat-panel.js` | its chat panel |
 //! | `/style.css` | its style sheet |
 //! | `/favicon.ico` | 204, so that browsers log no 404 |
 //!
@@ -32,6 +35,7 @@ use axum::routing::get;
 
 const INDEX_HTML: &str = include_str!("demo_site/index.html");
 const WIDGET_JS: &str = include_str!("demo_site/widget.js");
+const CHAT_PANEL_JS: &str = include_str!("demo_site/chat-panel.js");
 const STYLE_CSS: &str = include_str!("demo_site/style.css");
 
 /// The path the page posts to, under the service's base URL.
@@ -43,6 +47,7 @@ const TOKEN_PATH: &str = "/v1/widget-token";
 pub(crate) struct DemoSite {
     service_url: String,
     api_origin: Option<String>,
+    helpdesk: String,
     note: String,
     title: String,
 }
@@ -55,6 +60,7 @@ impl DemoSite {
         Self {
             service_url: service_url.into(),
             api_origin: None,
+            helpdesk: String::new(),
             note: String::new(),
             title: "Chat widget demo".to_owned(),
         }
@@ -66,6 +72,14 @@ impl DemoSite {
     #[must_use]
     pub(crate) fn with_api_origin(mut self, origin: impl Into<String>) -> Self {
         self.api_origin = Some(origin.into());
+        self
+    }
+
+    /// The help desk's SIP URI, which the page's chat invites (no chat
+    /// without it).
+    #[must_use]
+    pub(crate) fn with_helpdesk(mut self, uri: impl Into<String>) -> Self {
+        self.helpdesk = uri.into();
         self
     }
 
@@ -113,6 +127,7 @@ impl DemoSite {
         };
         INDEX_HTML
             .replace("{{TOKEN_URL}}", &escape_html(&self.token_url()))
+            .replace("{{HELPDESK}}", &escape_html(&self.helpdesk))
             .replace("{{TITLE}}", &escape_html(&self.title))
             .replace("{{NOTE_HIDDEN}}", note_hidden)
             .replace("{{NOTE}}", &escape_html(&self.note))
@@ -138,6 +153,10 @@ impl DemoSite {
             .route(
                 "/widget.js",
                 get(|| async { asset("text/javascript; charset=utf-8", WIDGET_JS, None) }),
+            )
+            .route(
+                "/chat-panel.js",
+                get(|| async { asset("text/javascript; charset=utf-8", CHAT_PANEL_JS, None) }),
             )
             .route(
                 "/style.css",
@@ -255,10 +274,16 @@ mod tests {
 
     #[tokio::test]
     async fn page_carries_the_escaped_token_url_and_note() {
-        let site = DemoSite::new("http://127.0.0.1:8080/").with_note("a <b> & \"c\"");
+        let site = DemoSite::new("http://127.0.0.1:8080/")
+            .with_note("a <b> & \"c\"")
+            .with_helpdesk("sip:help\"desk@contoso.com");
         let (status, headers, body) = get(&site, "/").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains(r#"content="http://127.0.0.1:8080/v1/widget-token""#));
+        assert!(
+            body.contains(r#"<meta name="ta-helpdesk" content="sip:help&quot;desk@contoso.com">"#),
+            "{body}"
+        );
         assert!(body.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
         assert!(!body.contains("{{"), "a placeholder is left: {body}");
         assert!(!body.contains("<script>"), "no inline script");
@@ -305,30 +330,44 @@ mod tests {
     #[tokio::test]
     async fn assets_and_unknown_paths() {
         let site = DemoSite::new("http://127.0.0.1:8080");
-        let (status, headers, body) = get(&site, "/widget.js").await;
+        let (status, headers, widget) = get(&site, "/widget.js").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             headers[header::CONTENT_TYPE],
             "text/javascript; charset=utf-8"
         );
-        assert!(body.contains("anonApplications"));
+        assert!(widget.contains("anonApplications"));
         assert!(
-            body.contains("/v1/client.js"),
+            widget.contains("/v1/client.js"),
             "it loads the client from the service"
         );
-        for renewal_logic in [
-            "setTimeout(connect",
-            "renewAtMs",
-            "Retry-After",
-            "retry-after",
-        ] {
-            assert!(
-                !body.contains(renewal_logic),
-                "renewal logic of its own: {renewal_logic}"
-            );
+        let (status, headers, panel) = get(&site, "/chat-panel.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(
+            panel.contains("/v1/chat.js") && panel.contains("tokens: this.tokens"),
+            "the chat client from the service, on the page's token client"
+        );
+        for body in [&widget, &panel] {
+            for own_logic in [
+                "setTimeout(connect",
+                "renewAtMs",
+                "Retry-After",
+                "retry-after",
+                "ack=",
+                "events?",
+            ] {
+                assert!(
+                    !body.contains(own_logic),
+                    "renewal or polling logic of its own: {own_logic}"
+                );
+            }
+            assert!(!body.contains("console."), "the widget logs nothing");
+            assert!(!body.contains("innerHTML"), "the widget writes text only");
         }
-        assert!(!body.contains("console."), "the widget logs nothing");
-        assert!(!body.contains("innerHTML"), "the widget writes text only");
         let (status, headers, _) = get(&site, "/style.css").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");

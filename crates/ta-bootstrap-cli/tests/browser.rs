@@ -150,27 +150,6 @@ fn assert_page_headers(url: &str, token_url: &str) {
     );
 }
 
-/// No psat token in the page beyond a short prefix, and no discover link
-/// (it carries the token).
-fn assert_no_token(source: &str) {
-    assert!(
-        !source.contains("anonymousContext"),
-        "the page shows the discover link, which carries the token"
-    );
-    for (at, _) in source.match_indices("psat=") {
-        let rest = &source[at + "psat=".len()..];
-        let run = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            .count();
-        assert!(
-            run <= 8,
-            "the page shows {run} characters of a token: {}",
-            &rest[..run.min(40)]
-        );
-    }
-}
-
 async fn allowed_origin(client: &Client, urls: &Urls) {
     assert_page_headers(&urls.allowed, &urls.token);
     client.goto(&urls.allowed).await.unwrap();

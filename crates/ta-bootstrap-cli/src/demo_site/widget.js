@@ -10,6 +10,11 @@
 //
 // The token is a secret: it is never shown in full, never logged, and the
 // discover link (which carries it) is never shown either.
+//
+// The chat with the help desk is the panel of `chat-panel.js`, on the same
+// token client.
+
+import { ChatPanel, chatUnavailable } from '/chat-panel.js';
 
 /** How long anonymous discovery may take. */
 const DISCOVERY_TIMEOUT_MS = 15000;
@@ -212,6 +217,7 @@ async function start() {
   const button = byId('renew');
   if (!tokenUrl) {
     failed(failure('no_service', 'The page does not name the widget-token service.'));
+    chatUnavailable('No chat: the page does not name the widget-token service.');
     return;
   }
   setStep('step-token', 'active');
@@ -220,7 +226,9 @@ async function start() {
   try {
     module = await import(new URL('/v1/client.js', tokenUrl).href);
   } catch (_) {
-    failed(await unavailable(tokenUrl));
+    const problem = await unavailable(tokenUrl);
+    failed(problem);
+    chatUnavailable(`No chat: ${problem.message}`);
     return;
   }
   client = new module.WidgetTokenClient({
@@ -238,6 +246,9 @@ async function start() {
   });
   setInterval(tick, 1000);
   client.getToken().catch(() => {});
+  // The chat takes its token from the same client.
+  const helpdesk = document.querySelector('meta[name="ta-helpdesk"]');
+  new ChatPanel({ tokens: client, serviceUrl: tokenUrl, helpdesk: helpdesk ? helpdesk.content : '' }).load();
 }
 
 start();

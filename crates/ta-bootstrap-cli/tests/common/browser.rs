@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -197,30 +197,68 @@ pub fn start_chromedriver(program: &Path) -> (ChildGuard, String) {
     (guard, format!("http://{address}"))
 }
 
-/// The URLs `serve --emulator` prints.
-#[derive(Debug)]
+/// The URLs `serve --emulator` prints, and its log.
+#[derive(Debug, Clone)]
 pub struct Urls {
     pub token: String,
     pub allowed: String,
     pub refused: String,
+    /// What the server logs (stderr), line by line, as it comes.
+    pub log: ServerLog,
+}
+
+/// The lines a server wrote to stderr (each is also passed on to the
+/// test's stderr).
+#[derive(Debug, Clone, Default)]
+pub struct ServerLog(Arc<Mutex<Vec<String>>>);
+
+impl ServerLog {
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The lines so far that are JSON (`--log-format json`), parsed.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
 }
 
 /// Starts `ta-bootstrap serve --emulator --listen 127.0.0.1:0
-/// --emulator-token-lifetime <token_lifetime_s>` and reads its three lines.
-pub fn start_server(cwd: &Path, token_lifetime_s: u64) -> (ChildGuard, Urls) {
+/// --emulator-token-lifetime <token_lifetime_s>` with `extra` arguments,
+/// logging JSON, and reads its three lines.
+pub fn start_server(cwd: &Path, token_lifetime_s: u64, extra: &[&str]) -> (ChildGuard, Urls) {
     let child = Command::new(BIN)
-        .args(["serve", "--emulator", "--listen", "127.0.0.1:0"])
+        .args(["--log-format", "json", "serve", "--emulator"])
+        .args(["--listen", "127.0.0.1:0"])
         .args(["--emulator-token-lifetime", &token_lifetime_s.to_string()])
+        .args(extra)
         .current_dir(cwd)
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut guard = ChildGuard {
         name: "ta-bootstrap serve --emulator",
         child,
     };
+    let log = ServerLog::default();
+    let stderr = guard.child.stderr.take().unwrap();
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                log.0.lock().unwrap().push(line);
+            }
+        });
+    }
     let stdout = guard.child.stdout.take().unwrap();
     let (lines_tx, lines_rx) = mpsc::channel();
     // Reads every line, so that the pipe never fills up.
@@ -271,6 +309,7 @@ pub fn start_server(cwd: &Path, token_lifetime_s: u64) -> (ChildGuard, Urls) {
             token,
             allowed,
             refused,
+            log,
         },
     )
 }
@@ -437,6 +476,25 @@ pub fn screenshot_dir() -> PathBuf {
 
 pub async fn save_screenshot(client: &Client, name: &str) -> PathBuf {
     let png = client.screenshot().await.unwrap();
+    write_screenshot(&png, name)
+}
+
+/// A screenshot of the element with `id` alone, saved as `name`.
+pub async fn save_element_screenshot(client: &Client, id: &str, name: &str) -> PathBuf {
+    // A screenshot holds what is in the viewport: the element first.
+    client
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView({ block: 'start' });",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap();
+    let element = client.find(Locator::Id(id)).await.unwrap();
+    let png = element.screenshot().await.unwrap();
+    write_screenshot(&png, name)
+}
+
+fn write_screenshot(png: &[u8], name: &str) -> PathBuf {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     let path = screenshot_dir().join(name);
     std::fs::write(&path, png).unwrap();
@@ -560,6 +618,27 @@ pub async fn wait_for_renewal(client: &Client, before: &Shown, timeout: Duration
     }
 }
 
+/// No psat token in the page beyond a short prefix, and no discover link
+/// (it carries the token).
+pub fn assert_no_token(source: &str) {
+    assert!(
+        !source.contains("anonymousContext"),
+        "the page shows the discover link, which carries the token"
+    );
+    for (at, _) in source.match_indices("psat=") {
+        let rest = &source[at + "psat=".len()..];
+        let run = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .count();
+        assert!(
+            run <= 8,
+            "the page shows {run} characters of a token: {}",
+            &rest[..run.min(40)]
+        );
+    }
+}
+
 // ------------------------------------------------------------ the session
 
 /// `serve --emulator`, chromedriver and a WebDriver session on headless
@@ -579,6 +658,11 @@ impl Browser {
     /// `token_lifetime_s`; `None` when the test is skipped
     /// (`TA_SKIP_BROWSER_TEST=1`, outside CI).
     pub async fn start(name: &str, token_lifetime_s: u64) -> Option<Self> {
+        Self::start_with(name, token_lifetime_s, &[]).await
+    }
+
+    /// As [`start`](Self::start), with more arguments for `serve`.
+    pub async fn start_with(name: &str, token_lifetime_s: u64, extra: &[&str]) -> Option<Self> {
         let skip = std::env::var("TA_SKIP_BROWSER_TEST").ok();
         let ci = std::env::var("CI").ok();
         match skip_browser_test(skip.as_deref(), ci.as_deref()) {
@@ -603,7 +687,7 @@ impl Browser {
         let work = TempDir::new(name);
         let profile = work.0.join("profile");
         std::fs::create_dir_all(&profile).unwrap();
-        let (server, urls) = start_server(&work.0, token_lifetime_s);
+        let (server, urls) = start_server(&work.0, token_lifetime_s, extra);
         let (driver, driver_url) = start_chromedriver(&chromedriver);
         let capabilities = json!({
             "browserName": "chrome",

@@ -51,6 +51,16 @@ pub(crate) struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(15..=86_400)
     )]
     emulator_token_lifetime: Option<u64>,
+    /// With --emulator: how long the embedded emulator holds a chat's
+    /// event poll when there is nothing to say, in seconds (UCWA held one
+    /// for 180 s; shorter shows a page's poll loop sooner) [default: 180].
+    #[arg(
+        long,
+        requires = "emulator",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=1_800)
+    )]
+    emulator_long_poll: Option<u64>,
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TA_LISTEN")]
     listen: Option<SocketAddr>,

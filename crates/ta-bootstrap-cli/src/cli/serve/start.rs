@@ -149,7 +149,9 @@ impl Demo {
             widget_side.as_deref().unwrap_or("the same address")
         );
         let site = |note: &str| {
-            let site = DemoSite::new(service_base.to_owned()).with_note(note);
+            let site = DemoSite::new(service_base.to_owned())
+                .with_note(note)
+                .with_helpdesk(DEFAULT_ENDPOINT);
             match &widget_side {
                 Some(origin) => site.with_api_origin(origin.clone()),
                 None => site,
@@ -181,7 +183,7 @@ impl Demo {
 /// Starts the embedded emulator, binds the demo sites, and makes the
 /// settings that point at them.
 async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), String> {
-    let config = EmulatorConfig {
+    let mut config = EmulatorConfig {
         psat_lifetime_secs: args
             .emulator_token_lifetime
             .unwrap_or(EMULATOR_PSAT_LIFETIME_SECS),
@@ -190,6 +192,9 @@ async fn start_emulator_mode(args: &ServeArgs) -> Result<(Demo, Settings), Strin
         widget_http: true,
         ..EmulatorConfig::default()
     };
+    if let Some(secs) = args.emulator_long_poll {
+        config.chat.long_poll_ms = secs.saturating_mul(1000);
+    }
     let emulator = Emulator::start(config)
         .await
         .map_err(|e| format!("starting the embedded emulator: {e}"))?;
