@@ -73,7 +73,7 @@ interface ChatSessionCommonOptions {
   pollTimeoutMs?: number;
   /** First backoff after a failed poll (ms). Default 1 000. */
   retryInitialDelayMs?: number;
-  /** Longest backoff (ms). Default 30 000. */
+  /** Longest backoff (ms), and the longest `Retry-After` waited out. Default 60 000. */
   retryMaxDelayMs?: number;
   /** Least time between two typing notices (ms). Default 3 000. */
   typingIntervalMs?: number;

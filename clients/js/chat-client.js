@@ -34,15 +34,15 @@ const DEFAULTS = Object.freeze({
   timeoutMs: 35000,
   pollTimeoutMs: 200000,
   retryInitialDelayMs: 1000,
-  retryMaxDelayMs: 30000,
+  retryMaxDelayMs: 60000,
   typingIntervalMs: 3000,
   culture: 'en-US',
   userAgent: 'ta-widget-client/0.1',
   displayName: 'Visitor',
 });
 
-/** No retry sooner than this. */
-const MIN_RETRY_DELAY_MS = 250;
+/** No retry sooner than this (as the token client). */
+const MIN_RETRY_DELAY_MS = 500;
 /** Messages remembered to handle each once. */
 const SEEN_MESSAGES = 500;
 /** Page events after which a stalled poll is retried at once. */
@@ -61,6 +61,18 @@ export class ChatError extends Error {
     /** Whether the chat is over because of it. */
     this.final = Boolean(d.final);
   }
+}
+
+/**
+ * Milliseconds from a `Retry-After` value (seconds or an HTTP date), or 0.
+ * The twin of the token client's `parseRetryAfter`, kept here so that this
+ * module loads alone.
+ */
+function retryAfterMs(value, nowMs) {
+  const text = typeof value === 'string' ? value.trim() : '';
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = text ? Date.parse(text) : NaN;
+  return Number.isNaN(at) ? 0 : Math.max(0, at - nowMs);
 }
 
 /** The text of a `data:` URI (`+` is a space, as the API wrote them). */
@@ -225,7 +237,12 @@ export class ChatSession {
       } catch (_) {
         json = null;
       }
-      return { status: response.status, json, location: response.headers.get('location') };
+      return {
+        status: response.status,
+        json,
+        location: response.headers.get('location'),
+        retryAfter: response.headers.get('retry-after'),
+      };
     })();
     try {
       return await Promise.race([call, timedOut, stopped]);
@@ -387,10 +404,17 @@ export class ChatSession {
         return;
       }
       if (woken) continue;
-      // The network, a 5xx, a replaced poll: the same URL again, later.
+      // The network, a 5xx, a replaced poll: the same URL again, later,
+      // with the token client's backoff (full jitter under a doubling
+      // ceiling). A `Retry-After` is waited out, up to the longest backoff:
+      // the application expires if it is not polled for long.
       failures += 1;
-      const cap = Math.min(this.options.retryMaxDelayMs, this.options.retryInitialDelayMs * 2 ** Math.min(failures - 1, 16));
-      const wait = Math.max(MIN_RETRY_DELAY_MS, this.env.random() * cap);
+      const { retryInitialDelayMs, retryMaxDelayMs } = this.options;
+      const cap = Math.min(retryMaxDelayMs, retryInitialDelayMs * 2 ** Math.min(failures - 1, 30));
+      const random = this.env.random();
+      const jittered = cap * (Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0.5);
+      const asked = answer ? Math.min(retryAfterMs(answer.retryAfter, this.env.now()), retryMaxDelayMs) : 0;
+      const wait = Math.max(MIN_RETRY_DELAY_MS, jittered, asked);
       await new Promise((resolve) => {
         const timer = this.env.setTimeout(resolve, wait);
         this.poll = { abort: () => { this.env.clearTimeout(timer); resolve(); } };

@@ -268,6 +268,27 @@ test('a failed poll is tried again at the same ack after a backoff; a wake-up re
   assert.deepEqual(seen.message.map((m) => m.text), ['one', 'two', 'three'], 'nothing lost, nothing doubled');
 });
 
+test('a poll refused with 503 and Retry-After waits it out, up to the longest backoff', async () => {
+  const { page, server } = await setUp({ retryInitialDelayMs: S, retryMaxDelayMs: 20 * S });
+  server.fail = () => answer(503, { code: 'ServiceFailure' }, { 'retry-after': '7' });
+  server.push([connected]);
+  await flush();
+  assert.deepEqual(server.polls, [1, 2]);
+  await page.advance(6 * S);
+  assert.deepEqual(server.polls, [1, 2], 'not before Retry-After');
+  await page.advance(S);
+  assert.deepEqual(server.polls, [1, 2, 2], 'then the same ack');
+  // A Retry-After longer than the longest backoff waits the longest backoff.
+  server.fail = () => answer(503, { code: 'ServiceFailure' }, { 'retry-after': '3600' });
+  server.push([incoming(1, 'one')]);
+  await flush();
+  const polls = server.polls.length;
+  await page.advance(19 * S);
+  assert.equal(server.polls.length, polls, 'not before the longest backoff');
+  await page.advance(S);
+  assert.equal(server.polls.length, polls + 1);
+});
+
 test('a resync link is followed as given', async () => {
   const { server, fake, seen } = await setUp();
   // Poll 1 is pending: it is answered, and poll 2 is told to resync.
