@@ -11,7 +11,9 @@
 //!   bridged and ended by the visitor, and the emulator's counters agree.
 //! - A page frozen mid-chat past the emulator's long poll (3 s here),
 //!   while the agent answers: resumed, the page shows each message once,
-//!   none lost, and the chat goes on.
+//!   none lost, and the chat goes on, past its token's expiry with no token
+//!   renewed (Chromium leaves a resumed page hidden, and a hidden page
+//!   renews nothing): a chat outlives its token.
 //!
 //! Same requirements as `browser.rs` (Chromium and chromedriver; never
 //! skipped in CI). Screenshots go to `target/browser/`.
@@ -416,6 +418,8 @@ async fn whole_conversation(client: Client, urls: Urls, _driver: String) {
 
 /// How long the emulator holds an event poll here.
 const LONG_POLL_S: u64 = 3;
+/// The token's life in the frozen page (the shortest the emulator takes).
+const FROZEN_TOKEN_LIFETIME_S: u64 = 15;
 /// How long the page stays frozen: past several long polls.
 const FROZEN: Duration = Duration::from_secs(10);
 
@@ -482,7 +486,17 @@ async fn frozen_mid_chat(client: Client, urls: Urls, driver: String) {
         FROZEN.as_secs_f32(),
         shown_after_ms / 1000.0
     );
-    // Going on after it.
+    // The token expires, and the hidden page renews nothing: the chat goes
+    // on with no live token.
+    let deadline = Instant::now() + Duration::from_secs(FROZEN_TOKEN_LIFETIME_S + 10);
+    while text(&client, "countdown").await != "expired" {
+        assert!(
+            Instant::now() < deadline,
+            "the token did not expire: {}",
+            describe(&client).await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     say(&client, "Third question").await;
     wait_for_transcript(&client, "the third answer", STATE_TIMEOUT, |lines, _| {
         lines.iter().any(|l| l.text == ANSWERS[2])
@@ -510,6 +524,11 @@ async fn frozen_mid_chat(client: Client, urls: Urls, driver: String) {
         ]
     );
     let stats = emulator_stats(&client).await;
+    assert_eq!(
+        stats["psat_tokens_minted"], 1,
+        "the page renewed its token: the chat was not shown to outlive it"
+    );
+    assert_eq!(text(&client, "renewals").await, "0");
     assert_eq!(
         stats["chat"]["messages_from_visitor"], 3,
         "{}",
@@ -540,7 +559,7 @@ async fn a_page_frozen_mid_chat_past_the_long_poll_loses_and_doubles_nothing() {
     let long_poll = LONG_POLL_S.to_string();
     let Some(browser) = Browser::start_with(
         "browser-chat-frozen",
-        120,
+        FROZEN_TOKEN_LIFETIME_S,
         &["--emulator-long-poll", &long_poll],
     )
     .await

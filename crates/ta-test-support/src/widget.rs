@@ -57,6 +57,31 @@ pub async fn send_raw(
     (status, value, headers)
 }
 
+/// A browser's CORS preflight of a `method` request with an
+/// `Authorization` header to `url` from `origin`: the
+/// `Access-Control-Allow-Origin` answered, if any.
+pub async fn preflight(
+    client: &dyn Transport,
+    method: &str,
+    url: &str,
+    origin: &str,
+) -> Option<String> {
+    let request = http::Request::builder()
+        .method("OPTIONS")
+        .uri(url)
+        .header("origin", origin)
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", "authorization")
+        .body(Bytes::new())
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    response
+        .headers()
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// The chat widget, played: its application, its event channel, what it
 /// has seen.
 pub struct Widget {

@@ -226,8 +226,30 @@ async fn a_chat_outlives_its_token() {
     widget
         .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
         .await;
-    // The expired token opens no new application.
+    // A browser's preflight on the application's resources still admits its
+    // origin, with no live token minted for it; not another origin, and not
+    // a new application.
     let anon = widget.absolute("/ucwa/psanon/v1/applications");
+    let client = &*widget.client;
+    assert_eq!(
+        preflight(client, "GET", &widget.events, ORIGIN)
+            .await
+            .as_deref(),
+        Some(ORIGIN)
+    );
+    let send_message = widget.messaging_link("sendMessage");
+    assert_eq!(
+        preflight(client, "POST", &send_message, ORIGIN)
+            .await
+            .as_deref(),
+        Some(ORIGIN)
+    );
+    assert_eq!(
+        preflight(client, "GET", &widget.events, "https://evil.example").await,
+        None
+    );
+    assert_eq!(preflight(client, "POST", &anon, ORIGIN).await, None);
+    // The expired token opens no new application.
     let body = json!({"culture": "en-US", "userAgent": "chat-test/1.0"});
     let (status, answer, _) = send(
         &*widget.client,

@@ -378,16 +378,17 @@ fn widget_cors(state: &Shared) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// The CORS rule of the widget's UCWA routes: origins a live token was
-/// minted for (a preflight carries no token; each request's own origin is
-/// checked against its token's).
+/// The CORS rule of the widget's UCWA routes: an application's origins on
+/// its resources, else origins a live token was minted for (a preflight
+/// carries no token; each request's own origin is checked against its
+/// token's).
 fn ucwa_cors(state: &Shared) -> CorsLayer {
     let cors_state = Arc::clone(state);
     CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+        .allow_origin(AllowOrigin::predicate(move |origin, parts| {
             origin
                 .to_str()
-                .is_ok_and(|o| cors_state.origin_was_minted(o))
+                .is_ok_and(|o| cors_state.ucwa_allows_origin(parts.uri.path(), o))
         }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request())

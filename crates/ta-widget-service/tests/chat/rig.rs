@@ -11,7 +11,7 @@ use ta_bootstrap::chat::{StaticRouter, Switchboard, SwitchboardOptions};
 use ta_emulator::{ChatConfig, DEFAULT_APP_ID_URI, EmulatorConfig, StatsSnapshot};
 use ta_protocol::chat::{Agent, Plan, Timers};
 use ta_protocol::{OriginPolicy, Transport};
-pub use ta_test_support::widget::{ORIGIN, Widget, is_message, send, send_raw};
+pub use ta_test_support::widget::{ORIGIN, Widget, is_message, preflight, send, send_raw};
 use ta_test_support::{Setup, setup_observed};
 use ta_widget_service::callback::{CallbackAuth, CallbackVerifier, TransportKeySource};
 use ta_widget_service::{ChatEndpoint, Metrics, ServiceConfig, WidgetService};

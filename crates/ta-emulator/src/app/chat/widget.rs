@@ -95,9 +95,24 @@ impl State {
         }
     }
 
-    /// Whether `origin` is one a live token was minted for: the CORS rule
-    /// of the widget's routes (a preflight carries no token).
-    pub(in crate::app) fn origin_was_minted(&self, origin: &str) -> bool {
+    /// The CORS rule of the widget's UCWA routes (a preflight carries no
+    /// token): on an application's resources, the origins its token
+    /// allowed, for as long as the application lives (a chat outlives its
+    /// token, see [`widget_app`](Self::widget_app)); elsewhere (creating
+    /// one), the origins a live token was minted for.
+    pub(in crate::app) fn ucwa_allows_origin(&self, path: &str, origin: &str) -> bool {
+        let app_id = path
+            .strip_prefix(paths::app("").as_str())
+            .and_then(|rest| rest.split('/').next())
+            .filter(|id| !id.is_empty());
+        match app_id.and_then(|id| self.chat.app(id)) {
+            Some(app) => app.origins.iter().any(|o| o == origin),
+            None => self.origin_was_minted(origin),
+        }
+    }
+
+    /// Whether `origin` is one a live token was minted for.
+    fn origin_was_minted(&self, origin: &str) -> bool {
         let now = self.now_u64();
         self.sessions.lock().is_ok_and(|sessions| {
             sessions
