@@ -11,12 +11,14 @@
 //   given (`ack` is never edited); events are handled in order, each once;
 // - the poll is exempt from the short per-request timeout: it has its own,
 //   longer than the server holds a poll;
-// - a poll that fails (the network, a 5xx, a `409 PGetReplaced`) is tried
-//   again at the same URL after a backoff with full jitter, so nothing is
-//   lost or doubled; a wake-up (the page shown again, back online) retries
-//   at once; an event that only links its resource is fetched by its link;
-// - a `404`/`410` (the application is gone), a `401`/`403`, an unreadable
-//   answer or a `resume` link (the conversations were reset) ends the chat;
+// - a poll that fails (the network, a 5xx, a `409 PGetReplaced`, a 408 or
+//   429) is tried again at the same URL after the token client's backoff
+//   (full jitter) and any `Retry-After`, so nothing is lost or doubled; a
+//   wake-up (the page shown again, back online) cuts a backoff short, not
+//   a `Retry-After`; an event that only links its resource is fetched;
+// - a `404`/`410` (the application is gone), a `401`/`403`, another 4xx,
+//   an answer that is not an events resource or a `resume` link (the
+//   conversations were reset) ends the chat;
 // - no error message quotes a URL: the discover link carries the token;
 // - with a token source (the token client), a chat opens with its current
 //   token, renewed once if the API refuses it; once open, the chat keeps
@@ -47,6 +49,16 @@ const MIN_RETRY_DELAY_MS = 500;
 const SEEN_MESSAGES = 500;
 /** Page events after which a stalled poll is retried at once. */
 const WAKE_EVENTS = ['visibilitychange', 'online', 'pageshow', 'resume'];
+
+/** Where a page event fires: the document or the window (each once). */
+function wakeTarget(env, type) {
+  return type === 'visibilitychange' || type === 'resume' ? env.document : env.window;
+}
+
+/** Statuses of a poll that may pass: tried again (others end the chat). */
+function mayPass(status) {
+  return status === 0 || status === 408 || status === 409 || status === 429 || status >= 500;
+}
 
 /** Why the chat could not go on, or a call failed. */
 export class ChatError extends Error {
@@ -358,8 +370,8 @@ export class ChatSession {
   listen(first) {
     if (this.state === 'ended') return;
     for (const type of WAKE_EVENTS) {
-      if (this.env.document) this.env.document.addEventListener(type, this.wake);
-      if (this.env.window) this.env.window.addEventListener(type, this.wake);
+      const target = wakeTarget(this.env, type);
+      if (target) target.addEventListener(type, this.wake);
     }
     this.loop(first).catch(() => {
       this.finish('failure', 'bad_answer', new ChatError('bad_answer', 'an events answer could not be read', { final: true }));
@@ -382,7 +394,10 @@ export class ChatSession {
         this.poll = null;
       }
       if (this.state === 'ended') return;
-      if (answer && answer.status === 200 && answer.json && typeof answer.json === 'object') {
+      if (answer && answer.status === 200) {
+        if (!answer.json || typeof answer.json !== 'object' || Array.isArray(answer.json)) {
+          throw new ChatError('bad_answer', 'an events answer is not an events resource');
+        }
         failures = 0;
         const resume = link(answer.json, 'resume');
         const next = link(answer.json, 'next') || link(answer.json, 'resync') || resume;
@@ -398,9 +413,12 @@ export class ChatSession {
         }
         continue;
       }
-      if (answer && (answer.status === 404 || answer.status === 401 || answer.status === 403 || answer.status === 410)) {
-        const code = answer.status === 404 || answer.status === 410 ? 'application_gone' : 'refused';
-        this.finish('failure', code, new ChatError(code, `the event channel answered ${answer.status}`, { status: answer.status, final: true }));
+      if (answer && !mayPass(answer.status)) {
+        // 404/410: the application is gone; 401/403: refused; any other
+        // 4xx will not pass by asking again.
+        const { status } = answer;
+        const code = status === 404 || status === 410 ? 'application_gone' : status === 401 || status === 403 ? 'refused' : 'bad_answer';
+        this.finish('failure', code, new ChatError(code, `the event channel answered ${status}`, { status, final: true }));
         return;
       }
       if (woken) continue;
@@ -415,9 +433,15 @@ export class ChatSession {
       const jittered = cap * (Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0.5);
       const asked = answer ? Math.min(retryAfterMs(answer.retryAfter, this.env.now()), retryMaxDelayMs) : 0;
       const wait = Math.max(MIN_RETRY_DELAY_MS, jittered, asked);
+      // A wake-up cuts a backoff short, not a wait the server asked for.
+      const abortable = asked === 0;
       await new Promise((resolve) => {
         const timer = this.env.setTimeout(resolve, wait);
-        this.poll = { abort: () => { this.env.clearTimeout(timer); resolve(); } };
+        const stop = () => {
+          this.env.clearTimeout(timer);
+          resolve();
+        };
+        this.poll = { abort: (why) => { if (abortable || why === 'ended') stop(); } };
       });
       this.poll = null;
     }
@@ -570,8 +594,8 @@ export class ChatSession {
     this.ending = { by, code };
     this.setState('ended');
     for (const type of WAKE_EVENTS) {
-      if (this.env.document) this.env.document.removeEventListener(type, this.wake);
-      if (this.env.window) this.env.window.removeEventListener(type, this.wake);
+      const target = wakeTarget(this.env, type);
+      if (target) target.removeEventListener(type, this.wake);
     }
     if (this.poll) this.poll.abort('ended');
     for (const control of Array.from(this.inflight)) control.abort('ended');

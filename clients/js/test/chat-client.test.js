@@ -275,6 +275,9 @@ test('a poll refused with 503 and Retry-After waits it out, up to the longest ba
   await flush();
   assert.deepEqual(server.polls, [1, 2]);
   await page.advance(6 * S);
+  // A wake-up does not cut short a wait the server asked for.
+  await page.setHidden(true);
+  await page.setHidden(false);
   assert.deepEqual(server.polls, [1, 2], 'not before Retry-After');
   await page.advance(S);
   assert.deepEqual(server.polls, [1, 2, 2], 'then the same ack');
@@ -349,6 +352,23 @@ test('malformed answers end the chat with bad_answer, never silently', async () 
     } else {
       assert.equal(ended.code, 'bad_answer', JSON.stringify(bad));
     }
+    await assertIdle(set);
+  }
+  // An answer that is not an events resource, and a 4xx that will not pass
+  // by asking again, end it too (and are not polled again and again).
+  for (const bad of [
+    () => new Response('<html>proxy error</html>', { status: 200 }),
+    () => answer(200, [1, 2]),
+    () => answer(200, null),
+    () => answer(400, { code: 'BadRequest', subcode: 'ParameterValidationFailure' }),
+    () => answer(405, {}),
+  ]) {
+    const set = await setUp();
+    set.server.fail = bad;
+    set.server.push([connected]);
+    await flush();
+    assert.deepEqual(set.seen.ended, [{ by: 'failure', code: 'bad_answer' }], String(bad));
+    assert.ok(set.seen.error[0].final);
     await assertIdle(set);
   }
 });
