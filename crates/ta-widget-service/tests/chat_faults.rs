@@ -263,6 +263,29 @@ async fn a_chat_outlives_its_token() {
     assert_eq!(widget.post("stopMessaging").await, 204);
     let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
     assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+    // Signed out, the application is gone: its page may still read the
+    // 404 its next poll gets (its origin, and no other, is still admitted).
+    let (status, _, _) = send(client, "DELETE", &widget.base, Some(&widget.token), None).await;
+    assert_eq!(status, 204);
+    let (status, answer, headers) =
+        send(client, "GET", &widget.events, Some(&widget.token), None).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(
+        headers
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some(ORIGIN)
+    );
+    assert_eq!(
+        preflight(client, "GET", &widget.events, ORIGIN)
+            .await
+            .as_deref(),
+        Some(ORIGIN)
+    );
+    assert_eq!(
+        preflight(client, "GET", &widget.events, "https://evil.example").await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,7 +181,7 @@ impl State {
         let open = self
             .chat
             .with(|inner| {
-                inner.apps.remove(&app.id);
+                inner.remove_app(app);
                 inner
                     .conversations
                     .values()

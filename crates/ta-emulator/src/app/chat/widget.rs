@@ -98,15 +98,23 @@ impl State {
     /// The CORS rule of the widget's UCWA routes (a preflight carries no
     /// token): on an application's resources, the origins its token
     /// allowed, for as long as the application lives (a chat outlives its
-    /// token, see [`widget_app`](Self::widget_app)); elsewhere (creating
-    /// one), the origins a live token was minted for.
+    /// token, see [`widget_app`](Self::widget_app)) and after it is gone
+    /// (so that its page can read the `404`); elsewhere (creating one), the
+    /// origins a live token was minted for.
     pub(in crate::app) fn ucwa_allows_origin(&self, path: &str, origin: &str) -> bool {
         let app_id = path
             .strip_prefix(paths::app("").as_str())
             .and_then(|rest| rest.split('/').next())
             .filter(|id| !id.is_empty());
-        match app_id.and_then(|id| self.chat.app(id)) {
-            Some(app) => app.origins.iter().any(|o| o == origin),
+        let known = app_id.and_then(|id| {
+            self.chat.with(|inner| {
+                inner
+                    .origins_of(id)
+                    .map(|origins| origins.iter().any(|o| o == origin))
+            })
+        });
+        match known.flatten() {
+            Some(allowed) => allowed,
             None => self.origin_was_minted(origin),
         }
     }

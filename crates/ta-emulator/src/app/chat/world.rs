@@ -2,7 +2,7 @@
 //! conversations (the visitor's peer-to-peer one, the SA's meeting), and
 //! the bookkeeping tests read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -75,7 +75,13 @@ pub(super) struct Conversation {
 pub(super) struct Inner {
     pub(super) apps: HashMap<String, Arc<UcwaApp>>,
     pub(super) conversations: HashMap<String, Conversation>,
+    /// The applications gone (signed out or expired) and their origins,
+    /// the latest last: a page may still read the `404` its poll gets.
+    pub(super) gone: VecDeque<(String, Vec<String>)>,
 }
+
+/// How many gone applications' origins are kept for CORS.
+const KEPT_GONE: usize = 512;
 
 /// Past this many conversations, the ended ones are forgotten (a late call
 /// on one is then `404`), so that a long-running emulator stays small.
@@ -85,6 +91,28 @@ const KEPT_CONVERSATIONS: usize = 512;
 const KEPT_LOG: usize = 4096;
 
 impl Inner {
+    /// Forgets the application `app`, keeping its origins for CORS.
+    pub(super) fn remove_app(&mut self, app: &UcwaApp) {
+        self.apps.remove(&app.id);
+        if self.gone.len() >= KEPT_GONE {
+            self.gone.pop_front();
+        }
+        self.gone.push_back((app.id.clone(), app.origins.clone()));
+    }
+
+    /// The origins of the application `id`, alive or gone.
+    pub(super) fn origins_of(&self, id: &str) -> Option<&[String]> {
+        match self.apps.get(id) {
+            Some(app) => Some(&app.origins),
+            None => self
+                .gone
+                .iter()
+                .rev()
+                .find(|(gone, _)| gone == id)
+                .map(|(_, origins)| origins.as_slice()),
+        }
+    }
+
     /// Adds a conversation, forgetting the ended ones when there are many.
     pub(super) fn insert_conversation(&mut self, conversation: Conversation) {
         if self.conversations.len() >= KEPT_CONVERSATIONS {
