@@ -418,8 +418,12 @@ async fn whole_conversation(client: Client, urls: Urls, _driver: String) {
 
 /// How long the emulator holds an event poll here.
 const LONG_POLL_S: u64 = 3;
-/// The token's life in the frozen page (the shortest the emulator takes).
-const FROZEN_TOKEN_LIFETIME_S: u64 = 15;
+/// The token's life in the frozen page: its renewal (after 15 s) falls
+/// in the freeze, and it expires soon after.
+const FROZEN_TOKEN_LIFETIME_S: u64 = 20;
+/// How long the agent thinks before typing, in the frozen page's run: the
+/// freeze begins well within it, however slow the machine.
+const SLOW_AGENT_THINK_MS: u64 = 3000;
 /// How long the page stays frozen: past several long polls.
 const FROZEN: Duration = Duration::from_secs(10);
 
@@ -466,6 +470,13 @@ async fn frozen_mid_chat(client: Client, urls: Urls, driver: String) {
         json!({ "state": "active" }),
     )
     .await;
+    // Chromium freezes hidden pages, and leaves them hidden once resumed
+    // (browser_clock.rs relies on it too): a hidden page renews nothing.
+    let visibility = client
+        .execute("return document.visibilityState;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(visibility, "hidden", "the resumed page is shown");
     wait_for_transcript(
         &client,
         "the answer given during the freeze",
@@ -556,14 +567,34 @@ async fn a_whole_chat_with_the_help_desk_in_headless_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_frozen_mid_chat_past_the_long_poll_loses_and_doubles_nothing() {
+    // The emulator's own configuration: the agent, slower.
+    let config = std::env::temp_dir().join(format!(
+        "ta-browser-chat-{}-{}.toml",
+        std::process::id(),
+        LONG_POLL_S
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "[[chat.agents]]\nuri = \"sip:anna@contoso.com\"\nname = \"Anna\"\nthink_ms = {SLOW_AGENT_THINK_MS}\n"
+        ),
+    )
+    .unwrap();
     let long_poll = LONG_POLL_S.to_string();
-    let Some(browser) = Browser::start_with(
+    let path = config.display().to_string();
+    let browser = Browser::start_with(
         "browser-chat-frozen",
         FROZEN_TOKEN_LIFETIME_S,
-        &["--emulator-long-poll", &long_poll],
+        &[
+            "--emulator-long-poll",
+            &long_poll,
+            "--emulator-config",
+            &path,
+        ],
     )
-    .await
-    else {
+    .await;
+    let _ = std::fs::remove_file(&config);
+    let Some(browser) = browser else {
         return;
     };
     browser.run(Duration::from_secs(180), frozen_mid_chat).await;

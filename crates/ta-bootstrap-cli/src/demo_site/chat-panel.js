@@ -19,6 +19,7 @@ const ENDINGS = {
   stopped: 'The chat was stopped.',
   declined: 'The help desk could not take the chat.',
   timeout: 'Nobody answered in time.',
+  failure_timeout: 'The API did not answer in time.',
   application_gone: 'The chat expired on the server. Start a new one.',
   conversation_reset: 'The chat was reset after a long pause. Start a new one.',
   token_refused: 'The chat could not start: its widget token was refused. Start a new one.',
@@ -168,7 +169,7 @@ export class ChatPanel {
     chat.on('ended', ({ by, code }) => {
       this.typers.clear();
       this.showTyping();
-      const known = ENDINGS[code] || `The chat has ended (${code}).`;
+      const known = (by === 'failure' && ENDINGS[`failure_${code}`]) || ENDINGS[code] || `The chat has ended (${code}).`;
       // The client's messages quote no URL (the discover link carries the token).
       const text = failure ? `${known} (${failure.message})` : known;
       const who = by === 'visitor' ? 'you' : by === 'remote' ? 'the help desk' : 'a failure';

@@ -9,7 +9,8 @@
 //!
 //! The pieces, in the order they run: [`settings`] resolves and checks
 //! what to run with; [`start`] builds and binds the service (and, under
-//! `--emulator`, the embedded emulator and its demo sites); [`reload`]
+//! `--emulator`, [`embedded`] starts the embedded emulator and its demo
+//! sites); [`reload`]
 //! applies SIGHUP and file changes while it serves; [`shutdown`] waits for
 //! the signal to stop and stops everything in order.
 
@@ -23,6 +24,7 @@ use super::config_error;
 use super::upstream::UpstreamArgs;
 
 mod chat;
+mod embedded;
 mod reload;
 mod settings;
 mod shutdown;
@@ -61,6 +63,14 @@ pub(crate) struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..=1_800)
     )]
     emulator_long_poll: Option<u64>,
+    /// With --emulator: the embedded emulator's configuration file (TOML,
+    /// as the `emulator` command's `--config`: applications, agents and
+    /// their scripts, chat timers, faults). Its first application's client
+    /// id, secret and endpoint are the SA's; its listen address and TLS
+    /// are the embedded ones. The flags above override it; without
+    /// --emulator-token-lifetime its token lifetime is the file's.
+    #[arg(long, requires = "emulator", value_name = "FILE")]
+    emulator_config: Option<PathBuf>,
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TA_LISTEN")]
     listen: Option<SocketAddr>,
