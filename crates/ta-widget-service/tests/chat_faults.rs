@@ -231,23 +231,8 @@ async fn a_chat_outlives_its_token() {
     // a new application.
     let anon = widget.absolute("/ucwa/psanon/v1/applications");
     let client = &*widget.client;
-    assert_eq!(
-        preflight(client, "GET", &widget.events, ORIGIN)
-            .await
-            .as_deref(),
-        Some(ORIGIN)
-    );
-    let send_message = widget.messaging_link("sendMessage");
-    assert_eq!(
-        preflight(client, "POST", &send_message, ORIGIN)
-            .await
-            .as_deref(),
-        Some(ORIGIN)
-    );
-    assert_eq!(
-        preflight(client, "GET", &widget.events, "https://evil.example").await,
-        None
-    );
+    admits_only_the_page(client, "GET", &widget.events).await;
+    admits_only_the_page(client, "POST", &widget.messaging_link("sendMessage")).await;
     assert_eq!(preflight(client, "POST", &anon, ORIGIN).await, None);
     // The expired token opens no new application.
     let body = json!({"culture": "en-US", "userAgent": "chat-test/1.0"});
@@ -276,15 +261,21 @@ async fn a_chat_outlives_its_token() {
             .and_then(|v| v.to_str().ok()),
         Some(ORIGIN)
     );
+    admits_only_the_page(client, "GET", &widget.events).await;
+}
+
+/// A browser's preflight of `method` on `url` admits the page's origin and
+/// no other.
+async fn admits_only_the_page(client: &dyn ta_protocol::Transport, method: &str, url: &str) {
     assert_eq!(
-        preflight(client, "GET", &widget.events, ORIGIN)
-            .await
-            .as_deref(),
-        Some(ORIGIN)
+        preflight(client, method, url, ORIGIN).await.as_deref(),
+        Some(ORIGIN),
+        "{method} {url}"
     );
     assert_eq!(
-        preflight(client, "GET", &widget.events, "https://evil.example").await,
-        None
+        preflight(client, method, url, "https://evil.example").await,
+        None,
+        "{method} {url}"
     );
 }
 
