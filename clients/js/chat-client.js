@@ -8,7 +8,8 @@
 //   `startMessaging`, then the messaging links the events give;
 // - the event channel is one pending long poll at a time; each answer's
 //   `next` (or `resync`, or `resume`) is the next poll, used exactly as
-//   given (`ack` is never edited); events are handled in order, each once;
+//   given (`ack` is never edited), sent before the answer's events are
+//   handled; events are handled in order, each once;
 // - the poll is exempt from the short per-request timeout: it has its own,
 //   longer than the server holds a poll;
 // - a poll that fails (the network, a 5xx, a `409 PGetReplaced`, a 408 or
@@ -179,6 +180,8 @@ export class ChatSession {
     this.sent = 0;
     this.lastTyping = -Infinity;
     this.poll = null;
+    /** The events answers handled so far, in order: the next waits for it. */
+    this.handling = Promise.resolve();
     /** The controls of the requests in flight, aborted by the end. */
     this.inflight = new Set();
     this.wake = () => {
@@ -404,13 +407,16 @@ export class ChatSession {
         if (!next) throw new ChatError('bad_answer', 'an events answer has no next link');
         const base = url;
         url = new URL(next, base).href;
-        await this.handle(answer.json, base);
         if (resume && !link(answer.json, 'next')) {
           // After a long idleness the server reset the conversations: this
           // chat is gone (a new one needs a new start).
+          await this.process(answer.json, base);
           this.finish('failure', 'conversation_reset', new ChatError('conversation_reset', 'the chat was reset after a long idleness', { final: true }));
           return;
         }
+        // The next poll goes out at once; the events are handled behind it,
+        // in order (an event may need a GET of its resource first).
+        this.process(answer.json, base);
         continue;
       }
       if (answer && !mayPass(answer.status)) {
@@ -445,6 +451,15 @@ export class ChatSession {
       });
       this.poll = null;
     }
+  }
+
+  /** Queues one events answer to be handled after those before it. */
+  process(envelope, base) {
+    const handled = this.handling.then(() => this.handle(envelope, base));
+    this.handling = handled.catch(() => {
+      this.finish('failure', 'bad_answer', new ChatError('bad_answer', 'an events answer could not be read', { final: true }));
+    });
+    return this.handling;
   }
 
   /** Handles one events answer, in order. */

@@ -481,6 +481,36 @@ test('a connection dropped while the poll is held: the same ack again, nothing l
   assert.deepEqual(server.violations, []);
 });
 
+test('the next poll goes out before the events are handled; they are handled in order', async () => {
+  const { server, seen, chat } = await setUp();
+  server.push([connected]);
+  await flush();
+  // A message only linked, whose GET the server holds: the next poll is
+  // out meanwhile, and a message it brings waits for the first.
+  let release;
+  const script = server.script;
+  chat.fetch = scriptedFetch((call) => {
+    if (call.init.method === 'GET' && call.url.endsWith('/messages/linked')) {
+      return new Promise((resolve) => {
+        release = () => resolve(script(call));
+      });
+    }
+    return script(call);
+  }).fetch;
+  const linked = { link: { rel: 'message', href: `${CONV}/messaging/messages/linked` }, type: 'started' };
+  server.push([linked]);
+  await flush();
+  assert.equal(typeof release, 'function', 'the linked message is being fetched');
+  const polls = server.polls.length;
+  server.push([incoming(9, 'after')]);
+  await flush();
+  assert.ok(server.polls.length > polls, 'the next poll went out while the event was handled');
+  assert.deepEqual(seen.message.map((m) => m.text), [], 'the later message waits for the earlier');
+  release();
+  await flush();
+  assert.deepEqual(seen.message.map((m) => m.text), ['fetched by its link', 'after']);
+});
+
 test('the poll is exempt from the short request timeout', async () => {
   const { page, server, fake, chat } = await setUp({ timeoutMs: 5 * S, pollTimeoutMs: 200 * S });
   server.push([connected]);
