@@ -21,6 +21,7 @@ export interface WidgetToken {
 export type WidgetTokenErrorCode =
   | 'origin_not_allowed'
   | 'origin_required'
+  | 'bad_origin'
   | 'rate_limited'
   | 'upstream_busy'
   | 'upstream_timeout'

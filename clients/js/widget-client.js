@@ -18,7 +18,8 @@
 // - failures that may pass are retried with exponential backoff and full
 //   jitter, at least as late as `Retry-After`, up to a cap that holds until
 //   a success; other failures wait the longest backoff; a readable refusal
-//   that will not pass (403 `origin_not_allowed` or `origin_required`)
+//   that will not pass (403 `origin_not_allowed` or `origin_required`, 400
+//   `bad_origin`)
 //   stops it for good; a refusal the browser hides is inferred and retried
 //   slowly;
 // - renewal pauses while the page is hidden (unless told otherwise);
@@ -28,7 +29,7 @@
 // The token is a secret: this module never logs it.
 
 /** Codes of refusals that will not pass: the client stops asking. */
-const FINAL_CODES = new Set(['origin_not_allowed', 'origin_required']);
+const FINAL_CODES = new Set(['origin_not_allowed', 'origin_required', 'bad_origin']);
 
 /** The defaults of the options. */
 const DEFAULTS = Object.freeze({

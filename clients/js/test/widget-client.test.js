@@ -244,9 +244,9 @@ test('a network error is retried, and at once when the browser is back online', 
 });
 
 test('a final refusal stops the client for good', async () => {
-  for (const code of ['origin_not_allowed', 'origin_required']) {
+  for (const [status, code] of [[403, 'origin_not_allowed'], [403, 'origin_required'], [400, 'bad_origin']]) {
     const { page, client, fake, events } = setUp(() =>
-      answer(403, { error: code, message: 'no', requestId: 'r-403' }),
+      answer(status, { error: code, message: 'no', requestId: 'r-403' }),
     );
     const refused = await client.getToken().catch((e) => e);
     assert.equal(refused.code, code);

@@ -167,6 +167,45 @@ async fn the_renewal_hint_is_the_configured_fraction_of_the_life() {
 }
 
 #[tokio::test]
+async fn an_origin_no_browser_sends_is_refused_before_any_work() {
+    let s = service(EmulatorConfig::default()).await;
+    let allowed = "https://contoso.com";
+    let evil = "https://evil.example";
+    let cases: [&[(&str, &str)]; 6] = [
+        &[("origin", allowed), ("origin", evil)],
+        &[("origin", evil), ("origin", allowed)],
+        &[("origin", allowed), ("origin", allowed)],
+        &[("origin", "https://contoso.com https://evil.example")],
+        &[("origin", "https://contoso.com, https://evil.example")],
+        &[("origin", "https://contoso.com\thttps://evil.example")],
+    ];
+    for headers in cases {
+        let response = call(&s, "POST", "/v1/widget-token", headers, "").await;
+        assert_eq!(response.status(), 400, "{headers:?}");
+        let body = json(&response);
+        assert_eq!(body["error"], "bad_origin", "{headers:?}: {body}");
+        assert_eq!(
+            body["requestId"].as_str(),
+            header(&response, "x-request-id")
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a browser's"),
+            "{body}"
+        );
+    }
+    // One origin, as browsers send it, still works.
+    assert_eq!(mint_for(&s, allowed).await.status(), 200);
+    assert_eq!(
+        s.setup.emulator.stats().psat_tokens_minted,
+        1,
+        "only the browser's request was minted"
+    );
+}
+
+#[tokio::test]
 async fn other_callers_are_refused_without_any_upstream_request() {
     let s = service(EmulatorConfig::default()).await;
     for origin in [

@@ -3,9 +3,35 @@
 
 use super::*;
 
+/// Checks that `Origin` is absent or one header holding one origin (no
+/// list: RFC 6454 allows a space-separated list, no browser sends one).
+fn single_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut values = headers.get_all(header::ORIGIN).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_some() {
+        return Err("a request with more than one Origin header is not a browser's");
+    }
+    let listed = first
+        .as_bytes()
+        .iter()
+        .any(|b| matches!(b, b' ' | b'\t' | b','));
+    if listed {
+        return Err("an Origin header holding a list is not a browser's");
+    }
+    Ok(())
+}
+
 pub(super) async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Response {
     let headers = &parts.headers;
     let request_id = request_id_of(headers);
+    // What no browser sends is refused before any work: a browser sends one
+    // `Origin`, holding one origin.
+    if let Err(why) = single_origin(headers) {
+        debug!(why, "refused: not a browser's Origin");
+        return error(StatusCode::BAD_REQUEST, "bad_origin", why, &request_id);
+    }
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
