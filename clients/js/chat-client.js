@@ -376,7 +376,8 @@ export class ChatSession {
       const target = wakeTarget(this.env, type);
       if (target) target.addEventListener(type, this.wake);
     }
-    this.loop(first).catch(() => {
+    this.loop(first).catch(async () => {
+      await this.handling;
       this.finish('failure', 'bad_answer', new ChatError('bad_answer', 'an events answer could not be read', { final: true }));
     });
   }
@@ -424,6 +425,9 @@ export class ChatSession {
         // 4xx will not pass by asking again.
         const { status } = answer;
         const code = status === 404 || status === 410 ? 'application_gone' : status === 401 || status === 403 ? 'refused' : 'bad_answer';
+        // The events received before it are handled first (the help desk
+        // may have ended the chat in them).
+        await this.handling;
         this.finish('failure', code, new ChatError(code, `the event channel answered ${status}`, { status, final: true }));
         return;
       }
@@ -439,15 +443,19 @@ export class ChatSession {
       const jittered = cap * (Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0.5);
       const asked = answer ? Math.min(retryAfterMs(answer.retryAfter, this.env.now()), retryMaxDelayMs) : 0;
       const wait = Math.max(MIN_RETRY_DELAY_MS, jittered, asked);
-      // A wake-up cuts a backoff short, not a wait the server asked for.
-      const abortable = asked === 0;
+      // A wake-up cuts a backoff short, down to the wait the server asked
+      // for (whatever of it is left).
+      const started = this.env.monotonic();
       await new Promise((resolve) => {
-        const timer = this.env.setTimeout(resolve, wait);
-        const stop = () => {
-          this.env.clearTimeout(timer);
-          resolve();
+        let timer = this.env.setTimeout(resolve, wait);
+        this.poll = {
+          abort: (why) => {
+            this.env.clearTimeout(timer);
+            const left = why === 'ended' ? 0 : asked - (this.env.monotonic() - started);
+            if (left > 0) timer = this.env.setTimeout(resolve, left);
+            else resolve();
+          },
         };
-        this.poll = { abort: (why) => { if (abortable || why === 'ended') stop(); } };
       });
       this.poll = null;
     }

@@ -511,6 +511,48 @@ test('the next poll goes out before the events are handled; they are handled in 
   assert.deepEqual(seen.message.map((m) => m.text), ['fetched by its link', 'after']);
 });
 
+test('a wake-up cuts a backoff longer than Retry-After down to what is left of it', async () => {
+  const { page, server } = await setUp({ retryInitialDelayMs: 10 * S, retryMaxDelayMs: 20 * S });
+  page.randomValue = 1;
+  server.fail = () => answer(503, { code: 'ServiceFailure' }, { 'retry-after': '2' });
+  server.push([connected]);
+  await flush();
+  assert.deepEqual(server.polls, [1, 2]);
+  await page.advance(500);
+  await page.setHidden(true);
+  await page.setHidden(false);
+  await page.advance(1400);
+  assert.deepEqual(server.polls, [1, 2], 'not before the 2 s asked for');
+  await page.advance(100);
+  assert.deepEqual(server.polls, [1, 2, 2], 'at the 2 s, not after the 10 s backoff');
+});
+
+test('a poll that ends the chat waits for the events before it', async () => {
+  const { server, seen, chat } = await setUp();
+  server.push([connected]);
+  await flush();
+  let release;
+  const script = server.script;
+  chat.fetch = scriptedFetch((call) => {
+    if (call.init.method === 'GET' && call.url.endsWith('/messages/linked')) {
+      return new Promise((resolve) => {
+        release = () => resolve(script(call));
+      });
+    }
+    return script(call);
+  }).fetch;
+  server.push([{ link: { rel: 'message', href: `${CONV}/messaging/messages/linked` }, type: 'started' }]);
+  await flush();
+  server.fail = () => answer(404, { code: 'NotFound', subcode: 'ApplicationNotFound' });
+  server.push([]);
+  await flush();
+  assert.deepEqual(seen.ended, [], 'not ended while an event is being handled');
+  release();
+  await flush();
+  assert.deepEqual(seen.message.map((m) => m.text), ['fetched by its link']);
+  assert.deepEqual(seen.ended, [{ by: 'failure', code: 'application_gone' }]);
+});
+
 test('the poll is exempt from the short request timeout', async () => {
   const { page, server, fake, chat } = await setUp({ timeoutMs: 5 * S, pollTimeoutMs: 200 * S });
   server.push([connected]);

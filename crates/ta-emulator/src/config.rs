@@ -224,26 +224,79 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The TOML does not describe a configuration.
-    #[error("{path}: {source}")]
+    /// The TOML does not describe a configuration. The message names the
+    /// line and what is wrong, without quoting the file or a secret's
+    /// value (`client_secret`, `certificate_pem`).
+    #[error("{path}{}: {message}", .line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Toml {
         /// The file.
         path: String,
-        /// The TOML error (with line and column).
-        #[source]
-        source: toml::de::Error,
+        /// The line that is wrong, if known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
     },
     /// A value is not acceptable.
     #[error("emulator configuration: {0}")]
     Invalid(String),
 }
 
+/// The keys whose values are secrets.
+const SECRET_KEYS: [&str; 2] = ["client_secret", "certificate_pem"];
+
+/// `message` on one line, with every secret value `text` holds blanked.
+fn without_secrets(text: &str, message: &str) -> String {
+    fn collect(value: &toml::Value, secret: bool, into: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    collect(value, secret || SECRET_KEYS.contains(&key.as_str()), into);
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|v| collect(v, secret, into)),
+            toml::Value::String(s) if secret => into.push(s.clone()),
+            other if secret => into.push(other.to_string()),
+            _ => {}
+        }
+    }
+    let mut message = message.replace(['\r', '\n'], " ");
+    if let Ok(table) = text.parse::<toml::Table>() {
+        let mut secrets = Vec::new();
+        collect(&toml::Value::Table(table), false, &mut secrets);
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            message = message.replace(secret.as_str(), "<not shown>");
+        }
+    }
+    message
+}
+
 impl EmulatorConfig {
     /// Reads a configuration from TOML; absent fields take their defaults.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Toml {
-            path: "<inline>".to_owned(),
-            source,
+        Self::parse(text, "<inline>")
+    }
+
+    fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(|before| before.matches('\n').count() + 1);
+            // The key on that line names what is wrong (a key is no secret).
+            let key = line
+                .and_then(|n| text.lines().nth(n - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty());
+            let message = without_secrets(text, e.message());
+            ConfigError::Toml {
+                path: path.to_owned(),
+                line,
+                message: match key {
+                    Some(key) => format!("`{key}`: {message}"),
+                    None => message,
+                },
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -255,12 +308,7 @@ impl EmulatorConfig {
             path: path.display().to_string(),
             source,
         })?;
-        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Toml {
-            path: path.display().to_string(),
-            source,
-        })?;
-        config.validate()?;
-        Ok(config)
+        Self::parse(&text, &path.display().to_string())
     }
 
     /// Checks the values.

@@ -658,4 +658,20 @@ async fn config_loads_from_toml() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("neither a client secret"), "{err}");
+    // A wrong value is named by its line, and no secret is quoted.
+    for (text, secret) in [
+        (
+            "tenant = \"x\"\n[[applications]]\nclient_id = \"a\"\nclient_secret = 123456789\n",
+            "123456789",
+        ),
+        (
+            "[[applications]]\nclient_id = \"a\"\ncertificate_pem = [\"SENTINEL-pem\"]\n",
+            "SENTINEL-pem",
+        ),
+    ] {
+        let err = EmulatorConfig::from_toml(text).unwrap_err().to_string();
+        assert!(!err.contains(secret), "{err}");
+        assert!(err.contains("line "), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ta_emulator::{Emulator, EmulatorConfig};
+use ta_emulator::{DEFAULT_APPLICATION_ID, DEFAULT_ENDPOINT, Emulator, EmulatorConfig};
 use ta_protocol::chat::{Agent, Plan};
 use ta_widget_service::server::ServerLimits;
 use tokio::net::TcpListener;
@@ -137,8 +137,40 @@ impl Credentials {
         let endpoint = app
             .endpoints
             .first()
-            .map(|e| e.sip.clone())
             .ok_or_else(|| format!("{}: the first application has no endpoint", whose()))?;
+        // What would start cleanly and then fail every widget or chat.
+        if !app.consented {
+            return Err(format!(
+                "{}: the first application is not consented (every mint would fail)",
+                whose()
+            ));
+        }
+        if !endpoint.anon_tokens {
+            return Err(format!(
+                "{}: the first application's endpoint may not mint anonymous tokens (anon_tokens = false)",
+                whose()
+            ));
+        }
+        // The emulated platform's chat links name the default application
+        // and endpoint.
+        let chat_ready = app.application_id == DEFAULT_APPLICATION_ID
+            && endpoint.sip.eq_ignore_ascii_case(DEFAULT_ENDPOINT);
+        if !chat_ready {
+            return Err(format!(
+                "{}: the embedded chat runs for application {DEFAULT_APPLICATION_ID} and endpoint \
+                 {DEFAULT_ENDPOINT} only; the first application is {} with {}",
+                whose(),
+                app.application_id,
+                endpoint.sip
+            ));
+        }
+        if config.chat.agents.is_empty() {
+            return Err(format!(
+                "{}: no chat agents (every chat would find nobody)",
+                whose()
+            ));
+        }
+        let endpoint = endpoint.sip.clone();
         Ok(Self {
             client_id: app.client_id.clone(),
             client_secret,
@@ -329,6 +361,30 @@ think_ms = 3000
             error.contains("x.toml") && error.contains("client_secret"),
             "{error}"
         );
+        for (spoil, says) in [
+            (
+                (|c: &mut EmulatorConfig| c.applications[0].consented = false)
+                    as fn(&mut EmulatorConfig),
+                "not consented",
+            ),
+            (
+                |c| c.applications[0].endpoints[0].anon_tokens = false,
+                "anon_tokens",
+            ),
+            (
+                |c| c.applications[0].endpoints[0].sip = "sip:other@contoso.com".to_owned(),
+                "sip:other@contoso.com",
+            ),
+            (|c| c.applications[0].application_id = "42".to_owned(), "42"),
+            (|c| c.chat.agents.clear(), "no chat agents"),
+        ] {
+            let mut config = EmulatorConfig::default();
+            spoil(&mut config);
+            let Err(error) = Credentials::of(&config, Some(Path::new("x.toml"))) else {
+                panic!("a configuration that fails later was taken ({says})")
+            };
+            assert!(error.contains("x.toml") && error.contains(says), "{error}");
+        }
         let missing = emulator_config(&args(&["--emulator-config", "/nonexistent/ta.toml"]));
         assert!(missing.unwrap_err().contains("/nonexistent/ta.toml"));
     }
