@@ -33,6 +33,8 @@ pub(crate) struct FileConfig {
     pub(crate) per_client_rate: Option<u32>,
     pub(crate) global_rate: Option<u32>,
     pub(crate) max_mints_in_flight: Option<usize>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) max_connections_per_client: Option<u64>,
     pub(crate) renew_after_fraction: Option<f64>,
     pub(crate) trusted_proxies: Option<Vec<IpAddr>>,
     pub(crate) tls_cert: Option<PathBuf>,

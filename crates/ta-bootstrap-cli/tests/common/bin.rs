@@ -43,7 +43,22 @@ pub async fn deployment(config: EmulatorConfig) -> Deployment {
 
 /// The binary, with no TA_ variable inherited.
 pub fn command() -> Command {
-    let mut command = Command::new(BIN);
+    without_ta_env(Command::new(BIN))
+}
+
+/// The binary run by `sh` with at most `nofile` file descriptors
+/// (`ulimit -n`), with no TA_ variable inherited.
+pub fn command_with_fd_limit(nofile: u32) -> Command {
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+        BIN,
+    ]);
+    without_ta_env(command)
+}
+
+fn without_ta_env(mut command: Command) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("TA_") || key == "RUST_LOG" {
             command.env_remove(key);
@@ -185,9 +200,19 @@ pub async fn spawn_serve_with_env(
     extra_lines: usize,
     env: &[(&str, &str)],
 ) -> Served {
-    let mut child = command()
+    let mut command = command();
+    command.envs(env.iter().copied());
+    spawn_serve_command(command, args, extra_lines).await
+}
+
+/// Starts `command` with `args` as [`spawn_serve_with`] does.
+pub async fn spawn_serve_command(
+    mut command: Command,
+    args: Vec<String>,
+    extra_lines: usize,
+) -> Served {
+    let mut child = command
         .args(args)
-        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

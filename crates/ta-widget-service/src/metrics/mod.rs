@@ -12,8 +12,10 @@ use ta_bootstrap::{CacheKind, Observer};
 use ta_protocol::Step;
 
 mod chat;
+mod connections;
 
 pub(crate) use chat::{ChatMetrics, Outcome as ChatOutcome, Reason as RefusalReason};
+pub(crate) use connections::ConnectionMetrics;
 
 /// A request of the service, by route and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +66,7 @@ pub struct Metrics {
     pub(crate) rate_limited: Family<LimitLabels, Counter>,
     pub(crate) mint_seconds: Histogram,
     pub(crate) chat: ChatMetrics,
+    pub(crate) connections: ConnectionMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,8 +129,10 @@ impl Metrics {
             mint_seconds.clone(),
         );
         let chat = ChatMetrics::new(&mut registry);
+        let connections = ConnectionMetrics::new(&mut registry);
         Self {
             chat,
+            connections,
             registry: Mutex::new(registry),
             requests,
             tokens_served,

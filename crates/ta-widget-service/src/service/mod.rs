@@ -197,6 +197,12 @@ impl WidgetService {
         self
     }
 
+    /// The metrics it exports (give them to its [`Server`](crate::server::Server)
+    /// too, for the connection counts).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
     /// The chat's switchboard, if the service runs one.
     pub fn switchboard(&self) -> Option<&ta_bootstrap::chat::Switchboard> {
         self.shared.chat.get().map(|c| &c.switchboard)

@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
-use ta_widget_service::server::ServerLimits;
+use ta_widget_service::server::{Server, ServerLimits};
 
 use super::config_error;
 use super::upstream::UpstreamArgs;
@@ -83,6 +83,16 @@ pub(crate) struct ServeArgs {
     /// Mints in flight at most; more callers get 503 at once [default: 256].
     #[arg(long, env = "TA_MAX_MINTS_IN_FLIGHT")]
     max_mints_in_flight: Option<usize>,
+    /// Connections open at most; at the cap a new one takes the place of
+    /// the oldest with no complete request head, else the oldest idle one
+    /// [default: 4096].
+    #[arg(long, env = "TA_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Connections open at most from one client address (the TCP peer's;
+    /// --trusted-proxy addresses are spared); 0 for no such cap
+    /// [default: 256].
+    #[arg(long, env = "TA_MAX_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    max_connections_per_client: Option<u64>,
     /// When widgets should renew their token, as a fraction of its
     /// remaining life: the answer's `renewAfter` is this fraction of
     /// `expiresIn` (above 0 and below 1) [default: 0.75].
@@ -126,6 +136,11 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         Ok(started) => started,
         Err(e) => return config_error(e),
     };
+    let limits = ServerLimits::default().with_connections(
+        settings.max_connections,
+        settings.max_connections_per_client,
+    );
+    let proxies = settings.trusted_proxies.clone();
     background.add_task(reload::spawn(args, settings, running, hangups));
     // On the signal, open chats are ended first (their meetings
     // terminated upstream) while the service still answers, then the
@@ -137,14 +152,13 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
             shutdown::end_chats(&switchboard).await;
         }
     };
-    let served = ta_widget_service::server::serve(
-        listener,
-        service.router(),
-        tls,
-        ServerLimits::default(),
-        stop,
-    )
-    .await;
+    let served = Server::new(listener, service.router())
+        .tls(tls)
+        .limits(limits)
+        .exempt(proxies)
+        .metrics(service.metrics())
+        .serve(stop)
+        .await;
     background.shut_down(served).await;
     0
 }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use ta_protocol::{Origin, OriginPolicy};
+use ta_widget_service::server::ServerLimits;
 use ta_widget_service::{RenewalHint, ServiceConfig, WidgetService};
 
 use super::ServeArgs;
@@ -23,6 +24,8 @@ pub(super) struct Settings {
     pub(super) per_client_rate: u32,
     pub(super) global_rate: u32,
     pub(super) max_mints_in_flight: usize,
+    pub(super) max_connections: usize,
+    pub(super) max_connections_per_client: usize,
     pub(super) renewal: RenewalHint,
     pub(super) trusted_proxies: Vec<IpAddr>,
     pub(super) tls: Option<(PathBuf, PathBuf)>,
@@ -54,6 +57,25 @@ impl ServeArgs {
         fill(&mut global_rate, &file.global_rate);
         let mut max_mints_in_flight = self.max_mints_in_flight;
         fill(&mut max_mints_in_flight, &file.max_mints_in_flight);
+        let mut max_connections = self.max_connections;
+        fill(&mut max_connections, &file.max_connections);
+        let mut max_connections_per_client = self.max_connections_per_client;
+        fill(
+            &mut max_connections_per_client,
+            &file.max_connections_per_client,
+        );
+        let server_defaults = ServerLimits::default();
+        let count = |v: Option<u64>, default: usize| {
+            v.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX))
+        };
+        let max_connections = match max_connections {
+            Some(0) => return Err("max-connections must be at least 1".to_owned()),
+            v => count(v, server_defaults.max_connections),
+        };
+        let max_connections_per_client = count(
+            max_connections_per_client,
+            server_defaults.max_connections_per_client,
+        );
         let mut renew_after_fraction = self.renew_after_fraction;
         fill(&mut renew_after_fraction, &file.renew_after_fraction);
         let mut trusted_proxies = self.trusted_proxies.clone();
@@ -98,6 +120,8 @@ impl ServeArgs {
             )?,
             global_rate: positive(global_rate, defaults.global_per_second, "global-rate")?,
             max_mints_in_flight,
+            max_connections,
+            max_connections_per_client,
             renewal,
             trusted_proxies,
             tls,
@@ -180,6 +204,11 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
     );
     check(old.renewal == new.renewal, "renew-after-fraction");
     check(
+        old.max_connections == new.max_connections
+            && old.max_connections_per_client == new.max_connections_per_client,
+        "max-connections/max-connections-per-client",
+    );
+    check(
         old.trusted_proxies == new.trusted_proxies,
         "trusted-proxies",
     );
@@ -236,6 +265,24 @@ mod tests {
         );
         assert!(s.trusted_proxies.is_empty() && s.tls.is_none());
         assert_eq!(s.renewal.as_fraction(), 0.75);
+        assert_eq!(
+            (s.max_connections, s.max_connections_per_client),
+            (4096, 256)
+        );
+    }
+
+    #[test]
+    fn connection_caps_are_read_and_checked() {
+        let s = settings(&[
+            "--max-connections",
+            "100",
+            "--max-connections-per-client",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!((s.max_connections, s.max_connections_per_client), (100, 0));
+        let refused = settings(&["--max-connections", "0"]).err().unwrap();
+        assert!(refused.contains("max-connections"), "{refused}");
     }
 
     #[test]
