@@ -10,7 +10,10 @@
 //! - [`Metrics`] are its Prometheus metrics; they are also the
 //!   [`ta_bootstrap::Observer`] of the bootstrapper and the token provider.
 //! - [`server::serve`] runs a router over HTTP or HTTPS (reloadable
-//!   certificate, bounded request heads, graceful drain).
+//!   certificate, bounded request heads and connections, graceful drain).
+//! - [`mint_check`]: an operator's own check of each widget-token request
+//!   before its mint ([`WidgetService::with_mint_check`]), and one that
+//!   ships: tickets the site's backend signs into the page.
 //!
 //! ```no_run
 //! # async fn example(bootstrapper: ta_bootstrap::Bootstrapper) -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +32,7 @@
 
 pub mod callback;
 mod metrics;
+pub mod mint_check;
 pub mod server;
 mod service;
 

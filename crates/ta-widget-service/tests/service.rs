@@ -7,104 +7,17 @@
     missing_docs
 )]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
-use ta_protocol::{OriginPolicy, Transport};
-use ta_test_support::*;
-use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
+use ta_protocol::OriginPolicy;
 
-struct Service {
-    setup: Setup,
-    service: WidgetService,
-    addr: SocketAddr,
-    client: ta_hyper::HyperTransport,
-}
+#[path = "service/harness.rs"]
+mod harness;
 
-async fn service(config: EmulatorConfig) -> Service {
-    service_with(config, |_| {}).await
-}
-
-async fn service_with(config: EmulatorConfig, tweak: impl FnOnce(&mut ServiceConfig)) -> Service {
-    let metrics = std::sync::Arc::new(Metrics::new());
-    let setup = setup_observed(config, std::sync::Arc::clone(&metrics) as _).await;
-    let allowlist = WidgetService::allowlist(
-        &[
-            "https://contoso.com".to_owned(),
-            "https://LITWARE.com:8443".to_owned(),
-        ],
-        OriginPolicy::default(),
-    )
-    .unwrap();
-    let mut service_config = ServiceConfig::new(allowlist);
-    service_config.max_body_bytes = 256;
-    tweak(&mut service_config);
-    let service = WidgetService::new(setup.bootstrapper.clone(), service_config, metrics);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = service.router();
-    // The accept loop `serve` runs (bounded heads, ConnectInfo, drain).
-    tokio::spawn(ta_widget_service::server::serve(
-        listener,
-        router,
-        None,
-        ta_widget_service::server::ServerLimits::default(),
-        std::future::pending(),
-    ));
-    let client = ta_hyper::HyperTransport::builder().build().unwrap();
-    Service {
-        setup,
-        service,
-        addr,
-        client,
-    }
-}
-
-/// A widget token for `origin`, which must be answered 200.
-async fn mint_for(s: &Service, origin: &str) -> http::Response<Bytes> {
-    let response = call(s, "POST", "/v1/widget-token", &[("origin", origin)], "{}").await;
-    assert_eq!(response.status(), 200, "{:?}", response.body());
-    response
-}
-
-async fn call(
-    s: &Service,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> http::Response<Bytes> {
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path}", s.addr));
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    s.client
-        .send(request.body(Bytes::from(body.to_owned())).unwrap())
-        .await
-        .unwrap()
-}
-
-/// Whether a `Vary` header names `Origin`.
-fn varies_on_origin(response: &http::Response<Bytes>) -> bool {
-    response
-        .headers()
-        .get_all("vary")
-        .iter()
-        .any(|v| v.to_str().unwrap().to_ascii_lowercase().contains("origin"))
-}
-
-fn json(response: &http::Response<Bytes>) -> serde_json::Value {
-    serde_json::from_slice(response.body()).unwrap()
-}
-
-fn header<'a>(response: &'a http::Response<Bytes>, name: &str) -> Option<&'a str> {
-    response.headers().get(name).map(|v| v.to_str().unwrap())
-}
+use harness::*;
 
 #[tokio::test]
 async fn an_allowed_origin_gets_a_token_minted_for_it_alone() {

@@ -44,6 +44,12 @@ pub(crate) struct CacheLabels {
     pub(crate) result: &'static str,
 }
 
+/// A refusal by the operator's check before the mint, by its code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CodeLabels {
+    pub(crate) code: String,
+}
+
 /// A rate-limit rejection, by scope (`client` or `global`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct LimitLabels {
@@ -64,6 +70,7 @@ pub struct Metrics {
     pub(crate) aad_fetches: Family<OutcomeLabels, Counter>,
     pub(crate) cache: Family<CacheLabels, Counter>,
     pub(crate) rate_limited: Family<LimitLabels, Counter>,
+    pub(crate) mint_check_refused: Family<CodeLabels, Counter>,
     pub(crate) mint_seconds: Histogram,
     pub(crate) chat: ChatMetrics,
     pub(crate) connections: ConnectionMetrics,
@@ -130,6 +137,12 @@ impl Metrics {
         );
         let chat = ChatMetrics::new(&mut registry);
         let connections = ConnectionMetrics::new(&mut registry);
+        let mint_check_refused = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "mint_check_refused",
+            "Widget-token requests refused by the check before the mint, by code",
+            mint_check_refused.clone(),
+        );
         Self {
             chat,
             connections,
@@ -140,8 +153,20 @@ impl Metrics {
             aad_fetches,
             cache,
             rate_limited,
+            mint_check_refused,
             mint_seconds,
         }
+    }
+
+    /// Counts a refusal by the check before the mint, by the check's own
+    /// code (one longer than 64 characters counts as `other`).
+    pub(crate) fn mint_check_refused(&self, code: &str) {
+        let code = if code.len() <= 64 { code } else { "other" };
+        self.mint_check_refused
+            .get_or_create(&CodeLabels {
+                code: code.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus/OpenMetrics text exposition.

@@ -1,7 +1,9 @@
-//! `POST /v1/widget-token`: the origin check, the rate limits, the bound on
-//! mints in flight, the mint under its deadline, the answer.
+//! `POST /v1/widget-token`: the origin check, the rate limits, the
+//! operator's check, the bound on mints in flight, the mint under its
+//! deadline, the answer.
 
 use super::*;
+use crate::mint_check::MintRequest;
 
 /// Checks that `Origin` is absent or one header holding one origin (no
 /// list: RFC 6454 allows a space-separated list, no browser sends one).
@@ -23,7 +25,11 @@ fn single_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub(super) async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts) -> Response {
+pub(super) async fn widget_token(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let request_id = request_id_of(headers);
     // What no browser sends is refused before any work: a browser sends one
@@ -77,6 +83,32 @@ pub(super) async fn widget_token(State(shared): State<Arc<Shared>>, parts: Parts
             .get_or_create(&LimitLabels { scope: "global" })
             .inc();
         return too_many(not_until.wait_time_from(now), &request_id);
+    }
+    // The operator's own check, before a mint permit is held.
+    if let Some(check) = shared.mint_check.get() {
+        // The body layer bounds it; past that, the request is refused.
+        let Ok(body) = axum::body::to_bytes(body, shared.max_body_bytes).await else {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request's body is too large",
+                &request_id,
+            );
+        };
+        let seen = MintRequest::new(origin.as_str(), client, headers, &body);
+        if let Err(refusal) = check.check(&seen).await {
+            debug!(
+                code = refusal.code(),
+                "refused by the check before the mint"
+            );
+            shared.metrics.mint_check_refused(refusal.code());
+            return error(
+                refusal.status(),
+                refusal.code(),
+                refusal.message(),
+                &request_id,
+            );
+        }
     }
     let Ok(_permit) = shared.mints.try_acquire() else {
         let mut response = error(

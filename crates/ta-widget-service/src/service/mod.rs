@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,9 +122,12 @@ struct Shared {
     trusted_proxies: Vec<IpAddr>,
     upstream_deadline: Duration,
     renewal: RenewalHint,
+    max_body_bytes: usize,
     metrics: Arc<Metrics>,
     /// The chat, when the service runs one.
     chat: std::sync::OnceLock<ChatEndpoint>,
+    /// The operator's check before each mint, if any.
+    mint_check: std::sync::OnceLock<Arc<dyn crate::mint_check::MintCheck>>,
 }
 
 impl Shared {
@@ -174,8 +176,10 @@ impl WidgetService {
                 trusted_proxies: config.trusted_proxies.clone(),
                 upstream_deadline: config.upstream_deadline,
                 renewal: config.renewal,
+                max_body_bytes: config.max_body_bytes,
                 metrics,
                 chat: std::sync::OnceLock::new(),
+                mint_check: std::sync::OnceLock::new(),
             }),
             config,
         }
@@ -194,6 +198,15 @@ impl WidgetService {
     /// switchboard. Set once, before [`router`](Self::router).
     pub fn with_chat(self, chat: ChatEndpoint) -> Self {
         let _ = self.shared.chat.set(chat);
+        self
+    }
+
+    /// Checks each widget-token request with `check` after the origin and
+    /// the rate limits, before its mint: a refusal is answered as the check
+    /// says, and nothing goes upstream. Set once, before
+    /// [`router`](Self::router). See [`crate::mint_check`].
+    pub fn with_mint_check(self, check: impl crate::mint_check::MintCheck) -> Self {
+        let _ = self.shared.mint_check.set(Arc::new(check));
         self
     }
 
