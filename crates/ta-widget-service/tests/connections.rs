@@ -196,6 +196,13 @@ async fn one_address_holds_its_share_unless_exempt() {
     for _ in 0..6 {
         proxied.push(half_open(exempt, addr).await);
     }
+    // All taken by the server: its three and the proxy's six.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while value(&metrics, "ta_connections_open ") < 9 {
+        assert!(Instant::now() < deadline, "{}", metrics.encode());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(value(&metrics, "ta_connections_open "), 9);
     for tcp in &mut proxied {
         assert!(!closed(tcp, Duration::from_millis(100)).await);
     }

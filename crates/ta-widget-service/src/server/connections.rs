@@ -45,17 +45,13 @@ pub(super) struct Activity {
 }
 
 impl Activity {
-    /// A request head is complete: the request goes to the router.
-    pub(super) fn request_began(&self) {
+    /// A request head is complete: the request goes to the router. The
+    /// connection is busy until the guard is dropped (hold it until the
+    /// response's body is sent or given up).
+    pub(super) fn request_began(self: &Arc<Self>) -> RequestGuard {
         self.started.store(true, Ordering::Release);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Its response is out.
-    pub(super) fn request_ended(&self) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        RequestGuard(Arc::clone(self))
     }
 
     /// Whether a request head was ever complete on it.
@@ -65,6 +61,20 @@ impl Activity {
 
     fn idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
+    }
+}
+
+/// A request being answered on a connection; dropped when its response's
+/// body is done (or the request is given up: a reset stream, a panic).
+#[derive(Debug)]
+pub(super) struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 }
 
@@ -132,7 +142,7 @@ impl Registry {
             table: Mutex::new(Table::default()),
             max: max.max(1),
             per_client,
-            exempt,
+            exempt: exempt.into_iter().map(canonical).collect(),
             metrics,
         })
     }
@@ -179,9 +189,9 @@ impl Registry {
             },
         );
         *table.per_ip.entry(ip).or_insert(0) += 1;
-        let open = table.open.len();
+        // Under the lock, so that the gauge follows the table's order.
+        self.set_gauge(table.open.len());
         drop(table);
-        self.set_gauge(open);
         Ok(Ticket {
             id,
             activity,
@@ -201,7 +211,7 @@ impl Registry {
         let Some(entry) = oldest.and_then(|id| table.remove(id)) else {
             return false;
         };
-        let open = table.open.len();
+        self.set_gauge(table.open.len());
         drop(table);
         if let Some(abort) = entry.abort {
             abort.abort();
@@ -209,7 +219,6 @@ impl Registry {
         if let Some(m) = &self.metrics {
             m.dropped("evicted");
         }
-        self.set_gauge(open);
         true
     }
 
@@ -285,11 +294,8 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut table = self.registry.table();
-        let removed = table.remove(self.id).is_some();
-        let open = table.open.len();
-        drop(table);
-        if removed {
-            self.registry.set_gauge(open);
+        if table.remove(self.id).is_some() {
+            self.registry.set_gauge(table.open.len());
         }
     }
 }
@@ -312,16 +318,15 @@ mod tests {
         let second = registry.admit(A).unwrap();
         let third = registry.admit(A).unwrap();
         // The first is busy, the second idle after a request, the third waits.
-        first.activity().request_began();
-        second.activity().request_began();
-        second.activity().request_ended();
+        let _busy = first.activity().request_began();
+        drop(second.activity().request_began());
         let fourth = registry.admit(A).unwrap();
         assert_eq!(registry.open(), 3);
         assert!(
             !registry.table().open.contains_key(&third.id),
             "the waiting one went"
         );
-        fourth.activity().request_began();
+        let _fourth_busy = fourth.activity().request_began();
         let _fifth = registry.admit(A).unwrap();
         assert!(
             !registry.table().open.contains_key(&second.id),
@@ -329,15 +334,8 @@ mod tests {
         );
         // All busy now but the fifth, which waits: it goes next; with every
         // one busy, a new one is refused.
-        let _sixth = registry.admit(A).unwrap();
-        let sixth_id = registry.table().next - 1;
-        registry
-            .table()
-            .open
-            .get(&sixth_id)
-            .unwrap()
-            .activity
-            .request_began();
+        let sixth = registry.admit(A).unwrap();
+        let _sixth_busy = sixth.activity().request_began();
         assert_eq!(registry.admit(A).err(), Some(Refused::Full));
         // A ticket dropped frees its place.
         drop(first);
@@ -362,7 +360,7 @@ mod tests {
     fn shedding_frees_only_a_waiting_connection() {
         let registry = Registry::new(10, 0, Vec::new(), None);
         let busy = registry.admit(A).unwrap();
-        busy.activity().request_began();
+        let _request = busy.activity().request_began();
         assert!(!registry.shed_waiting());
         let _waiting = registry.admit(A).unwrap();
         assert!(registry.shed_waiting());

@@ -229,11 +229,12 @@ impl Server {
                     accepted
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: say it once,
-                    // free one if a connection holds one for nothing, and
-                    // back off rather than spin.
+                    // Out of file descriptors and the like: say it (at most
+                    // once a minute), free a descriptor held for nothing
+                    // (once per accept that works, and only when they ran
+                    // out), and back off rather than spin.
                     registry.count_accept_error();
-                    let shed = registry.shed_waiting();
+                    let shed = failing.may_shed(&e) && registry.shed_waiting();
                     let wait = failing.failed(&e, shed);
                     tokio::select! {
                         () = &mut shutdown => break,
@@ -256,19 +257,31 @@ impl Server {
             let service = hyper_util::service::TowerToHyperService::new(
                 router
                     .clone()
-                    .map_request({
-                        let activity = Arc::clone(&activity);
+                    .map_request(
                         move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                            activity.request_began();
                             request.extensions_mut().insert(ConnectInfo(peer));
                             request
-                        }
-                    })
-                    .map_response({
+                        },
+                    )
+                    .map_future({
                         let activity = Arc::clone(&activity);
-                        move |response: axum::response::Response| {
-                            activity.request_ended();
-                            response
+                        move |answer| {
+                            // Busy from the request's head until its
+                            // response's body is sent, or until either is
+                            // given up (a reset HTTP/2 stream, a panic).
+                            let guard = activity.request_began();
+                            async move {
+                                let response: axum::response::Response = answer.await?;
+                                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                                    axum::body::Body::new(http_body_util::BodyExt::map_err(
+                                        body,
+                                        move |e| {
+                                            let _busy = &guard;
+                                            e
+                                        },
+                                    ))
+                                }))
+                            }
                         }
                     }),
             );
@@ -372,9 +385,23 @@ struct AcceptFailures {
     in_a_row: u32,
     warned_at: Option<std::time::Instant>,
     unreported: u64,
+    /// Whether a connection was shed since the last accept that worked.
+    shed: bool,
 }
 
 impl AcceptFailures {
+    /// Whether to shed a waiting connection for `error`: when the process
+    /// or the system is out of descriptors (`EMFILE`, `ENFILE`), once per
+    /// accept that works.
+    fn may_shed(&mut self, error: &std::io::Error) -> bool {
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
+        let out_of_descriptors = matches!(error.raw_os_error(), Some(ENFILE | EMFILE));
+        let may = out_of_descriptors && !self.shed;
+        self.shed |= may;
+        may
+    }
+
     /// How long to wait after this failure.
     fn failed(&mut self, error: &std::io::Error, shed: bool) -> Duration {
         self.unreported = self.unreported.saturating_add(1);
@@ -401,6 +428,7 @@ impl AcceptFailures {
     }
 
     fn recovered(&mut self) {
+        self.shed = false;
         if self.in_a_row > 0 {
             debug!(failures = self.in_a_row, "accepting connections again");
             self.in_a_row = 0;
@@ -424,7 +452,8 @@ async fn drive<I, S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let connection = builder.serve_connection_with_upgrades(io, service);
+    // No upgrades: an upgraded connection would leave the registry's count.
+    let connection = builder.serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {

@@ -86,12 +86,12 @@ pub(crate) struct ServeArgs {
     /// Connections open at most; at the cap a new one takes the place of
     /// the oldest with no complete request head, else the oldest idle one
     /// [default: 4096].
-    #[arg(long, env = "TA_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, env = "TA_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_connections: Option<u64>,
     /// Connections open at most from one client address (the TCP peer's;
     /// --trusted-proxy addresses are spared); 0 for no such cap
     /// [default: 256].
-    #[arg(long, env = "TA_MAX_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    #[arg(long, env = "TA_MAX_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u64).range(0..=65_536))]
     max_connections_per_client: Option<u64>,
     /// When widgets should renew their token, as a fraction of its
     /// remaining life: the answer's `renewAfter` is this fraction of

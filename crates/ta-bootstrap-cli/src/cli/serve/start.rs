@@ -70,6 +70,7 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
         service = service
             .with_chat(chat.endpoint(&upstream.bootstrapper, Arc::clone(&upstream.transport))?);
     }
+    warn_if_descriptors_run_out_first(settings.max_connections);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", settings.listen))?;
@@ -108,4 +109,59 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
         listener,
         background,
     })
+}
+
+/// Descriptors the process keeps for itself beyond its connections
+/// (listeners, upstream connections, files).
+const DESCRIPTORS_KEPT: u64 = 64;
+
+/// Warns when the process may open fewer descriptors than the connection
+/// cap needs: the cap would then never be reached, and accepts would fail
+/// first (they are survived, but the cap is what sheds idle connections).
+fn warn_if_descriptors_run_out_first(max_connections: usize) {
+    let Some(limit) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .as_deref()
+        .and_then(soft_open_files)
+    else {
+        return;
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(DESCRIPTORS_KEPT);
+    if needed > limit {
+        warn!(
+            max_connections,
+            open_files_limit = limit,
+            "the process may open fewer files than --max-connections needs: raise its limit (ulimit -n, LimitNOFILE=) or lower --max-connections"
+        );
+    }
+}
+
+/// The soft "Max open files" of a `/proc/<pid>/limits` text.
+fn soft_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn the_open_files_limit_is_read() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max cpu time              unlimited            unlimited            seconds\n\
+                      Max open files            1024                 524288               files\n";
+        assert_eq!(super::soft_open_files(limits), Some(1024));
+        assert_eq!(
+            super::soft_open_files("Max open files unlimited unlimited files"),
+            None
+        );
+        assert_eq!(super::soft_open_files(""), None);
+    }
 }
