@@ -72,7 +72,12 @@ async fn out_of_descriptors_it_backs_off_sheds_and_serves() {
     })
     .await
     .unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{answer:?} after {:?}; stderr:\n{}",
+        started.elapsed(),
+        served.stderr.lock().unwrap().join("\n")
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "served after {:?}",

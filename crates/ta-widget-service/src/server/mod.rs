@@ -385,20 +385,33 @@ struct AcceptFailures {
     in_a_row: u32,
     warned_at: Option<std::time::Instant>,
     unreported: u64,
-    /// Whether a connection was shed since the last accept that worked.
-    shed: bool,
+    /// When a waiting connection was last shed.
+    shed_at: Option<std::time::Instant>,
+    /// Whether one was shed since the last accept that worked.
+    shed_since_accept: bool,
 }
+
+/// With no accept working in between, at most this often is a waiting
+/// connection shed (the descriptor freed may have gone to another of the
+/// process's sockets; a burst may not empty the table).
+const SHED_EVERY: Duration = Duration::from_millis(100);
 
 impl AcceptFailures {
     /// Whether to shed a waiting connection for `error`: when the process
     /// or the system is out of descriptors (`EMFILE`, `ENFILE`), once per
-    /// accept that works.
+    /// accept that worked since (each queued connection then takes the
+    /// place of a waiting one), else at most once per [`SHED_EVERY`].
     fn may_shed(&mut self, error: &std::io::Error) -> bool {
         const ENFILE: i32 = 23;
         const EMFILE: i32 = 24;
         let out_of_descriptors = matches!(error.raw_os_error(), Some(ENFILE | EMFILE));
-        let may = out_of_descriptors && !self.shed;
-        self.shed |= may;
+        let due =
+            !self.shed_since_accept || self.shed_at.is_none_or(|at| at.elapsed() >= SHED_EVERY);
+        let may = out_of_descriptors && due;
+        if may {
+            self.shed_at = Some(std::time::Instant::now());
+            self.shed_since_accept = true;
+        }
         may
     }
 
@@ -423,12 +436,18 @@ impl AcceptFailures {
             // A descriptor is being freed: try again soon.
             return Duration::from_millis(10);
         }
+        // Out of descriptors, the next shed is due soon: no longer a wait.
         let exponent = self.in_a_row.saturating_sub(1).min(5);
-        Duration::from_millis(50u64 << exponent).min(Duration::from_secs(1))
+        let backoff = Duration::from_millis(50u64 << exponent).min(Duration::from_secs(1));
+        if self.shed_at.is_some() && matches!(error.raw_os_error(), Some(23 | 24)) {
+            backoff.min(SHED_EVERY)
+        } else {
+            backoff
+        }
     }
 
     fn recovered(&mut self) {
-        self.shed = false;
+        self.shed_since_accept = false;
         if self.in_a_row > 0 {
             debug!(failures = self.in_a_row, "accepting connections again");
             self.in_a_row = 0;
