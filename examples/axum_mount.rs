@@ -4,6 +4,11 @@
 //! `POST /v1/widget-token` (with its CORS, rate limits and metrics) next to
 //! them, over `axum::serve`.
 //!
+//! The service checks a ticket before each mint (`SignedTicketCheck`): the
+//! app's page carries one, signed for the shop's origin with a key the app
+//! and the service share, so a script that forges `Origin` elsewhere gets
+//! `403 ticket_required` and nothing is minted for it.
+//!
 //! ```sh
 //! cargo run -p ta-examples --example axum_mount
 //! ```
@@ -20,12 +25,31 @@ use ta_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Em
 use ta_protocol::aad::{ClientId, TokenEndpoint};
 use ta_protocol::bytes::Bytes;
 use ta_protocol::{ClientSecret, Config, Origin, OriginPolicy, Transport, http};
+use ta_widget_service::mint_check::{SignedTicketCheck, sign_ticket};
 use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
 
-/// The app that was there before: its own routes.
+/// The key the shop's backend and the service share (in production: a
+/// random secret of at least 32 bytes, from a file).
+const TICKET_KEY: &[u8] = b"the shop's ticket key, 32+ bytes";
+const SHOP: &str = "https://shop.example";
+
+/// The app that was there before: its own routes. Its home page now
+/// carries a widget ticket for the shop's origin, valid five minutes.
 fn existing_app() -> Router {
     Router::new()
-        .route("/", get(|| async { "the shop's own home page" }))
+        .route(
+            "/",
+            get(|| async {
+                let expires = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    + 300;
+                // A nonce of the backend's choosing (random in production).
+                let ticket = sign_ticket(TICKET_KEY, SHOP, expires, "page-view-0001")
+                    .unwrap_or_default();
+                format!(r#"<meta name="widget-ticket" content="{ticket}"><p>the shop's own home page</p>"#)
+            }),
+        )
         .route("/api/status", get(|| async { "ok" }))
 }
 
@@ -56,11 +80,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .build();
 
     // The service, merged into the existing app.
-    let allowlist = vec![Origin::parse(
-        "https://shop.example",
-        OriginPolicy::default(),
-    )?];
-    let service = WidgetService::new(bootstrapper, ServiceConfig::new(allowlist), metrics);
+    let allowlist = vec![Origin::parse(SHOP, OriginPolicy::default())?];
+    let service = WidgetService::new(bootstrapper, ServiceConfig::new(allowlist), metrics)
+        .with_mint_check(SignedTicketCheck::new(TICKET_KEY)?);
     let app = existing_app().merge(service.router());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -73,8 +95,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // A browser's view: the app's routes, and a widget token for the shop.
     let client = HyperTransport::builder().build()?;
-    let call = |method: http::Method, path: &str, origin: Option<&str>| {
-        let mut request = http::Request::new(Bytes::new());
+    let call = |method: http::Method, path: &str, origin: Option<&str>, body: String| {
+        let mut request = http::Request::new(Bytes::from(body));
         *request.method_mut() = method;
         *request.uri_mut() = format!("{base}{path}").parse().unwrap_or_default();
         if let Some(origin) = origin {
@@ -84,24 +106,32 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         client.send(request)
     };
-    let home = call(http::Method::GET, "/", None).await?;
+    let home = call(http::Method::GET, "/", None, String::new()).await?;
+    let page = String::from_utf8_lossy(home.body()).into_owned();
+    let ticket = page
+        .split("content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
     println!(
-        "GET / → {} {:?}",
+        "GET / → {}, a page with a widget ticket of {} characters",
         home.status(),
-        String::from_utf8_lossy(home.body())
+        ticket.len()
     );
-    let status = call(http::Method::GET, "/api/status", None).await?;
+    let status = call(http::Method::GET, "/api/status", None, String::new()).await?;
     println!("GET /api/status → {}", status.status());
     let minted = call(
         http::Method::POST,
         "/v1/widget-token",
-        Some("https://shop.example"),
+        Some(SHOP),
+        serde_json::json!({ "ticket": ticket }).to_string(),
     )
     .await?;
     // The token itself is never printed.
     let answer: serde_json::Value = serde_json::from_slice(minted.body())?;
     println!(
-        "POST /v1/widget-token from https://shop.example → {}, expires in {} s, CORS {:?}",
+        "POST /v1/widget-token from {SHOP} with the page's ticket → {}, expires in {} s, CORS {:?}",
         minted.status(),
         answer
             .get("expiresIn")
@@ -117,16 +147,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
         http::Method::POST,
         "/v1/widget-token",
         Some("https://elsewhere.example"),
+        String::new(),
     )
     .await?;
     println!(
         "POST /v1/widget-token from another origin → {}",
         refused.status()
     );
+    // A script that forges the shop's Origin, with no ticket.
+    let forged = call(
+        http::Method::POST,
+        "/v1/widget-token",
+        Some(SHOP),
+        "{}".to_owned(),
+    )
+    .await?;
+    let why: serde_json::Value = serde_json::from_slice(forged.body())?;
+    println!(
+        "POST /v1/widget-token with a forged Origin and no ticket → {} {}",
+        forged.status(),
+        why.get("error")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    );
     if home.status() != 200
         || status.status() != 200
         || minted.status() != 200
         || refused.status() != 403
+        || forged.status() != 403
+        || why.get("error").and_then(serde_json::Value::as_str) != Some("ticket_required")
     {
         return Err("the app and the service did not answer as expected".into());
     }

@@ -22,6 +22,10 @@ export type WidgetTokenErrorCode =
   | 'origin_not_allowed'
   | 'origin_required'
   | 'bad_origin'
+  | 'ticket_required'
+  | 'bad_ticket'
+  | 'ticket_expired'
+  | 'ticket_unavailable'
   | 'rate_limited'
   | 'upstream_busy'
   | 'upstream_timeout'
@@ -80,6 +84,12 @@ export interface WidgetTokenEnvironment {
 export interface WidgetTokenClientOptions {
   /** The service's `/v1/widget-token` URL. */
   url: string;
+  /**
+   * The site's widget ticket, when the service checks them (`SignedTicketCheck`):
+   * the ticket, or a function that gets one (called before each request, so
+   * it can fetch a fresh one from the site's backend). Sent as `{"ticket": "…"}`.
+   */
+  ticket?: string | (() => string | Promise<string>);
   /** The URL probed (no-cors) to tell a refused origin from an unreachable service; default `/healthz` beside `url`. */
   healthUrl?: string;
   /**

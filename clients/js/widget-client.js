@@ -158,6 +158,11 @@ export class WidgetTokenClient {
     if (o.renewal !== undefined && !['auto', 'always', 'on-demand'].includes(o.renewal)) {
       throw new TypeError(`WidgetTokenClient: renewal must be 'auto', 'always' or 'on-demand', not ${JSON.stringify(o.renewal)}`);
     }
+    if (o.ticket !== undefined && typeof o.ticket !== 'string' && typeof o.ticket !== 'function') {
+      throw new TypeError('WidgetTokenClient: `ticket` must be a string or a function that returns one');
+    }
+    /** The site's widget ticket (or how to get one), sent with each request. */
+    this._ticket = o.ticket;
     this._url = o.url;
     this._healthUrl = o.healthUrl || safeUrl('/healthz', o.url);
     const env = Object.assign(browserEnvironment(), o.environment || {});
@@ -574,6 +579,23 @@ export class WidgetTokenClient {
     }
   }
 
+  /** The request's body: `{}`, or the site's ticket (`{"ticket": "…"}`). */
+  async _body() {
+    if (this._ticket === undefined) return '{}';
+    let ticket;
+    try {
+      ticket = typeof this._ticket === 'function' ? await this._ticket() : this._ticket;
+    } catch (_) {
+      throw new WidgetTokenError('ticket_unavailable', 'The page could not get a widget ticket from its site.', {
+        transient: true,
+      });
+    }
+    if (typeof ticket !== 'string' || ticket === '') {
+      throw new WidgetTokenError('ticket_unavailable', 'The page got no widget ticket from its site.', { transient: true });
+    }
+    return JSON.stringify({ ticket });
+  }
+
   /** One request to the service. */
   async _attempt() {
     const env = this._env;
@@ -581,6 +603,7 @@ export class WidgetTokenClient {
       new WidgetTokenError('timeout', `The widget-token service did not answer within ${this._timeoutMs / 1000} s.`, {
         transient: true,
       });
+    const requestBody = await this._body();
     let mono = 0;
     let wall = 0;
     let answer;
@@ -593,7 +616,7 @@ export class WidgetTokenClient {
           cache: 'no-store',
           credentials: 'omit',
           headers: { 'Content-Type': 'application/json' },
-          body: '{}',
+          body: requestBody,
         },
         this._timeoutMs,
         async (response) => {
@@ -641,7 +664,10 @@ export class WidgetTokenClient {
     const requestId = body && typeof body.requestId === 'string' && body.requestId ? body.requestId : headerId;
     const final = FINAL_CODES.has(code);
     const retryAfterMs = parseRetryAfter(header(response, 'retry-after'), wall);
-    const transient = !final && (response.status === 429 || response.status === 408 || response.status >= 500);
+    // An expired site ticket passes with the next one (a `ticket` function
+    // fetches it).
+    const transient =
+      !final && (response.status === 429 || response.status === 408 || response.status >= 500 || code === 'ticket_expired');
     throw new WidgetTokenError(code, `The widget-token service answered ${response.status} ${code}: ${message}`, {
       status: response.status,
       requestId,

@@ -583,6 +583,50 @@ test('options are checked', () => {
   assert.throws(() => client.on('tokens', () => {}), /unknown event/);
 });
 
+test('a site ticket goes with each request, fetched anew each time when a function', async () => {
+  let n = 0;
+  const { client, fake } = setUp(tokens(), {
+    renewal: 'on-demand',
+    ticket: async () => {
+      n += 1;
+      return `t1.9.ticket-${n}.sig`;
+    },
+  });
+  await client.getToken();
+  await client.renew();
+  const bodies = fake.tokenCalls().map((c) => JSON.parse(c.init.body));
+  assert.deepEqual(bodies, [{ ticket: 't1.9.ticket-1.sig' }, { ticket: 't1.9.ticket-2.sig' }]);
+  // A fixed one; none (the plain `{}`); a function that fails is a
+  // transient `ticket_unavailable`, with no request sent.
+  const fixed = setUp(tokens(), { renewal: 'on-demand', ticket: 'fixed-ticket' });
+  await fixed.client.getToken();
+  assert.equal(fixed.fake.tokenCalls()[0].init.body, '{"ticket":"fixed-ticket"}');
+  const none = setUp(tokens(), { renewal: 'on-demand' });
+  await none.client.getToken();
+  assert.equal(none.fake.tokenCalls()[0].init.body, '{}');
+  const failing = setUp(tokens(), { renewal: 'on-demand', ticket: () => { throw new Error('site down'); } });
+  const error = await failing.client.getToken().catch((e) => e);
+  assert.equal(error.code, 'ticket_unavailable');
+  assert.equal(error.transient, true);
+  assert.equal(failing.fake.tokenCalls().length, 0);
+  assert.throws(() => new WidgetTokenClient({ url: URL, ticket: 7 }), /ticket/);
+  // An expired ticket is retried by itself, with the next ticket.
+  let served = 0;
+  const expiring = setUp((call) => {
+    if (call.init.method !== 'POST') return answer(204);
+    served += 1;
+    return JSON.parse(call.init.body).ticket === 'fresh'
+      ? tokenAnswer(call.n)
+      : answer(403, { error: 'ticket_expired', message: 'old', requestId: 'r' });
+  }, { ticket: () => (served === 0 ? 'stale' : 'fresh') });
+  const first = await expiring.client.getToken().catch((e) => e);
+  assert.equal(first.code, 'ticket_expired');
+  assert.equal(first.transient, true);
+  await expiring.page.advance(60 * 1000);
+  assert.equal(expiring.events.token.length, 1, 'renewed with the fresh ticket');
+  expiring.client.stop();
+});
+
 test('Retry-After in seconds or as a date', () => {
   const now = Date.UTC(2026, 11, 1, 12, 0, 0);
   assert.equal(parseRetryAfter('5', now), 5000);

@@ -39,6 +39,7 @@ pub(crate) struct FileConfig {
     pub(crate) trusted_proxies: Option<Vec<IpAddr>>,
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) mint_ticket_key_file: Option<PathBuf>,
     pub(crate) callback_url: Option<String>,
     pub(crate) callback_audience: Option<String>,
     pub(crate) callback_issuer: Option<String>,
@@ -76,6 +77,7 @@ impl FileConfig {
             &mut file.ca_file,
             &mut file.tls_cert,
             &mut file.tls_key,
+            &mut file.mint_ticket_key_file,
         ]
         .into_iter()
         .flatten()

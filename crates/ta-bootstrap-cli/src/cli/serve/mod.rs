@@ -113,6 +113,13 @@ pub(crate) struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "TA_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A file holding the key of the site's widget tickets (at least 32
+    /// bytes; surrounding whitespace is dropped): each widget-token request
+    /// must then carry a ticket the site's backend signed with it for the
+    /// page's origin (`{"ticket": "…"}`; see docs/operations.md). Read at
+    /// start.
+    #[arg(long, env = "TA_MINT_TICKET_KEY_FILE", value_name = "FILE")]
+    mint_ticket_key_file: Option<PathBuf>,
     /// Reloads when the configuration file, the secret or certificate
     /// file, or the TLS files change (checked every 2 s), as on SIGHUP.
     #[arg(long, env = "TA_WATCH_CONFIG")]

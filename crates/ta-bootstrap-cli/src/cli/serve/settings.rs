@@ -29,6 +29,8 @@ pub(super) struct Settings {
     pub(super) renewal: RenewalHint,
     pub(super) trusted_proxies: Vec<IpAddr>,
     pub(super) tls: Option<(PathBuf, PathBuf)>,
+    /// The key file of the site's widget tickets, if they are checked.
+    pub(super) mint_ticket_key_file: Option<PathBuf>,
     /// The chat, if it is on.
     pub(super) chat: Option<super::chat::ChatSettings>,
 }
@@ -80,6 +82,8 @@ impl ServeArgs {
         fill(&mut renew_after_fraction, &file.renew_after_fraction);
         let mut trusted_proxies = self.trusted_proxies.clone();
         fill_list(&mut trusted_proxies, &file.trusted_proxies);
+        let mut mint_ticket_key_file = self.mint_ticket_key_file.clone();
+        fill(&mut mint_ticket_key_file, &file.mint_ticket_key_file);
         let (mut tls_cert, mut tls_key) = (self.tls_cert.clone(), self.tls_key.clone());
         if tls_cert.is_none() && tls_key.is_none() {
             tls_cert.clone_from(&file.tls_cert);
@@ -125,6 +129,7 @@ impl ServeArgs {
             renewal,
             trusted_proxies,
             tls,
+            mint_ticket_key_file,
             upstream,
         })
     }
@@ -203,6 +208,10 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
         "max-mints-in-flight",
     );
     check(old.renewal == new.renewal, "renew-after-fraction");
+    check(
+        old.mint_ticket_key_file == new.mint_ticket_key_file,
+        "mint-ticket-key-file",
+    );
     check(
         old.max_connections == new.max_connections
             && old.max_connections_per_client == new.max_connections_per_client,

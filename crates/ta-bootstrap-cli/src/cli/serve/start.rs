@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ta_widget_service::mint_check::SignedTicketCheck;
 use ta_widget_service::server::ServerTls;
 use ta_widget_service::{Metrics, WidgetService};
 use tokio::net::TcpListener;
@@ -66,6 +67,9 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
         settings.service_config(),
         metrics,
     );
+    if let Some(path) = &settings.mint_ticket_key_file {
+        service = service.with_mint_check(ticket_check(path)?);
+    }
     if let Some(chat) = &settings.chat {
         service = service
             .with_chat(chat.endpoint(&upstream.bootstrapper, Arc::clone(&upstream.transport))?);
@@ -109,6 +113,16 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
         listener,
         background,
     })
+}
+
+/// The check of the site's widget tickets, with the key in `path`; the
+/// error names the file, never its content.
+fn ticket_check(path: &std::path::Path) -> Result<SignedTicketCheck, String> {
+    let key = std::fs::read(path)
+        .map_err(|e| format!("--mint-ticket-key-file {}: {e}", path.display()))?;
+    let key = key.trim_ascii();
+    SignedTicketCheck::new(key)
+        .map_err(|e| format!("--mint-ticket-key-file {}: {e}", path.display()))
 }
 
 /// Descriptors the process keeps for itself beyond its connections
