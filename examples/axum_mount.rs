@@ -6,8 +6,11 @@
 //!
 //! The service checks a ticket before each mint (`SignedTicketCheck`): the
 //! app's page carries one, signed for the shop's origin with a key the app
-//! and the service share, so a script that forges `Origin` elsewhere gets
-//! `403 ticket_required` and nothing is minted for it.
+//! and the service share, so a script that forges `Origin` without a
+//! ticket gets `403 ticket_required` and nothing is minted for it. (A real
+//! site hands tickets out behind what it knows of the visitor: a session,
+//! a CAPTCHA; a public page's ticket is as easy to fetch as `Origin` is to
+//! forge.)
 //!
 //! ```sh
 //! cargo run -p ta-examples --example axum_mount

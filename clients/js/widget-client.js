@@ -579,6 +579,23 @@ export class WidgetTokenClient {
     }
   }
 
+  /** The request's body within the request's timeout (a `ticket` function
+   * that never settles fails as a timeout); nothing is sent once stopped. */
+  async _bodyWithin(onTimeout) {
+    if (this._ticket === undefined) return '{}';
+    let timer = null;
+    const deadline = new Promise((_, reject) => {
+      timer = this._env.setTimeout(() => reject(onTimeout()), this._timeoutMs);
+    });
+    try {
+      const body = await Promise.race([this._body(), deadline]);
+      if (this._stopped) throw stoppedError();
+      return body;
+    } finally {
+      this._env.clearTimeout(timer);
+    }
+  }
+
   /** The request's body: `{}`, or the site's ticket (`{"ticket": "…"}`). */
   async _body() {
     if (this._ticket === undefined) return '{}';
@@ -603,7 +620,7 @@ export class WidgetTokenClient {
       new WidgetTokenError('timeout', `The widget-token service did not answer within ${this._timeoutMs / 1000} s.`, {
         transient: true,
       });
-    const requestBody = await this._body();
+    const requestBody = await this._bodyWithin(timeout);
     let mono = 0;
     let wall = 0;
     let answer;
@@ -664,10 +681,11 @@ export class WidgetTokenClient {
     const requestId = body && typeof body.requestId === 'string' && body.requestId ? body.requestId : headerId;
     const final = FINAL_CODES.has(code);
     const retryAfterMs = parseRetryAfter(header(response, 'retry-after'), wall);
-    // An expired site ticket passes with the next one (a `ticket` function
-    // fetches it).
+    // An expired site ticket passes with the next one, when a `ticket`
+    // function fetches it (a fixed ticket stays expired).
+    const nextTicket = code === 'ticket_expired' && typeof this._ticket === 'function';
     const transient =
-      !final && (response.status === 429 || response.status === 408 || response.status >= 500 || code === 'ticket_expired');
+      !final && (response.status === 429 || response.status === 408 || response.status >= 500 || nextTicket);
     throw new WidgetTokenError(code, `The widget-token service answered ${response.status} ${code}: ${message}`, {
       status: response.status,
       requestId,

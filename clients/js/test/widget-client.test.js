@@ -625,6 +625,29 @@ test('a site ticket goes with each request, fetched anew each time when a functi
   await expiring.page.advance(60 * 1000);
   assert.equal(expiring.events.token.length, 1, 'renewed with the fresh ticket');
   expiring.client.stop();
+  // A fixed ticket that expired stays expired: not retried by itself.
+  const fixedExpired = setUp(() => answer(403, { error: 'ticket_expired', message: 'old', requestId: 'r' }), {
+    ticket: 'stale',
+  });
+  const stale = await fixedExpired.client.getToken().catch((e) => e);
+  assert.equal(stale.transient, false);
+  fixedExpired.client.stop();
+  // A ticket function that never settles fails as a timeout; once stopped,
+  // nothing is sent.
+  const hanging = setUp(tokens(), { renewal: 'on-demand', timeoutMs: 5000, ticket: () => new Promise(() => {}) });
+  const waited = hanging.client.getToken().catch((e) => e);
+  await hanging.page.advance(5000);
+  assert.equal((await waited).code, 'timeout');
+  assert.equal(hanging.fake.tokenCalls().length, 0);
+  let release;
+  const late = setUp(tokens(), { renewal: 'on-demand', ticket: () => new Promise((r) => { release = r; }) });
+  const pending = late.client.getToken().catch((e) => e);
+  await flush();
+  late.client.stop();
+  release('t1.9.ticket-late.sig');
+  assert.equal((await pending).code, 'stopped');
+  await flush();
+  assert.equal(late.fake.tokenCalls().length, 0, 'a request after stop()');
 });
 
 test('Retry-After in seconds or as a date', () => {

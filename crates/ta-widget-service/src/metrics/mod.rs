@@ -71,6 +71,8 @@ pub struct Metrics {
     pub(crate) cache: Family<CacheLabels, Counter>,
     pub(crate) rate_limited: Family<LimitLabels, Counter>,
     pub(crate) mint_check_refused: Family<CodeLabels, Counter>,
+    /// The codes counted apart so far.
+    mint_check_codes: Mutex<std::collections::HashSet<String>>,
     pub(crate) mint_seconds: Histogram,
     pub(crate) chat: ChatMetrics,
     pub(crate) connections: ConnectionMetrics,
@@ -154,14 +156,20 @@ impl Metrics {
             cache,
             rate_limited,
             mint_check_refused,
+            mint_check_codes: Mutex::default(),
             mint_seconds,
         }
     }
 
     /// Counts a refusal by the check before the mint, by the check's own
-    /// code (one longer than 64 characters counts as `other`).
+    /// code: the first 32 distinct codes (of at most 64 characters) are
+    /// counted apart, any other as `other`.
     pub(crate) fn mint_check_refused(&self, code: &str) {
-        let code = if code.len() <= 64 { code } else { "other" };
+        let known = self.mint_check_codes.lock().is_ok_and(|mut codes| {
+            codes.contains(code)
+                || (code.len() <= 64 && codes.len() < 32 && codes.insert(code.to_owned()))
+        });
+        let code = if known { code } else { "other" };
         self.mint_check_refused
             .get_or_create(&CodeLabels {
                 code: code.to_owned(),

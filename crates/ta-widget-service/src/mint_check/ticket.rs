@@ -3,9 +3,11 @@
 //! The backend that renders the page signs a short-lived ticket for the
 //! page's origin with a key it shares with the service, and puts it into
 //! the page; the widget sends it with each token request (the token
-//! client's `ticket` option: `{"ticket": "…"}` in the body). A script
-//! elsewhere has no ticket, or only one that expires within minutes, so it
-//! can no longer farm tokens by forging `Origin`.
+//! client's `ticket` option: `{"ticket": "…"}` in the body). A script that
+//! forges `Origin` then needs a ticket too, which lives minutes: this helps
+//! as far as the site gates who gets one (a signed-in session, a CAPTCHA, a
+//! rate limit per session); a ticket anyone can fetch from a public page
+//! proves little.
 //!
 //! The ticket is `t1.<expiry>.<nonce>.<signature>`: the expiry in Unix
 //! seconds, a nonce of the signer's choosing (base64url, 8 to 64
@@ -149,9 +151,16 @@ impl SignedTicketCheck {
         if version != VERSION {
             return Err(bad("has an unknown version"));
         }
+        // Digits as `sign_ticket` writes them: one ticket string per
+        // signature (no sign, no leading zero).
+        let canonical = !expires.is_empty()
+            && expires.bytes().all(|b| b.is_ascii_digit())
+            && (expires == "0" || !expires.starts_with('0'));
         let expires: u64 = expires
             .parse()
-            .map_err(|_| bad("has an unreadable expiry"))?;
+            .ok()
+            .filter(|_| canonical)
+            .ok_or_else(|| bad("has an unreadable expiry"))?;
         if !nonce_ok(nonce) {
             return Err(bad("has an unreadable nonce"));
         }
@@ -251,7 +260,10 @@ mod tests {
         let ticket = sign_ticket(KEY, ORIGIN, NOW + 300, "n0nce-abc_123").unwrap();
         let later = ticket.replacen(&(NOW + 300).to_string(), &(NOW + 600).to_string(), 1);
         assert_eq!(code(check.verify(&later, ORIGIN)), "bad_ticket");
+        let padded = ticket.replacen(&(NOW + 300).to_string(), &format!("0{}", NOW + 300), 1);
+        assert_eq!(code(check.verify(&padded, ORIGIN)), "bad_ticket");
         for junk in [
+            "t1.+1.abcdefgh.x",
             "",
             "t1",
             "t1.1.2",

@@ -5,6 +5,18 @@
 use super::*;
 use crate::mint_check::MintRequest;
 
+/// Whether reading a body failed on its size limit.
+fn too_large(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// Checks that `Origin` is absent or one header holding one origin (no
 /// list: RFC 6454 allows a space-separated list, no browser sends one).
 fn single_origin(headers: &HeaderMap) -> Result<(), &'static str> {
@@ -74,26 +86,28 @@ pub(super) async fn widget_token(
             &request_id,
         );
     };
-    // Only callers on the allowlist use up the global budget.
-    if let Err(not_until) = shared.global.check() {
-        debug!("refused: global rate limit");
-        shared
-            .metrics
-            .rate_limited
-            .get_or_create(&LimitLabels { scope: "global" })
-            .inc();
-        return too_many(not_until.wait_time_from(now), &request_id);
-    }
-    // The operator's own check, before a mint permit is held.
+    // The operator's own check: before the global budget (which requests it
+    // refuses do not use up) and before a mint permit is held.
     if let Some(check) = shared.mint_check.get() {
         // The body layer bounds it; past that, the request is refused.
-        let Ok(body) = axum::body::to_bytes(body, shared.max_body_bytes).await else {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request's body is too large",
-                &request_id,
-            );
+        let body = match axum::body::to_bytes(body, shared.max_body_bytes).await {
+            Ok(body) => body,
+            Err(e) if too_large(&e) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request's body is too large",
+                    &request_id,
+                );
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "the request's body could not be read",
+                    &request_id,
+                );
+            }
         };
         let seen = MintRequest::new(origin.as_str(), client, headers, &body);
         if let Err(refusal) = check.check(&seen).await {
@@ -109,6 +123,16 @@ pub(super) async fn widget_token(
                 &request_id,
             );
         }
+    }
+    // Only callers on the allowlist use up the global budget.
+    if let Err(not_until) = shared.global.check() {
+        debug!("refused: global rate limit");
+        shared
+            .metrics
+            .rate_limited
+            .get_or_create(&LimitLabels { scope: "global" })
+            .inc();
+        return too_many(not_until.wait_time_from(now), &request_id);
     }
     let Ok(_permit) = shared.mints.try_acquire() else {
         let mut response = error(
