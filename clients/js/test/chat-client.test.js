@@ -481,13 +481,12 @@ test('a connection dropped while the poll is held: the same ack again, nothing l
   assert.deepEqual(server.violations, []);
 });
 
-test('the next poll goes out before the events are handled; they are handled in order', async () => {
-  const { server, seen, chat } = await setUp();
-  server.push([connected]);
-  await flush();
-  // A message only linked, whose GET the server holds: the next poll is
-  // out meanwhile, and a message it brings waits for the first.
-  let release;
+/**
+ * Pushes an event that only links its message, and holds the GET of that
+ * message; the function that lets the GET be answered.
+ */
+async function pushHeldLinkedMessage(server, chat) {
+  let release = null;
   const script = server.script;
   chat.fetch = scriptedFetch((call) => {
     if (call.init.method === 'GET' && call.url.endsWith('/messages/linked')) {
@@ -497,10 +496,19 @@ test('the next poll goes out before the events are handled; they are handled in 
     }
     return script(call);
   }).fetch;
-  const linked = { link: { rel: 'message', href: `${CONV}/messaging/messages/linked` }, type: 'started' };
-  server.push([linked]);
+  server.push([{ link: { rel: 'message', href: `${CONV}/messaging/messages/linked` }, type: 'started' }]);
   await flush();
   assert.equal(typeof release, 'function', 'the linked message is being fetched');
+  return release;
+}
+
+test('the next poll goes out before the events are handled; they are handled in order', async () => {
+  const { server, seen, chat } = await setUp();
+  server.push([connected]);
+  await flush();
+  // A message only linked, whose GET the server holds: the next poll is
+  // out meanwhile, and a message it brings waits for the first.
+  const release = await pushHeldLinkedMessage(server, chat);
   const polls = server.polls.length;
   server.push([incoming(9, 'after')]);
   await flush();
@@ -531,18 +539,7 @@ test('a poll that ends the chat waits for the events before it', async () => {
   const { server, seen, chat } = await setUp();
   server.push([connected]);
   await flush();
-  let release;
-  const script = server.script;
-  chat.fetch = scriptedFetch((call) => {
-    if (call.init.method === 'GET' && call.url.endsWith('/messages/linked')) {
-      return new Promise((resolve) => {
-        release = () => resolve(script(call));
-      });
-    }
-    return script(call);
-  }).fetch;
-  server.push([{ link: { rel: 'message', href: `${CONV}/messaging/messages/linked` }, type: 'started' }]);
-  await flush();
+  const release = await pushHeldLinkedMessage(server, chat);
   server.fail = () => answer(404, { code: 'NotFound', subcode: 'ApplicationNotFound' });
   server.push([]);
   await flush();

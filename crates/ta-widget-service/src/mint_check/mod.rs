@@ -32,8 +32,10 @@ mod ticket;
 
 pub use ticket::{SignedTicketCheck, TicketError, sign_ticket};
 
-/// What a check sees of a widget-token request.
-#[derive(Debug, Clone, Copy)]
+/// What a check sees of a widget-token request. Its `Debug` shows the
+/// headers' names and the body's length, not their values (a ticket or a
+/// cookie may be among them).
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub struct MintRequest<'a> {
     /// The page's origin, as on the allowlist.
@@ -44,6 +46,17 @@ pub struct MintRequest<'a> {
     pub headers: &'a HeaderMap,
     /// The request's body (at most the service's body limit).
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for MintRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintRequest")
+            .field("origin", &self.origin)
+            .field("client", &self.client)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> MintRequest<'a> {
@@ -139,6 +152,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_debug_form_shows_no_header_value_or_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "cookie",
+            "session=SENTINEL"
+                .parse()
+                .unwrap_or(axum::http::HeaderValue::from_static("x")),
+        );
+        let body = br#"{"ticket":"SENTINEL"}"#;
+        let request = MintRequest::new(
+            "https://a.example",
+            IpAddr::from([127, 0, 0, 1]),
+            &headers,
+            body,
+        );
+        let shown = format!("{request:?}");
+        assert!(
+            shown.contains("cookie") && shown.contains("body_bytes"),
+            "{shown}"
+        );
+        assert!(!shown.contains("SENTINEL"), "{shown}");
+    }
 
     #[test]
     fn refusals_keep_to_a_4xx_and_a_plain_code() {
