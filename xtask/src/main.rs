@@ -18,9 +18,13 @@
 //!   of crates in each tree.
 //! - `bench [emulator|serve]`: criterion benchmarks; speed targets live there,
 //!   never in timed tests.
+//! - `fuzz [TARGET] [--seconds N] [--runs N] [--record]`: the libFuzzer
+//!   targets of `fuzz/`, with a nightly toolchain ([`fuzz`]); CI replays
+//!   their committed corpus on stable instead (`crates/ta-fuzz`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod deps;
+mod fuzz;
 mod js;
 
 use std::env;
@@ -164,8 +168,11 @@ fn main() -> ExitCode {
         "examples" => examples(),
         "test" => test(),
         "bench" => bench(arg.as_deref()),
+        "fuzz" => fuzz::run(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve]>");
+            eprintln!(
+                "usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve]|fuzz [TARGET] [--seconds N] [--runs N] [--record]>"
+            );
             eprintln!(
                 "  ci    fmt check, the JS client, clippy -D warnings, deps, doc -D warnings, all tests, the library alone, the examples (what CI runs)"
             );
@@ -176,6 +183,9 @@ fn main() -> ExitCode {
             eprintln!("  test  all tests");
             eprintln!(
                 "  bench criterion benchmarks (emulator: its own rates; serve: serve against the mint)"
+            );
+            eprintln!(
+                "  fuzz  the libFuzzer targets (nightly, cargo-fuzz): each until N runs (10 million) or N seconds (60); --record writes docs/fuzzing.md's row"
             );
             return ExitCode::from(2);
         }

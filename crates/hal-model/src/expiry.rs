@@ -1,7 +1,7 @@
 //! `expiryTime` values, in both formats the API used.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
@@ -65,15 +65,20 @@ impl ExpiryTime {
         {
             parse_ms_json(text, inner)?
         } else {
-            let at = OffsetDateTime::parse(text, &Rfc3339)
-                .map_err(|_| ExpiryTimeError::new(text, "not a valid RFC 3339 date-time"))?;
-            // The instant must be representable in UTC too (it is written
-            // back in UTC by `rfc3339`), as for `/Date(ms)/`.
-            if at.checked_to_offset(UtcOffset::UTC).is_none() {
-                return Err(ExpiryTimeError::new(text, "the instant is out of range"));
-            }
-            at
+            OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| ExpiryTimeError::new(text, "not a valid RFC 3339 date-time"))?
         };
+        // The instant is written back in UTC (`to_rfc3339_utc`, `rfc3339`):
+        // its UTC year must be one RFC 3339 can write.
+        if !at
+            .checked_to_offset(UtcOffset::UTC)
+            .is_some_and(|utc| (0..=9999).contains(&utc.year()))
+        {
+            return Err(ExpiryTimeError::new(
+                text,
+                "the instant is out of range (years 0 to 9999 in UTC)",
+            ));
+        }
         Ok(Self {
             raw: text.to_owned(),
             at,
@@ -123,13 +128,23 @@ impl ExpiryTime {
 
     /// The instant as a [`SystemTime`].
     pub fn system_time(&self) -> SystemTime {
-        SystemTime::from(self.at)
+        // Not `SystemTime::from`, which panics where the platform's clock
+        // cannot hold the instant (before 1601 on Windows): the nearest
+        // instant it can hold, else the epoch.
+        let nanos = self.at.unix_timestamp_nanos();
+        let span = Duration::from_nanos(u64::try_from(nanos.unsigned_abs()).unwrap_or(u64::MAX));
+        let moved = if nanos >= 0 {
+            SystemTime::UNIX_EPOCH.checked_add(span)
+        } else {
+            SystemTime::UNIX_EPOCH.checked_sub(span)
+        };
+        moved.unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     /// The instant as RFC 3339 in UTC (`2026-12-02T05:04:41Z`, a fraction
     /// only when there is one), whatever format the API wrote: what is
     /// handed on to a widget or a script. The text as received if it cannot
-    /// be written so (a year beyond 9999).
+    /// be written so, which [`ExpiryTime::parse`] does not let happen.
     pub fn to_rfc3339_utc(&self) -> String {
         self.at
             .to_offset(UtcOffset::UTC)

@@ -82,7 +82,10 @@ impl Link {
         })
     }
 
-    /// Parses `href` as an absolute URL; a relative href is an error.
+    /// Parses `href` as an absolute URL; a relative href is an error, and
+    /// so is one whose meaning depends on the base: `https:host/x` is
+    /// `https://host/x` alone, but a path against an `https` base (as
+    /// [`Link::resolve`] reads it).
     pub fn absolute(&self) -> Result<Url, HrefError> {
         if self.templated == Some(true) {
             return Err(HrefError::Templated {
@@ -93,7 +96,7 @@ impl Link {
             return Err(HrefError::Empty);
         }
         match Url::parse(&self.href) {
-            Ok(url) if url.has_host() => Ok(url),
+            Ok(url) if url.has_host() && same_against_any_base(&url, &self.href) => Ok(url),
             Ok(_) => Err(HrefError::NotAbsolute {
                 href: self.href.clone(),
             }),
@@ -325,4 +328,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for RelMap<T> {
 
         deserializer.deserialize_map(RelMapVisitor(PhantomData))
     }
+}
+
+/// Whether `href`, which parses alone as `url`, means `url` against a base
+/// of the same scheme on another host too.
+fn same_against_any_base(url: &Url, href: &str) -> bool {
+    Url::parse(&format!("{}://base.invalid/", url.scheme()))
+        .and_then(|base| base.join(href))
+        .is_ok_and(|joined| joined == *url)
 }

@@ -283,11 +283,11 @@ proptest! {
 // ---------------------------------------------------------------------------
 // expiryTime.
 
-/// `-9999-01-01T00:00:00Z` and `9999-12-31T23:59:59.999Z`, in milliseconds.
-const MIN_MS: i64 = -377_705_116_800_000;
+/// `0000-01-01T00:00:00Z` and `9999-12-31T23:59:59.999Z`, in milliseconds:
+/// the years RFC 3339 can write, which an expiry must be in (in UTC).
+const MIN_MS: i64 = -62_167_219_200_000;
 const MAX_MS: i64 = 253_402_300_799_999;
-/// `0000-01-01T00:00:00Z`: RFC 3339 has no earlier year.
-const YEAR_0_MS: i64 = -62_167_219_200_000;
+const YEAR_0_MS: i64 = MIN_MS;
 /// A little over the largest offset (±25:59).
 const DAY_AND_MORE_MS: i64 = 26 * 3_600_000;
 

@@ -89,7 +89,8 @@ impl fmt::Debug for PrivateKey {
 /// encodings, the values of `anonymousContext` parameters, and JWT-shaped
 /// words (`eyJ…`).
 pub fn redact(text: &str) -> String {
-    // (marker, case-insensitive, keep the marker itself)
+    // (marker, case-insensitive, keep the marker itself); a marker that is
+    // not kept (`eyJ`) must start a word.
     const MARKERS: [(&str, bool, bool); 6] = [
         ("psat=", true, true),
         ("psat%3d", true, true),
@@ -98,50 +99,66 @@ pub fn redact(text: &str) -> String {
         ("anonymousMeetingJoinContext=", false, true),
         ("eyJ", false, false),
     ];
+    // ASCII lower-casing keeps every byte offset. Each marker's next
+    // occurrence is looked for again only once the cursor has passed it, so
+    // the whole text is read a bounded number of times (a text full of
+    // markers, such as a 1 MiB error message, was read once per marker).
+    let lower = text.to_ascii_lowercase();
+    let find = |marker: &str, insensitive: bool, keep: bool, from: usize| -> Option<usize> {
+        if insensitive {
+            lower.get(from..)?.find(marker).map(|i| i + from)
+        } else {
+            find_word_start(text, marker, keep, from)
+        }
+    };
+    let mut next: [Option<usize>; MARKERS.len()] =
+        MARKERS.map(|(marker, insensitive, keep)| find(marker, insensitive, keep, 0));
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut cursor = 0;
     loop {
-        let lower = rest.to_ascii_lowercase();
-        let found = MARKERS
+        for (slot, &(marker, insensitive, keep)) in next.iter_mut().zip(&MARKERS) {
+            if slot.is_some_and(|at| at < cursor) {
+                *slot = find(marker, insensitive, keep, cursor);
+            }
+        }
+        let found = next
             .iter()
-            .filter_map(|&(marker, insensitive, keep)| {
-                let at = if insensitive {
-                    lower.find(&marker.to_ascii_lowercase())
-                } else {
-                    find_word_start(rest, marker, keep)
-                };
-                at.map(|i| (i, marker.len(), keep))
-            })
-            .min_by_key(|&(i, _, _)| i);
+            .zip(&MARKERS)
+            .filter_map(|(at, &(marker, _, keep))| at.map(|at| (at, marker.len(), keep)))
+            .min_by_key(|&(at, _, _)| at);
         let Some((start, marker_len, keep)) = found else {
-            out.push_str(rest);
+            out.push_str(text.get(cursor..).unwrap_or_default());
             return out;
         };
-        let (before, from_marker) = rest.split_at(start);
-        out.push_str(before);
-        let (marker, after) = from_marker.split_at(marker_len.min(from_marker.len()));
+        out.push_str(text.get(cursor..start).unwrap_or_default());
+        let after_marker = start + marker_len;
+        let after = text.get(after_marker..).unwrap_or_default();
         let secret_len = after
             .find(|c: char| {
                 c.is_whitespace() || matches!(c, '"' | '\'' | '&' | ',' | '`' | ')' | '>' | '<')
             })
             .unwrap_or(after.len());
         if keep {
-            out.push_str(marker);
+            out.push_str(text.get(start..after_marker).unwrap_or_default());
         }
         out.push_str("<redacted>");
-        rest = after.get(secret_len..).unwrap_or_default();
+        cursor = after_marker + secret_len;
     }
 }
 
-/// Finds `marker` where it starts a word (or anywhere, for `key=` markers).
-fn find_word_start(text: &str, marker: &str, anywhere: bool) -> Option<usize> {
-    text.match_indices(marker).map(|(i, _)| i).find(|&i| {
-        anywhere
-            || text[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !c.is_ascii_alphanumeric())
-    })
+/// Finds `marker` from byte `from` where it starts a word (or anywhere, for
+/// `key=` markers).
+fn find_word_start(text: &str, marker: &str, anywhere: bool, from: usize) -> Option<usize> {
+    let rest = text.get(from..)?;
+    rest.match_indices(marker)
+        .map(|(i, _)| i + from)
+        .find(|&i| {
+            anywhere
+                || text
+                    .get(..i)
+                    .and_then(|before| before.chars().next_back())
+                    .is_none_or(|c| !c.is_ascii_alphanumeric())
+        })
 }
 
 #[cfg(test)]
@@ -160,6 +177,18 @@ mod tests {
     }
 
     #[test]
+    fn a_text_full_of_markers_is_read_through_once() {
+        // Each marker's next place is kept: 100,000 of them are masked one
+        // by one (this text used to be re-read once per marker).
+        let text = "psat=x eyJy anonymousContext=z ".repeat(100_000);
+        let out = redact(&text);
+        assert_eq!(
+            out,
+            "psat=<redacted> <redacted> anonymousContext=<redacted> ".repeat(100_000)
+        );
+    }
+
+    #[test]
     fn redact_masks_tokens_in_every_encoding() {
         let text = "GET https://h/discover?anonymousContext=psat%253deyJabc.def.ghi&x=1 token psat=eyJ0.a.b \"eyJhbGci.x.y\"";
         let out = redact(text);
@@ -168,5 +197,8 @@ mod tests {
         assert!(out.contains("&x=1"), "{out}");
         assert!(out.contains("anonymousContext=<redacted>"), "{out}");
         assert_eq!(redact("plain text"), "plain text");
+        // `eyJ` inside a word is no JWT; a marker right after a secret is.
+        assert_eq!(redact("abceyJx eyJx"), "abceyJx <redacted>");
+        assert_eq!(redact("psat=a,PSAT=b"), "psat=<redacted>,PSAT=<redacted>");
     }
 }

@@ -101,6 +101,11 @@ fn token_endpoints_are_checked() {
     assert!(TokenEndpoint::parse("https://login.example/t/oauth2/authorize", false).is_err());
     assert!(TokenEndpoint::for_tenant("a/b").is_err());
     assert!(TokenEndpoint::for_tenant("").is_err());
+    // Folded away by the URL (found by the `urls` fuzz target).
+    assert!(TokenEndpoint::for_tenant(".").is_err());
+    assert!(TokenEndpoint::for_tenant("..").is_err());
+    let dotted = TokenEndpoint::for_tenant("contoso.").unwrap();
+    assert_eq!(dotted.tenant(), Some("contoso."));
     assert!(ClientId::new("").is_err());
 }
 

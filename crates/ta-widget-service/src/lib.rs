@@ -31,6 +31,7 @@
 //! ```
 
 pub mod callback;
+pub mod forwarded;
 mod metrics;
 pub mod mint_check;
 pub mod server;

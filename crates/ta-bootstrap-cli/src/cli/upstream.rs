@@ -7,69 +7,13 @@ use clap::Args;
 use ta_bootstrap::{
     Bootstrapper, CertificateSigner, ClientCredentialsProvider, Credential, Observer,
 };
+pub(crate) use ta_bootstrap_cli::secret_arg::SecretArg;
 use ta_hyper::HyperTransport;
 use ta_protocol::aad::{ClientId, TokenEndpoint};
 use ta_protocol::{
     AllowedOrigins, ApplicationSessionId, ClientSecret, Config, DEFAULT_DISCOVER_URL, Origin,
     OriginPolicy, Transport,
 };
-
-/// A secret from the command line, the environment or a configuration
-/// file; `Debug` hides it.
-#[derive(Clone)]
-pub(crate) struct SecretArg(String);
-
-impl SecretArg {
-    /// A secret given in code.
-    pub(crate) fn new(secret: &str) -> Self {
-        Self(secret.to_owned())
-    }
-}
-
-/// From the configuration file: a string only. Every other value is refused
-/// with a message of ours, because the TOML library's own ("invalid type:
-/// integer `…`, expected a string") would quote the secret.
-impl<'de> serde::Deserialize<'de> for SecretArg {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = SecretArg;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretArg, E> {
-                Ok(SecretArg(value.to_owned()))
-            }
-
-            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<SecretArg, E> {
-                Ok(SecretArg(value))
-            }
-        }
-        deserializer
-            .deserialize_string(Visitor)
-            .map_err(|_: D::Error| {
-                serde::de::Error::custom(
-                    "`client-secret` must be a string (the value is not shown)",
-                )
-            })
-    }
-}
-
-impl std::str::FromStr for SecretArg {
-    type Err = std::convert::Infallible;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(Self(value.to_owned()))
-    }
-}
-
-impl std::fmt::Debug for SecretArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// Where the deployment is and how to authenticate.
 ///
@@ -266,11 +210,14 @@ impl UpstreamArgs {
     /// The credential, read now (a secret file or a certificate file is
     /// read again at each call: this is how `serve` rotates it).
     pub(crate) fn credential(&self) -> Result<Credential, String> {
-        let secret = self.client_secret.as_ref().filter(|s| !s.0.is_empty());
+        let secret = self
+            .client_secret
+            .as_ref()
+            .filter(|s| !s.expose().is_empty());
         match (secret, &self.client_secret_file, &self.client_certificate) {
-            (Some(SecretArg(secret)), None, None) => {
-                Ok(Credential::Secret(ClientSecret::new(secret.clone())))
-            }
+            (Some(secret), None, None) => Ok(Credential::Secret(ClientSecret::new(
+                secret.expose().to_owned(),
+            ))),
             (None, Some(path), None) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("client secret file {}: {e}", path.display()))?;

@@ -63,7 +63,10 @@ pub struct TokenEndpoint {
 impl TokenEndpoint {
     /// The public cloud's v2 endpoint for `tenant` (a tenant id or domain).
     pub fn for_tenant(tenant: &str) -> Result<Self, ConfigError> {
+        // `.` and `..` would be path segments the URL folds away (found by
+        // the `urls` fuzz target): the tenant must be a name.
         if tenant.is_empty()
+            || tenant.bytes().all(|b| b == b'.')
             || !tenant
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')

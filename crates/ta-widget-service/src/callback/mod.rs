@@ -16,11 +16,11 @@ mod keys;
 mod verify;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use jwks::{KeySet, KeySetError};
 pub use keys::{CallbackVerifier, KeySource, TransportKeySource};
-pub use verify::CallbackClaims;
+pub use verify::{CallbackClaims, key_id};
 
 /// What a callback token must say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,23 @@ impl CallbackAuth {
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
+    }
+
+    /// Checks one callback token against `keys` at `now`: the pure core of
+    /// [`CallbackVerifier`], for a caller that holds the keys itself.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`]: malformed, unsigned, unknown key, bad signature,
+    /// then (signed) wrong audience, issuer or application, or out of its
+    /// time window.
+    pub fn verify(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: SystemTime,
+    ) -> Result<CallbackClaims, Refusal> {
+        verify::verify(token, keys, self, now)
     }
 }
 

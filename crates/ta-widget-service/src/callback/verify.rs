@@ -55,9 +55,9 @@ struct Claims {
     nbf: Option<u64>,
 }
 
-/// The key id a token's header names (`kid`, else `x5t`), if it is a
-/// well-formed JWT: to know whether the keys must be fetched again.
-pub(crate) fn key_id(token: &str) -> Option<String> {
+/// The key id a token's header names (`kid`, else `x5t`), if its header is
+/// base64url-encoded JSON: to know whether the keys must be fetched again.
+pub fn key_id(token: &str) -> Option<String> {
     let header = token.split('.').next()?;
     let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     header.kid.or(header.x5t)

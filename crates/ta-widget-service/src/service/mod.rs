@@ -16,7 +16,7 @@
 //! with [`crate::server::serve`] (TLS, bounded request heads, graceful
 //! drain).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -43,18 +43,17 @@ use crate::metrics::{LimitLabels, Metrics};
 
 mod answers;
 mod callback;
-mod forwarded;
 mod handler;
 mod middleware;
 mod modules;
 mod readiness;
 mod renewal;
 
+use crate::forwarded::{client_address, rate_key};
 use answers::{
     TokenAnswer, error, mint_failed, no_store_json, request_id_of, too_many, upstream_answer,
 };
 pub use callback::ChatEndpoint;
-use forwarded::{client_address, rate_key};
 use handler::widget_token;
 use readiness::{FAILURE_HOLD, Readiness, healthz, metrics, readyz};
 pub use renewal::{RenewalHint, RenewalHintError};

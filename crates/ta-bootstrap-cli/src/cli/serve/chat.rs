@@ -7,8 +7,9 @@ use std::sync::Arc;
 use clap::Args;
 use ta_bootstrap::Bootstrapper;
 use ta_bootstrap::chat::{StaticRouter, Switchboard, SwitchboardOptions};
+use ta_bootstrap_cli::agent_spec::parse_agent;
 use ta_protocol::Transport;
-use ta_protocol::chat::{Agent, Plan, Timers};
+use ta_protocol::chat::{Plan, Timers};
 use ta_widget_service::ChatEndpoint;
 use ta_widget_service::callback::{CallbackAuth, CallbackVerifier, TransportKeySource};
 
@@ -56,22 +57,6 @@ pub(super) struct ChatSettings {
     pub(super) issuer: String,
     pub(super) keys_url: String,
     pub(super) plan: Plan,
-}
-
-fn parse_agent(text: &str) -> Result<Agent, String> {
-    let (uri, name) = text.split_once('=').unwrap_or((text, ""));
-    let (uri, name) = (uri.trim(), name.trim());
-    if !uri.to_ascii_lowercase().starts_with("sip:") || uri.len() <= 4 {
-        return Err(format!(
-            "agent {text:?}: give `sip:<user>@<domain>=<name shown>`"
-        ));
-    }
-    let name = if name.is_empty() {
-        uri.trim_start_matches("sip:")
-    } else {
-        name
-    };
-    Ok(Agent::new(uri.to_ascii_lowercase(), name))
 }
 
 impl ChatArgs {
@@ -181,8 +166,8 @@ mod tests {
         assert_eq!(
             chat.plan.agents,
             [
-                Agent::new("sip:anna@contoso.com", "Anna (Support)"),
-                Agent::new("sip:bo@contoso.com", "bo@contoso.com")
+                ta_protocol::chat::Agent::new("sip:anna@contoso.com", "Anna (Support)"),
+                ta_protocol::chat::Agent::new("sip:bo@contoso.com", "bo@contoso.com")
             ]
         );
         let mut none = args(&[]);

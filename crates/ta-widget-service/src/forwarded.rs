@@ -1,11 +1,14 @@
 //! The client's address for the rate limits: the peer's, or what a trusted
-//! proxy says in `X-Forwarded-For` / `Forwarded`.
+//! proxy says in `X-Forwarded-For` / `Forwarded`. Public for a service
+//! mounted behind the operator's own proxies, and for the fuzz targets.
 
-use super::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ta_protocol::http::{HeaderMap, header};
 
 /// The rate-limit key of an address: IPv4 as is, IPv6 by its /64 (one host
 /// usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
-pub(super) fn rate_key(ip: IpAddr) -> IpAddr {
+pub fn rate_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
@@ -21,11 +24,7 @@ pub(super) fn rate_key(ip: IpAddr) -> IpAddr {
 /// `_hidden`) stops the walk: the client is then unknown and the proxy's
 /// own address is used, so a client cannot pick its key by writing entries
 /// to the left of it.
-pub(super) fn client_address(
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    trusted: &[IpAddr],
-) -> IpAddr {
+pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     let Some(peer) = peer.map(|p| p.to_canonical()) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
