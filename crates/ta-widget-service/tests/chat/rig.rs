@@ -14,6 +14,7 @@ use ta_protocol::{OriginPolicy, Transport};
 pub use ta_test_support::widget::{ORIGIN, Widget, is_message, preflight, send, send_raw};
 use ta_test_support::{Setup, setup_observed};
 use ta_widget_service::callback::{CallbackAuth, CallbackVerifier, TransportKeySource};
+use ta_widget_service::server::{Server, ServerLimits};
 use ta_widget_service::{ChatEndpoint, Metrics, ServiceConfig, WidgetService};
 
 /// Timers that let a chat run in seconds.
@@ -74,6 +75,25 @@ impl Rig {
         plan: Plan,
         options: impl FnOnce(SwitchboardOptions, SocketAddr) -> SwitchboardOptions,
     ) -> Self {
+        Self::start_all(config, auth, plan, options, ServerLimits::default()).await
+    }
+
+    /// A quick chat's world, the service's accept loop bounded by `limits`.
+    pub async fn start_limited(chat: ChatConfig, limits: ServerLimits) -> Self {
+        let config = EmulatorConfig {
+            chat,
+            ..EmulatorConfig::default()
+        };
+        Self::start_all(config, |a| a, plan(), |o, _| o, limits).await
+    }
+
+    async fn start_all(
+        config: EmulatorConfig,
+        auth: impl FnOnce(CallbackAuth) -> CallbackAuth,
+        plan: Plan,
+        options: impl FnOnce(SwitchboardOptions, SocketAddr) -> SwitchboardOptions,
+        limits: ServerLimits,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::new());
@@ -104,13 +124,12 @@ impl Rig {
             Arc::clone(&metrics),
         )
         .with_chat(ChatEndpoint::new(switchboard, verifier));
-        tokio::spawn(ta_widget_service::server::serve(
-            listener,
-            service.router(),
-            None,
-            ta_widget_service::server::ServerLimits::default(),
-            std::future::pending(),
-        ));
+        tokio::spawn(
+            Server::new(listener, service.router())
+                .limits(limits)
+                .metrics(Arc::clone(&metrics))
+                .serve(std::future::pending()),
+        );
         setup
             .emulator
             .set_callback_url(&format!("http://{addr}/v1/callback"))
