@@ -89,6 +89,16 @@ fn is_loopback_host(host: Host<&str>) -> bool {
     }
 }
 
+/// Whether a domain, as the URL parser gives it (IDNA done, lower case),
+/// has only what a host name has: letters, digits, `-`, `_` and dots. The
+/// parser also takes `;`, `,`, `*`, `!`, `$`, … (from the text or
+/// percent-decoded), which no browser's origin and no real host has.
+pub(crate) fn is_domain_name(domain: &str) -> bool {
+    domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Whether `url` is `http` to a loopback host (`localhost`, 127.0.0.0/8, `::1`).
 pub fn is_loopback_http(url: &Url) -> bool {
     url.scheme() == "http" && url.host().is_some_and(is_loopback_host)

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use url::Url;
+use url::{Host, Url};
 
-use super::{MAX_ALLOWED_ORIGINS_CHARS, is_loopback_http};
+use super::{MAX_ALLOWED_ORIGINS_CHARS, is_domain_name, is_loopback_http};
 
 /// What is wrong with an origin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,8 +138,14 @@ impl Origin {
         }
         let url = Url::parse(&format!("{scheme}://{authority}"))
             .map_err(|_| fail("the host or port is not valid"))?;
-        if url.host().is_none() {
-            return Err(fail("has no host"));
+        match url.host() {
+            None => return Err(fail("has no host")),
+            // `;` would split an origin in two where a list is joined
+            // (the token's `ao` claim): found by the `origin` fuzz target.
+            Some(Host::Domain(domain)) if !is_domain_name(domain) => {
+                return Err(fail("the host has characters no domain name has"));
+            }
+            Some(_) => {}
         }
         let loopback_ok = policy.allow_loopback_http && is_loopback_http(&url);
         if scheme == "http" && !policy.allow_http && !loopback_ok {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
-use super::{ConfigError, REAL_SERVICE_HOSTS};
+use super::{ConfigError, REAL_SERVICE_HOSTS, is_domain_name};
 
 /// The hosts the AAD bearer token may be sent to: exact host names or IP
 /// addresses, and `*.domain` patterns (any subdomain of `domain`, not
@@ -45,6 +45,9 @@ impl TrustedHosts {
                     "`*.` must be followed by a domain name, not an address",
                 ));
             };
+            if !is_domain_name(&domain) {
+                return Err(fail("not a valid domain after `*.`"));
+            }
             if !domain.contains('.') {
                 return Err(fail("`*.` needs a domain with at least two labels"));
             }
@@ -58,7 +61,15 @@ impl TrustedHosts {
         let host = match bare.parse::<IpAddr>() {
             Ok(IpAddr::V4(ip)) => Host::<String>::Ipv4(ip),
             Ok(IpAddr::V6(ip)) => Host::<String>::Ipv6(ip),
-            Err(_) => Host::parse(pattern).map_err(|_| fail("not a valid host name or address"))?,
+            Err(_) => match Host::parse(pattern) {
+                // `%2a` decodes to a `*` the URL parser keeps (found by the
+                // `urls` fuzz target).
+                Ok(Host::Domain(domain)) if !is_domain_name(&domain) => {
+                    return Err(fail("not a valid host name or address"));
+                }
+                Ok(host) => host,
+                Err(_) => return Err(fail("not a valid host name or address")),
+            },
         };
         self.exact.insert(host.to_string());
         Ok(())
