@@ -133,35 +133,48 @@ fn run_target(name: &str, options: &Options) -> Result<Ran, String> {
     })
 }
 
-/// Rewrites `name`'s row of the table in `docs/fuzzing.md`.
+/// Rewrites `name`'s row of the Runs table in `docs/fuzzing.md`.
 fn record(name: &str, ran: &Ran, options: &Options) -> Result<(), String> {
     let path = root().join("docs/fuzzing.md");
     let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let prefix = format!("| `{name}` |");
     let result = match &ran.finding {
         None => "no finding".to_owned(),
         Some(f) => format!("**finding**: {}", f.replace('|', "\\|")),
     };
     let row = format!(
-        "{prefix} {} | {:.0} s | `cargo xtask fuzz {name} --seconds {} --runs {}` | {result} |",
+        "| `{name}` | {} | {:.0} s | `cargo xtask fuzz {name} --seconds {} --runs {}` | {result} |",
         ran.executions, ran.seconds, options.seconds, options.runs
     );
+    let text = replace_run_row(&text, name, &row)?;
+    fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `text` with `name`'s row under the `## Runs` heading (and only there:
+/// the Targets table names the same targets) replaced by `row`.
+fn replace_run_row(text: &str, name: &str, row: &str) -> Result<String, String> {
+    let prefix = format!("| `{name}` |");
+    let mut in_runs = false;
     let mut found = false;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(&prefix) {
-                found = true;
-                row.clone()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    if !found {
-        return Err(format!("docs/fuzzing.md has no row for `{name}`"));
+    let mut out = String::with_capacity(text.len() + row.len());
+    for line in text.lines() {
+        if line.starts_with("## ") {
+            in_runs = line.trim_end() == "## Runs";
+        }
+        if in_runs && !found && line.starts_with(&prefix) {
+            found = true;
+            out.push_str(row);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
     }
-    fs::write(&path, lines.join("\n") + "\n").map_err(|e| format!("{}: {e}", path.display()))
+    if found {
+        Ok(out)
+    } else {
+        Err(format!(
+            "docs/fuzzing.md has no row for `{name}` under `## Runs`"
+        ))
+    }
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -207,5 +220,35 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "findings in {} (inputs in fuzz/artifacts/<target>/)",
             findings.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::replace_run_row;
+
+    const DOC: &str = "# Fuzzing\n\n## Targets\n\n| `a` | reads a |\n| `b` | reads b |\n\n## Runs\n\n| `a` | not run yet | | | |\n| `b` | not run yet | | | |\n\n## Findings\n\n| `a` | kept |\n";
+
+    #[test]
+    fn only_the_runs_row_is_rewritten() {
+        let out = replace_run_row(DOC, "a", "| `a` | 10 | 1 s | x | no finding |").unwrap();
+        assert_eq!(
+            out,
+            DOC.replace(
+                "| `a` | not run yet | | | |",
+                "| `a` | 10 | 1 s | x | no finding |"
+            )
+        );
+        assert!(out.contains("| `a` | reads a |"));
+        assert!(out.contains("| `a` | kept |"));
+    }
+
+    #[test]
+    fn a_target_without_a_runs_row_is_an_error() {
+        let err = replace_run_row(DOC, "c", "| `c` | |").unwrap_err();
+        assert!(err.contains("`c`"), "{err}");
+        let no_runs = DOC.replace("## Runs", "## Other");
+        assert!(replace_run_row(&no_runs, "a", "| `a` | |").is_err());
     }
 }

@@ -619,8 +619,19 @@ fn quirk_an_href_whose_meaning_depends_on_the_base_is_not_absolute() {
         Err(HrefError::NotAbsolute { .. })
     ));
     assert_eq!(link.resolve(&base()).unwrap().host_str(), base().host_str());
-    // With a different scheme it names the host whatever the base.
+    // `http:host/x` names the host against an https base but is a path on an
+    // http base's host: without a base its meaning is not known either.
     let link = Link::new("http:other.example/x");
+    assert!(matches!(
+        link.absolute(),
+        Err(HrefError::NotAbsolute { .. })
+    ));
+    assert_eq!(
+        link.resolve(&base()).unwrap().as_str(),
+        "http://other.example/x"
+    );
+    // Written with `//`, it is absolute whatever the base.
+    let link = Link::new("http://other.example/x");
     assert_eq!(link.absolute().unwrap().as_str(), "http://other.example/x");
     assert_eq!(link.resolve(&base()).unwrap(), link.absolute().unwrap());
 }
