@@ -21,6 +21,9 @@
 //! - `fuzz [TARGET] [--seconds N] [--runs N] [--record]`: the libFuzzer
 //!   targets of `fuzz/`, with a nightly toolchain ([`fuzz`]); CI replays
 //!   their committed corpus on stable instead (`crates/ta-fuzz`).
+//! - `soak [--minutes N] [--seconds N] [--widgets N] [--seed N]`: `serve`
+//!   (release) in front of the emulator under widget load while faults are
+//!   injected at random, every token verified (`crates/ta-soak`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod deps;
@@ -150,6 +153,28 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     run("cargo bench", c)
 }
 
+/// `soak [--minutes N] [--seconds N] [--widgets N] [--seed N]`: a release
+/// build of the binary and of the soak, then one soak (`crates/ta-soak`).
+fn soak(args: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "ta-bootstrap-cli",
+        "-p",
+        "ta-soak",
+    ]);
+    run("cargo build --release (ta-bootstrap, ta-soak)", c)?;
+    let release = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release");
+    let mut c = Command::new(release.join("ta-soak"));
+    c.arg("--serve")
+        .arg(release.join("ta-bootstrap"))
+        .args(args);
+    run("soak", c)
+}
+
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
     let arg = env::args().nth(2);
@@ -169,9 +194,10 @@ fn main() -> ExitCode {
         "test" => test(),
         "bench" => bench(arg.as_deref()),
         "fuzz" => fuzz::run(&env::args().skip(2).collect::<Vec<_>>()),
+        "soak" => soak(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve]|fuzz [TARGET] [--seconds N] [--runs N] [--record]>"
+                "usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve]|fuzz [TARGET] [--seconds N] [--runs N] [--record]|soak [--minutes N]>"
             );
             eprintln!(
                 "  ci    fmt check, the JS client, clippy -D warnings, deps, doc -D warnings, all tests, the library alone, the examples (what CI runs)"
@@ -186,6 +212,9 @@ fn main() -> ExitCode {
             );
             eprintln!(
                 "  fuzz  the libFuzzer targets (nightly, cargo-fuzz): each until N runs (10 million) or N seconds (60); --record writes docs/fuzzing.md's row"
+            );
+            eprintln!(
+                "  soak  serve in front of the emulator under widget load and random faults, every token verified (--minutes N, default 10)"
             );
             return ExitCode::from(2);
         }

@@ -50,4 +50,6 @@ pub use faults::{FaultKind, FaultRule, RouteMatch, Trigger};
 pub use server::{Emulator, StartError};
 pub use stats::{RequestCount, Route, StatsSnapshot};
 pub use tls::{LEAF_NAMES, TlsError};
-pub use tokens::{DEV_CLIENT_CERTIFICATE_KEY, dev_client_certificate_pem};
+pub use tokens::{
+    DEV_CLIENT_CERTIFICATE_KEY, VerifiedPsat, dev_client_certificate_pem, verify_psat,
+};

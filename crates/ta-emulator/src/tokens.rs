@@ -53,6 +53,45 @@ pub(crate) fn keys() -> Result<&'static Keys, String> {
     KEYS.as_ref().map_err(Clone::clone)
 }
 
+/// A psat token the emulator signed, as its claims say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedPsat {
+    /// The application session id (`asi`).
+    pub session_id: String,
+    /// The allowed origins (`ao`, split on `;`).
+    pub allowed_origins: Vec<String>,
+    /// The application endpoint (`aeu`).
+    pub endpoint: String,
+    /// Not before (`nbf`), Unix seconds.
+    pub not_before: u64,
+    /// The expiry (`exp`), Unix seconds.
+    pub expires: u64,
+}
+
+/// Checks that `token` (`psat=<JWT>` or the JWT) is signed with the
+/// emulator's token key (one fixed development key, the same in every
+/// process) and reads its claims. Its times are not checked: compare
+/// [`VerifiedPsat::expires`] with the clock.
+///
+/// # Errors
+///
+/// When the key cannot be loaded, or the token is not one the emulator
+/// signed.
+pub fn verify_psat(token: &str) -> Result<VerifiedPsat, String> {
+    let jwt = token.strip_prefix("psat=").unwrap_or(token);
+    let claims: PsatClaims = keys()?
+        .verify(jwt)
+        .ok_or("not a psat token signed with the emulator's key")?;
+    Ok(VerifiedPsat {
+        session_id: claims.asi,
+        allowed_origins: claims.ao.split(';').map(str::to_owned).collect(),
+        endpoint: claims.aeu,
+        not_before: claims.nbf,
+        expires: claims.exp,
+    })
+}
+
 /// The claims of an emulated AAD access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct AccessClaims {
