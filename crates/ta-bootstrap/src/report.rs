@@ -149,7 +149,35 @@ fn token_hint(error: &TokenError) -> Option<&'static str> {
     }
 }
 
+fn protocol_status(error: &Error) -> Option<ta_protocol::http::StatusCode> {
+    match error {
+        Error::Auth(auth) => match &auth.kind {
+            AuthErrorKind::TokenUnavailable(token) => token_status(token),
+            _ => error.status(),
+        },
+        Error::RetriesExhausted { last, .. } => protocol_status(last),
+        _ => error.status(),
+    }
+}
+
+fn token_status(error: &TokenError) -> Option<ta_protocol::http::StatusCode> {
+    match error {
+        TokenError::Aad(aad) => aad.status(),
+        _ => None,
+    }
+}
+
 impl BootstrapError {
+    /// The status of the error answer behind the failure, from the API or
+    /// from Azure AD, if it was one (a service tells "busy, come back
+    /// later" by 429 and 503).
+    pub fn upstream_status(&self) -> Option<ta_protocol::http::StatusCode> {
+        match self {
+            Self::Protocol(error) => protocol_status(error),
+            Self::Token(error) => token_status(error),
+        }
+    }
+
     /// Which kind of failure this is.
     pub fn kind(&self) -> FailureKind {
         match self {

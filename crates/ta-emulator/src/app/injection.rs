@@ -55,12 +55,25 @@ pub(super) async fn inject_faults(
             } => {
                 let status =
                     StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let code = if status == StatusCode::TOO_MANY_REQUESTS {
-                    "TooManyRequests"
+                let mut response = if route == Route::AadToken {
+                    // Azure AD's own error shape: `temporarily_unavailable`
+                    // (AADSTS90033, "a transient error") when busy.
+                    let busy = status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::SERVICE_UNAVAILABLE;
+                    let error = if busy {
+                        "temporarily_unavailable"
+                    } else {
+                        "server_error"
+                    };
+                    state.aad_error(status, error, 90_033, "injected fault")
                 } else {
-                    "ServiceFailure"
+                    let code = if status == StatusCode::TOO_MANY_REQUESTS {
+                        "TooManyRequests"
+                    } else {
+                        "ServiceFailure"
+                    };
+                    state.error(status, code, None, "injected fault")
                 };
-                let mut response = state.error(status, code, None, "injected fault");
                 if let Some(secs) = retry_after_secs {
                     response
                         .headers_mut()

@@ -99,13 +99,11 @@ pub(super) fn upstream_answer(failure: &BootstrapError) -> (StatusCode, &'static
                 _ => None,
             })
             .is_some_and(|k| k == ta_protocol::TransportErrorKind::Timeout);
-    // The API stayed busy through every retry: the browser may try later.
-    let busy = failure
-        .protocol()
-        .and_then(ta_protocol::Error::status)
-        .is_some_and(|s| {
-            s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE
-        });
+    // The API or AAD stayed busy through every retry: the browser may try
+    // later.
+    let busy = failure.upstream_status().is_some_and(|s| {
+        s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE
+    });
     match failure.kind() {
         _ if timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
         _ if busy => (StatusCode::SERVICE_UNAVAILABLE, "upstream_busy"),
