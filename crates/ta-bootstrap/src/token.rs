@@ -389,6 +389,8 @@ impl ClientCredentialsProvider {
                 let status = aad.status().map_or(0, |s| s.as_u16());
                 if matches!(status, 429 | 502 | 503 | 504) {
                     warn!(status, %error, "AAD stayed busy or unavailable through the retries");
+                } else if status >= 500 {
+                    warn!(status, %error, "AAD failed on the token request");
                 } else {
                     warn!(status, %error, "AAD refused the token request");
                 }

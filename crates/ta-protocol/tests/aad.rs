@@ -195,6 +195,34 @@ fn aad_errors_carry_the_aadsts_code() {
     assert_eq!(e.aadsts(), None);
 }
 
+#[test]
+fn aad_busy_is_not_a_refusal_and_a_redirect_is_named() {
+    let e = parse_token_response(&response(
+        503,
+        r#"{"error":"temporarily_unavailable","error_description":"AADSTS90033: A transient error has occurred.","error_codes":[90033]}"#,
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Azure AD could not answer the token request (503 Service Unavailable): temporarily_unavailable: AADSTS90033: A transient error has occurred."
+    );
+    let mut redirect = response(307, "");
+    redirect.headers_mut().insert(
+        http::header::LOCATION,
+        http::HeaderValue::from_static("https://login.contoso-proxy.example/signin"),
+    );
+    let e = parse_token_response(&redirect).unwrap_err();
+    assert!(matches!(e, AadError::Malformed { status, .. } if status == 307));
+    assert!(
+        e.to_string()
+            .contains("a redirect to https://login.contoso-proxy.example/signin, which a token request does not follow"),
+        "{e}"
+    );
+    // Without a Location, still a redirect.
+    let e = parse_token_response(&response(302, "")).unwrap_err();
+    assert!(e.to_string().contains("a redirect, which"), "{e}");
+}
+
 struct FakeSigner;
 
 impl AssertionSigner for FakeSigner {

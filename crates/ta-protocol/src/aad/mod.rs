@@ -251,7 +251,8 @@ pub struct TokenResponse {
 #[non_exhaustive]
 pub enum AadError {
     /// AAD refused: `{"error": "invalid_client", "error_description": "AADSTS7000215: …"}`.
-    #[error("Azure AD refused the token request ({status}): {error}{}{}",
+    #[error("Azure AD {} the token request ({status}): {error}{}{}",
+        self.verb(),
         self.summary(),
         .correlation_id.as_deref().map(|c| format!(" (correlation id {c})")).unwrap_or_default())]
     Rejected {
@@ -305,6 +306,16 @@ impl AadError {
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         })
+    }
+
+    /// What AAD did: refused (4xx), or could not answer (5xx, 429).
+    fn verb(&self) -> &'static str {
+        match self.status() {
+            Some(s) if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                "could not answer"
+            }
+            _ => "refused",
+        }
     }
 
     /// `: AADSTSnnnn: first line of the description`, the code written once.
@@ -402,6 +413,19 @@ pub fn parse_token_response(response: &http::Response<Bytes>) -> Result<TokenRes
             expires_in: Duration::from_secs(body.expires_in.unwrap_or(3600)),
             ext_expires_in: body.ext_expires_in.map(Duration::from_secs),
         });
+    }
+    if status.is_redirection() {
+        // AAD never redirects a token request, and the client does not
+        // follow one: the endpoint is not AAD's (a proxy, a portal).
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| format!(" to {}", l.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
+        return Err(malformed(format!(
+            "a redirect{location}, which a token request does not follow"
+        )));
     }
     let body: ErrorBody =
         hal_model::from_slice(response.body()).map_err(|e| malformed(e.to_string()))?;
