@@ -107,6 +107,57 @@ async fn status_faults_with_retry_after() {
 }
 
 #[tokio::test]
+async fn faults_apply_to_the_chat_routes_too() {
+    // The keys document stands for the routes the token flow never takes:
+    // a rule on its route fires, and is counted under it.
+    let (emu, client) = with_fault(FaultRule::on(
+        Route::Keys,
+        FaultKind::Status {
+            status: 503,
+            retry_after_secs: None,
+        },
+        Trigger::Once,
+    ))
+    .await;
+    assert_eq!(
+        get(&client, &emu.callback_keys_url(), &[]).await.status,
+        503
+    );
+    assert_eq!(
+        get(&client, &emu.callback_keys_url(), &[]).await.status,
+        200
+    );
+    let stats = emu.stats();
+    assert_eq!(stats.requests_with_status(Route::Keys, 503), 1);
+    assert_eq!(stats.faults_fired["status_503"], 1);
+    // A rule on the SA's chat calls fires on them, before the handler (no
+    // token needed to see it).
+    let (emu, client) = with_fault(FaultRule::on(
+        Route::ChatCall,
+        FaultKind::Status {
+            status: 502,
+            retry_after_secs: None,
+        },
+        Trigger::Always,
+    ))
+    .await;
+    let url = api(
+        &emu,
+        "/platformservice/v1/applications/1/communication/messaginginvitations",
+    );
+    let answer = send(
+        &client,
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(answer.status, 502);
+    assert_eq!(emu.stats().requests_with_status(Route::ChatCall, 502), 1);
+}
+
+#[tokio::test]
 async fn the_protocol_waits_out_a_503_on_the_mint_and_keeps_the_session_id() {
     let (emu, client) = with_fault(FaultRule::on(
         Route::Mint,

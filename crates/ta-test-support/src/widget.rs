@@ -242,10 +242,16 @@ impl Widget {
 }
 
 pub fn is_message(event: &Value, text: &str) -> bool {
-    event["link"]["rel"] == "message"
-        && event["_embedded"]["message"]["direction"] == "Incoming"
-        && event["_embedded"]["message"]["_links"]["plainMessage"]["href"]
-            .as_str()
-            .and_then(|h| hal_model::DataUri::parse(h).ok())
-            .is_some_and(|d| d.text().ok() == Some(text))
+    message_text(event).as_deref() == Some(text)
+}
+
+/// The text of an incoming message event (the SA's or an agent's).
+pub fn message_text(event: &Value) -> Option<String> {
+    if event["link"]["rel"] != "message" || event["_embedded"]["message"]["direction"] != "Incoming"
+    {
+        return None;
+    }
+    let href = event["_embedded"]["message"]["_links"]["plainMessage"]["href"].as_str()?;
+    let uri = hal_model::DataUri::parse(href).ok()?;
+    uri.text().ok().map(str::to_owned)
 }

@@ -21,8 +21,26 @@ pub(super) fn classify(method: &Method, matched: Option<&str>, query: Option<&st
         Some("/platformservice/v1/applications/{id}") => Route::Application,
         Some("/platformservice/v1/applications/{id}/anonapplicationtokens") => Route::Mint,
         Some("/_emulator/stats") => Route::Stats,
-        _ => Route::NotFound,
+        Some("/{tenant}/discovery/keys" | "/{tenant}/discovery/v2.0/keys") => Route::Keys,
+        Some("/_emulator/callback-url" | "/_emulator/rotate-callback-key") => Route::Control,
+        Some(path) => chat_route(path),
+        None => Route::NotFound,
     }
+}
+
+/// The chat's routes: the widget's UCWA calls and the SA's chat calls.
+fn chat_route(path: &str) -> Route {
+    if let Some(rest) = path.strip_prefix("/ucwa/psanon/v1/applications") {
+        return match rest {
+            "" | "/{app}" => Route::UcwaApplication,
+            "/{app}/events" => Route::UcwaEvents,
+            _ => Route::UcwaMessaging,
+        };
+    }
+    if path.starts_with("/platformservice/v1/applications/{id}/communication/") {
+        return Route::ChatCall;
+    }
+    Route::NotFound
 }
 
 /// Applies the faults that fire for this request.
