@@ -143,7 +143,9 @@ impl Origin {
             // `;` would split an origin in two where a list is joined
             // (the token's `ao` claim): found by the `origin` fuzz target.
             Some(Host::Domain(domain)) if !is_domain_name(domain) => {
-                return Err(fail("the host has characters no domain name has"));
+                return Err(fail(
+                    "the host is not a domain name (labels of 1 to 63 letters, digits, `-` or `_`; 253 characters in all)",
+                ));
             }
             Some(_) => {}
         }
