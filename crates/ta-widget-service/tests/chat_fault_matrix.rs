@@ -20,7 +20,7 @@ mod rig;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use common::{Captured, compare_or_update, escape};
+use common::{Captured, compare_or_update, escape, upstream_faults};
 use rig::{Rig, Widget, is_message, plan, quick_chat};
 use ta_emulator::{ChatConfig, EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
 use ta_test_support::widget::message_text;
@@ -35,18 +35,7 @@ const WELCOME: &str = "Welcome! An agent will be with you shortly.";
 const ANSWER: &str = "Hi, I'm Anna. How can I help?";
 
 fn call_faults() -> Vec<(&'static str, FaultKind)> {
-    let status = |status, retry_after_secs| FaultKind::Status {
-        status,
-        retry_after_secs,
-    };
-    vec![
-        ("none", FaultKind::Latency { millis: 0 }),
-        ("500", status(500, None)),
-        ("503", status(503, None)),
-        ("429, `Retry-After: 1`", status(429, Some(1))),
-        ("reset before the answer", FaultKind::CloseBeforeResponse),
-        ("the answer cut in half", FaultKind::TruncatedBody),
-    ]
+    upstream_faults()
 }
 
 /// A change of the platform's callbacks.

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Captured, compare_or_update, escape, is_warning, line};
+use common::{Captured, compare_or_update, escape, is_warning, line, upstream_faults};
 use harness::*;
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
 
@@ -39,18 +39,9 @@ const STEPS: [(Route, &str); 5] = [
 ];
 
 fn faults(step: Route) -> Vec<(&'static str, FaultKind)> {
-    let status = |status, retry_after_secs| FaultKind::Status {
-        status,
-        retry_after_secs,
-    };
-    let mut faults = vec![
-        ("none", FaultKind::Latency { millis: 0 }),
-        ("500", status(500, None)),
-        ("503", status(503, None)),
-        ("429, `Retry-After: 1`", status(429, Some(1))),
-        ("reset before the answer", FaultKind::CloseBeforeResponse),
+    let mut faults = upstream_faults();
+    faults.extend([
         ("cut mid body", FaultKind::CloseMidBody),
-        ("the answer cut in half", FaultKind::TruncatedBody),
         ("200 with broken JSON", FaultKind::MalformedBody),
         (
             "8 s late (deadline 6 s)",
@@ -66,7 +57,7 @@ fn faults(step: Route) -> Vec<(&'static str, FaultKind)> {
         ),
         ("AAD tokens revoked", FaultKind::RevokeAadTokens),
         ("consent revoked", FaultKind::RevokeConsent),
-    ];
+    ]);
     let link = match step {
         Route::Discovery => Some("applications"),
         Route::Application => Some("anonApplicationTokens"),

@@ -6,6 +6,24 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use ta_emulator::FaultKind;
+
+/// The faults both matrices inject on a route: none (a fault of no
+/// effect), error statuses, a reset, an answer cut in half.
+pub fn upstream_faults() -> Vec<(&'static str, FaultKind)> {
+    let status = |status, retry_after_secs| FaultKind::Status {
+        status,
+        retry_after_secs,
+    };
+    vec![
+        ("none", FaultKind::Latency { millis: 0 }),
+        ("500", status(500, None)),
+        ("503", status(503, None)),
+        ("429, `Retry-After: 1`", status(429, Some(1))),
+        ("reset before the answer", FaultKind::CloseBeforeResponse),
+        ("the answer cut in half", FaultKind::TruncatedBody),
+    ]
+}
 
 /// Log lines, captured in memory.
 #[derive(Clone, Default)]
