@@ -102,7 +102,39 @@ impl Default for ChatConfig {
     }
 }
 
+/// The callback faults at one moment: set from [`ChatConfig`] at start,
+/// and changeable while running
+/// ([`Emulator::set_callback_faults`](crate::Emulator::set_callback_faults)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CallbackFaults {
+    /// Every callback is delivered twice.
+    pub duplicate: bool,
+    /// Callbacks are held and delivered in pairs, the second first.
+    pub reorder: bool,
+    /// Every callback is delivered this late (milliseconds).
+    pub delay_ms: u64,
+}
+
+impl CallbackFaults {
+    /// No callback fault.
+    pub const NONE: Self = Self {
+        duplicate: false,
+        reorder: false,
+        delay_ms: 0,
+    };
+}
+
 impl ChatConfig {
+    /// The callback faults this configuration starts with.
+    pub fn callback_faults(&self) -> CallbackFaults {
+        CallbackFaults {
+            duplicate: self.duplicate_callbacks,
+            reorder: self.reorder_callbacks,
+            delay_ms: self.callback_delay_ms,
+        }
+    }
+
     /// The agent with this SIP URI.
     pub fn agent(&self, uri: &str) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| a.uri.eq_ignore_ascii_case(uri))

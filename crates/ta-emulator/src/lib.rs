@@ -40,7 +40,7 @@ mod stats;
 mod tls;
 mod tokens;
 
-pub use chat_config::{AgentConfig, ChatConfig, DEFAULT_APP_ID_URI};
+pub use chat_config::{AgentConfig, CallbackFaults, ChatConfig, DEFAULT_APP_ID_URI};
 pub use config::{
     AppConfig, ConfigError, DEFAULT_APPLICATION_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
     DEFAULT_ENDPOINT, DEFAULT_TENANT, DEFAULT_TENANT_ID, EmulatorConfig, EndpointConfig,

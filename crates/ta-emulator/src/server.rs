@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::app::{ConnectionKill, State, lowercase_path, router, widget_router};
+use crate::chat_config::CallbackFaults;
 use crate::config::{ConfigError, EmulatorConfig};
 use crate::faults::FaultRule;
 use crate::stats::{Stats, StatsSnapshot};
@@ -221,6 +222,19 @@ impl Emulator {
     /// address), where the first callback of each visitor's chat goes.
     pub fn set_callback_url(&self, url: &str) -> Result<(), String> {
         self.state.set_callback_url(Some(url))
+    }
+
+    /// The callback faults now (from [`ChatConfig`](crate::ChatConfig) at
+    /// start).
+    pub fn callback_faults(&self) -> CallbackFaults {
+        self.state.callback_faults()
+    }
+
+    /// Changes the callback faults while running: callbacks delivered from
+    /// now on are duplicated, reordered or delayed accordingly
+    /// ([`clear_faults`](Self::clear_faults) leaves them as they are).
+    pub fn set_callback_faults(&self, faults: CallbackFaults) {
+        self.state.set_callback_faults(faults);
     }
 
     /// Rotates the platform's callback signing key: callbacks are signed

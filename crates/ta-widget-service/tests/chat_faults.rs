@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rig::*;
 use serde_json::json;
-use ta_emulator::EmulatorConfig;
+use ta_emulator::{CallbackFaults, EmulatorConfig};
 
 const SECS: Duration = Duration::from_secs(10);
 
@@ -85,6 +85,51 @@ async fn callbacks_twice_out_of_order_and_late() {
     assert!(
         rig.metrics_text()
             .contains("ta_chat_callbacks_total{outcome=\"duplicate\"}")
+    );
+    assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_faults_switched_on_and_off_mid_chat() {
+    let rig = Rig::start(quick_chat()).await;
+    let emulator = &rig.setup.emulator;
+    assert_eq!(emulator.callback_faults(), CallbackFaults::NONE);
+    let mut widget = bridged_chat(&rig).await;
+    rig.until(SECS, |s| s.chat.agents_joined == 1).await;
+    let fired = |name: &str| rig.stats().faults_fired.get(name).copied().unwrap_or(0);
+    assert_eq!(fired("callback_duplicated"), 0);
+    let mut faults = CallbackFaults::NONE;
+    faults.duplicate = true;
+    faults.delay_ms = 20;
+    emulator.set_callback_faults(faults);
+    assert_eq!(emulator.callback_faults(), faults);
+    assert_eq!(widget.say("Hello?").await, 201);
+    widget
+        .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
+        .await;
+    emulator.set_callback_faults(CallbackFaults::NONE);
+    // Copies already on their way are counted once they land.
+    let mut duplicated = fired("callback_duplicated");
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = fired("callback_duplicated");
+        if now == duplicated {
+            break;
+        }
+        duplicated = now;
+    }
+    assert!(duplicated > 0, "{:?}", rig.stats().faults_fired);
+    assert!(fired("callback_delayed") > 0);
+    assert_eq!(widget.say("One more thing").await, 201);
+    widget
+        .poll_until(SECS, |e| is_message(e, "Let me check that for you."))
+        .await;
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(
+        fired("callback_duplicated"),
+        duplicated,
+        "no duplicate once the fault is off"
     );
     assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
 }

@@ -147,7 +147,7 @@ impl State {
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok());
         Self {
-            chat: chat::world::World::new(callback_url, callbacks),
+            chat: chat::world::World::new(callback_url, config.chat.callback_faults(), callbacks),
             faults: Faults::new(&config.faults, config.fault_seed),
             token_seq: AtomicU64::new(0),
             revoked_up_to: AtomicU64::new(0),
@@ -219,6 +219,16 @@ impl State {
     /// The counters, the chat's included.
     pub(crate) fn snapshot(&self) -> crate::StatsSnapshot {
         self.stats.snapshot(self.chat.stats())
+    }
+
+    /// The callback faults now.
+    pub(crate) fn callback_faults(&self) -> crate::CallbackFaults {
+        self.chat.callback_faults()
+    }
+
+    /// Sets the callback faults.
+    pub(crate) fn set_callback_faults(&self, faults: crate::CallbackFaults) {
+        self.chat.set_callback_faults(faults);
     }
 
     /// Sets where the SA's callbacks go (`None`: nowhere).

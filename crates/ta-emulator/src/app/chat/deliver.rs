@@ -91,7 +91,7 @@ pub(crate) async fn run(
         let Some(state) = state.upgrade() else {
             return;
         };
-        if state.config.chat.reorder_callbacks && !item.first {
+        if state.chat.callback_faults().reorder && !item.first {
             held = Some(item);
             continue;
         }
@@ -100,10 +100,10 @@ pub(crate) async fn run(
 }
 
 async fn deliver(state: &Arc<State>, client: &HttpsClient, ack: &AtomicU64, item: &Outgoing) {
-    let chat = &state.config.chat;
-    if chat.callback_delay_ms > 0 {
+    let faults = state.chat.callback_faults();
+    if faults.delay_ms > 0 {
         state.stats.count_fault("callback_delayed");
-        tokio::time::sleep(Duration::from_millis(chat.callback_delay_ms)).await;
+        tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
     }
     let target = state
         .chat
@@ -144,7 +144,7 @@ async fn deliver(state: &Arc<State>, client: &HttpsClient, ack: &AtomicU64, item
         .insert(Rel::parse("next"), Link::new(events_href(n + 1)));
     envelope.baseuri = Some(format!("{}://{}", state.scheme(), state.api_host()));
     let body = Bytes::from(hal_model::to_vec(&envelope));
-    let times = if chat.duplicate_callbacks { 2 } else { 1 };
+    let times = if faults.duplicate { 2 } else { 1 };
     for copy in 0..times {
         if copy > 0 {
             state.stats.count_fault("callback_duplicated");

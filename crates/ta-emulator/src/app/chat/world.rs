@@ -12,6 +12,7 @@ use url::Url;
 
 use super::channel::Channel;
 use super::deliver::Outgoing;
+use crate::chat_config::CallbackFaults;
 use crate::stats::ChatStats;
 
 /// A widget's anonymous UCWA application.
@@ -132,6 +133,8 @@ pub(in crate::app) struct World {
     /// rotation).
     pub(super) signing_key: AtomicUsize,
     pub(super) callback_url: Mutex<Option<Url>>,
+    /// The callback faults now.
+    callback_faults: Mutex<CallbackFaults>,
     pub(super) outgoing: mpsc::UnboundedSender<Outgoing>,
     pub(super) stats: Mutex<ChatStats>,
 }
@@ -139,6 +142,7 @@ pub(in crate::app) struct World {
 impl World {
     pub(in crate::app) fn new(
         callback_url: Option<Url>,
+        callback_faults: CallbackFaults,
         outgoing: mpsc::UnboundedSender<Outgoing>,
     ) -> Self {
         Self {
@@ -146,6 +150,7 @@ impl World {
             next_id: AtomicU64::new(1),
             signing_key: AtomicUsize::new(0),
             callback_url: Mutex::new(callback_url),
+            callback_faults: Mutex::new(callback_faults),
             outgoing,
             stats: Mutex::new(ChatStats::default()),
         }
@@ -196,6 +201,20 @@ impl World {
     pub(in crate::app) fn set_callback_url(&self, url: Option<Url>) {
         if let Ok(mut slot) = self.callback_url.lock() {
             *slot = url;
+        }
+    }
+
+    /// The callback faults now.
+    pub(in crate::app) fn callback_faults(&self) -> CallbackFaults {
+        self.callback_faults
+            .lock()
+            .map_or(CallbackFaults::NONE, |f| *f)
+    }
+
+    /// Sets the callback faults.
+    pub(in crate::app) fn set_callback_faults(&self, faults: CallbackFaults) {
+        if let Ok(mut slot) = self.callback_faults.lock() {
+            *slot = faults;
         }
     }
 
