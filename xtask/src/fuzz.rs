@@ -86,6 +86,7 @@ fn run_target(name: &str, options: &Options) -> Result<Ran, String> {
     fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let log_path = logs.join(format!("{name}.log"));
+    build_target(name, &fuzz, &log_path)?;
     let log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut c = nightly_cargo_fuzz();
     c.current_dir(&fuzz)
@@ -135,6 +136,26 @@ fn run_target(name: &str, options: &Options) -> Result<Ran, String> {
         seconds: started.elapsed().as_secs_f64(),
         finding,
     })
+}
+
+/// Builds `name`'s harness before its clock starts: a build that fails is
+/// an error of this command (its output in the log), never a finding.
+fn build_target(name: &str, fuzz: &Path, log_path: &Path) -> Result<(), String> {
+    let log = fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let status = nightly_cargo_fuzz()
+        .current_dir(fuzz)
+        .args(["build", "-O", name])
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .status()
+        .map_err(|e| format!("could not start rustup run nightly cargo fuzz: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the harness of {name} did not build (nothing was run or recorded): see fuzz/logs/{name}.log"
+        ))
+    }
 }
 
 /// Rewrites `name`'s row of the Runs table in `docs/fuzzing.md`.
