@@ -12,6 +12,38 @@ use ta_protocol::Transport;
 /// The page's origin.
 pub const ORIGIN: &str = "https://contoso.com";
 
+/// One of the widget's steps that did not go as a page expects: which
+/// step, the status answered (none when there was no HTTP answer), and
+/// what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailed {
+    /// The step: `token`, `discover`, `sign-in`, `start`, `poll`, `say`, …
+    pub step: &'static str,
+    /// The status answered, if any.
+    pub status: Option<u16>,
+    /// What was wrong.
+    pub detail: String,
+}
+
+impl std::fmt::Display for StepFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{}: {status}: {}", self.step, self.detail),
+            None => write!(f, "{}: no answer: {}", self.step, self.detail),
+        }
+    }
+}
+
+impl StepFailed {
+    fn new(step: &'static str, status: Option<u16>, detail: impl Into<String>) -> Self {
+        Self {
+            step,
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// Sends a request from the page: `Origin` set, the psat token if given.
 pub async fn send(
     client: &dyn Transport,
@@ -30,6 +62,7 @@ pub async fn send(
     .await
 }
 
+/// The same with a body of any type; panics when there is no answer.
 pub async fn send_raw(
     client: &dyn Transport,
     method: &str,
@@ -37,10 +70,25 @@ pub async fn send_raw(
     token: Option<&str>,
     body: Option<(&str, Bytes)>,
 ) -> (u16, Value, http::HeaderMap) {
+    try_send_raw(client, ORIGIN, method, url, token, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Sends a request from a page on `origin`; the status, the body as JSON
+/// (`Null` when it is not) and the headers, or why there was no answer.
+pub async fn try_send_raw(
+    client: &dyn Transport,
+    origin: &str,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<(&str, Bytes)>,
+) -> Result<(u16, Value, http::HeaderMap), String> {
     let mut request = http::Request::builder()
         .method(method)
         .uri(url)
-        .header("origin", ORIGIN)
+        .header("origin", origin)
         .header("accept", "application/json");
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
@@ -49,12 +97,12 @@ pub async fn send_raw(
         Some((kind, bytes)) => request.header("content-type", kind).body(bytes),
         None => request.body(Bytes::new()),
     }
-    .unwrap();
-    let response = client.send(request).await.unwrap();
+    .map_err(|e| e.to_string())?;
+    let response = client.send(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
-    (status, value, headers)
+    Ok((status, value, headers))
 }
 
 /// A browser's CORS preflight of a `method` request with an
@@ -83,9 +131,13 @@ pub async fn preflight(
 }
 
 /// The chat widget, played: its application, its event channel, what it
-/// has seen.
+/// has seen. Each step has a `try_` form that returns what went wrong
+/// instead of panicking (for the soak, where faults are expected), and a
+/// form that panics (for tests that expect every step to work).
 pub struct Widget {
     pub client: Arc<dyn Transport>,
+    /// The page's origin (every request sends it).
+    pub origin: String,
     pub token: String,
     pub discover: String,
     /// The application's URL (absolute).
@@ -97,75 +149,180 @@ pub struct Widget {
     pub conversation: Option<Value>,
 }
 
+/// `value` as a string, or the step's failure naming `what`.
+fn text<'a>(
+    value: &'a Value,
+    step: &'static str,
+    status: u16,
+    what: &str,
+) -> Result<&'a str, StepFailed> {
+    value
+        .as_str()
+        .ok_or_else(|| StepFailed::new(step, Some(status), format!("no {what}")))
+}
+
 impl Widget {
-    /// A widget with a token from the service at `service` (its base URL).
+    /// A widget on [`ORIGIN`] with a token from the service at `service`
+    /// (its base URL).
     pub async fn from_service(client: Arc<dyn Transport>, service: &str) -> Self {
-        let answer = send(
-            &*client,
-            "POST",
-            &format!("{service}/v1/widget-token"),
-            None,
-            Some(json!({})),
-        )
-        .await;
-        assert_eq!(answer.0, 200, "{}", answer.1);
-        Self {
+        Self::try_from_service(client, service, ORIGIN)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A widget on `origin` with a token from the service at `service`.
+    pub async fn try_from_service(
+        client: Arc<dyn Transport>,
+        service: &str,
+        origin: &str,
+    ) -> Result<Self, StepFailed> {
+        let url = format!("{service}/v1/widget-token");
+        let body = Some(("application/json", Bytes::from_static(b"{}")));
+        let (status, answer, _) = try_send_raw(&*client, origin, "POST", &url, None, body)
+            .await
+            .map_err(|e| StepFailed::new("token", None, e))?;
+        if status != 200 {
+            let code = answer["error"].as_str().unwrap_or("no error code");
+            return Err(StepFailed::new("token", Some(status), code));
+        }
+        Ok(Self {
+            token: text(&answer["token"], "token", status, "token")?.to_owned(),
+            discover: text(&answer["discoverUri"], "token", status, "discoverUri")?.to_owned(),
             client,
-            token: answer.1["token"].as_str().unwrap().to_owned(),
-            discover: answer.1["discoverUri"].as_str().unwrap().to_owned(),
+            origin: origin.to_owned(),
             base: String::new(),
             events: String::new(),
             seen: Vec::new(),
             conversation: None,
-        }
+        })
     }
 
     /// `href` resolved against the discover link.
     pub fn absolute(&self, href: &str) -> String {
-        let base = url::Url::parse(&self.discover).unwrap();
-        base.join(href).unwrap().to_string()
+        self.try_absolute(href).unwrap()
+    }
+
+    fn try_absolute(&self, href: &str) -> Result<String, String> {
+        let base =
+            url::Url::parse(&self.discover).map_err(|e| format!("{}: {e}", self.discover))?;
+        base.join(href)
+            .map(|u| u.to_string())
+            .map_err(|e| format!("{href}: {e}"))
+    }
+
+    /// Sends from the widget's page, with its token if `authorized`.
+    async fn request(
+        &self,
+        step: &'static str,
+        method: &str,
+        url: &str,
+        authorized: bool,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(u16, Value), StepFailed> {
+        let token = authorized.then_some(self.token.as_str());
+        try_send_raw(&*self.client, &self.origin, method, url, token, body)
+            .await
+            .map(|(status, value, _)| (status, value))
+            .map_err(|e| StepFailed::new(step, None, e))
+    }
+
+    /// A link of an answer, absolute.
+    fn link(
+        &self,
+        value: &Value,
+        step: &'static str,
+        status: u16,
+        what: &str,
+    ) -> Result<String, StepFailed> {
+        let href = text(value, step, status, what)?;
+        self.try_absolute(href)
+            .map_err(|e| StepFailed::new(step, Some(status), e))
     }
 
     /// Discovery, then the anonymous application.
     pub async fn sign_in(&mut self) -> Value {
-        let (status, discovered, _) = send(&*self.client, "GET", &self.discover, None, None).await;
-        assert_eq!(status, 200, "{discovered}");
-        let anon = self.absolute(
-            discovered["_links"]["anonApplications"]["href"]
-                .as_str()
-                .unwrap(),
-        );
-        let body = json!({"anonymousDisplayName": "Jane", "culture": "en-US", "userAgent": "chat-test/1.0"});
-        let (status, app, _) =
-            send(&*self.client, "POST", &anon, Some(&self.token), Some(body)).await;
-        assert_eq!(status, 201, "{app}");
-        self.base = self.absolute(app["_links"]["self"]["href"].as_str().unwrap());
-        self.events = self.absolute(app["_links"]["events"]["href"].as_str().unwrap());
-        app
+        self.try_sign_in().await.unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The same; what went wrong, if anything.
+    pub async fn try_sign_in(&mut self) -> Result<Value, StepFailed> {
+        let discover = self.discover.clone();
+        let (status, discovered) = self
+            .request("discover", "GET", &discover, false, None)
+            .await?;
+        if status != 200 {
+            return Err(StepFailed::new(
+                "discover",
+                Some(status),
+                discovered.to_string(),
+            ));
+        }
+        let anon = self.link(
+            &discovered["_links"]["anonApplications"]["href"],
+            "discover",
+            status,
+            "anonApplications link",
+        )?;
+        let body = json!({"anonymousDisplayName": "Jane", "culture": "en-US", "userAgent": "chat-test/1.0"});
+        let body = Some(("application/json", Bytes::from(body.to_string())));
+        let (status, app) = self.request("sign-in", "POST", &anon, true, body).await?;
+        if status != 201 {
+            return Err(StepFailed::new("sign-in", Some(status), app.to_string()));
+        }
+        self.base = self.link(
+            &app["_links"]["self"]["href"],
+            "sign-in",
+            status,
+            "self link",
+        )?;
+        self.events = self.link(
+            &app["_links"]["events"]["href"],
+            "sign-in",
+            status,
+            "events link",
+        )?;
+        Ok(app)
+    }
+
+    /// Invites the help desk; the status answered.
     pub async fn start_chat(&mut self, app: &Value) -> u16 {
-        let start = self.absolute(
-            app["_embedded"]["communication"]["_links"]["startMessaging"]["href"]
-                .as_str()
-                .unwrap(),
-        );
-        let body = json!({"to": "sip:helpdesk@contoso.com", "operationId": "w-1", "subject": "Order question"});
-        send(&*self.client, "POST", &start, Some(&self.token), Some(body))
+        self.try_start_chat(app)
             .await
-            .0
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The same; no answer or no link is a failure.
+    pub async fn try_start_chat(&mut self, app: &Value) -> Result<u16, StepFailed> {
+        let start = self.link(
+            &app["_embedded"]["communication"]["_links"]["startMessaging"]["href"],
+            "start",
+            201,
+            "startMessaging link",
+        )?;
+        let body = json!({"to": "sip:helpdesk@contoso.com", "operationId": "w-1", "subject": "Order question"});
+        let body = Some(("application/json", Bytes::from(body.to_string())));
+        Ok(self.request("start", "POST", &start, true, body).await?.0)
     }
 
     /// One poll; follows `next` (or `resync`); the events it brought.
     pub async fn poll(&mut self) -> Vec<Value> {
-        let (status, answer, _) =
-            send(&*self.client, "GET", &self.events, Some(&self.token), None).await;
-        assert_eq!(status, 200, "{answer}");
+        self.try_poll().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The same; a poll that is not answered 200 with a next link is a
+    /// failure (the next poll goes to the same link again).
+    pub async fn try_poll(&mut self) -> Result<Vec<Value>, StepFailed> {
+        let events = self.events.clone();
+        let (status, answer) = self.request("poll", "GET", &events, true, None).await?;
+        if status != 200 {
+            return Err(StepFailed::new("poll", Some(status), answer.to_string()));
+        }
         let next = answer["_links"]["next"]["href"]
             .as_str()
             .or(answer["_links"]["resync"]["href"].as_str())
-            .unwrap();
-        self.events = self.absolute(next);
+            .map(|href| Value::String(href.to_owned()))
+            .unwrap_or_default();
+        self.events = self.link(&next, "poll", status, "next link")?;
         let mut brought = Vec::new();
         for sender in answer["sender"].as_array().cloned().unwrap_or_default() {
             for event in sender["events"].as_array().cloned().unwrap_or_default() {
@@ -173,7 +330,7 @@ impl Widget {
             }
         }
         self.seen.extend(brought.iter().cloned());
-        brought
+        Ok(brought)
     }
 
     /// Polls until an event matches (at most `limit`).
@@ -199,6 +356,12 @@ impl Widget {
 
     /// The messaging links, once connected.
     pub fn messaging_link(&self, rel: &str) -> String {
+        self.try_messaging_link(rel)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The same; none before the messaging is connected.
+    pub fn try_messaging_link(&self, rel: &str) -> Result<String, StepFailed> {
         let event = self
             .seen
             .iter()
@@ -207,37 +370,37 @@ impl Widget {
                 e["link"]["rel"] == "messaging"
                     && e["_embedded"]["messaging"]["state"] == "Connected"
             })
-            .unwrap();
-        self.absolute(
-            event["_embedded"]["messaging"]["_links"][rel]["href"]
-                .as_str()
-                .unwrap(),
+            .ok_or_else(|| StepFailed::new("messaging", None, "not connected"))?;
+        self.link(
+            &event["_embedded"]["messaging"]["_links"][rel]["href"],
+            "messaging",
+            200,
+            rel,
         )
     }
 
     pub async fn say(&self, text: &str) -> u16 {
-        let url = format!("{}?operationId=w-msg", self.messaging_link("sendMessage"));
-        send_raw(
-            &*self.client,
-            "POST",
-            &url,
-            Some(&self.token),
-            Some(("text/plain; charset=utf-8", Bytes::from(text.to_owned()))),
-        )
-        .await
-        .0
+        self.try_say(text).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sends `text`; the status answered.
+    pub async fn try_say(&self, text: &str) -> Result<u16, StepFailed> {
+        let url = format!(
+            "{}?operationId=w-msg",
+            self.try_messaging_link("sendMessage")?
+        );
+        let body = Some(("text/plain; charset=utf-8", Bytes::from(text.to_owned())));
+        Ok(self.request("say", "POST", &url, true, body).await?.0)
     }
 
     pub async fn post(&self, rel: &str) -> u16 {
-        send(
-            &*self.client,
-            "POST",
-            &self.messaging_link(rel),
-            Some(&self.token),
-            None,
-        )
-        .await
-        .0
+        self.try_post(rel).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Posts to the messaging link `rel` (`stopMessaging`, …); the status.
+    pub async fn try_post(&self, rel: &str) -> Result<u16, StepFailed> {
+        let url = self.try_messaging_link(rel)?;
+        Ok(self.request("post", "POST", &url, true, None).await?.0)
     }
 }
 

@@ -49,6 +49,8 @@ async fn a_whole_chat_with_a_scripted_agent() {
     );
     // The agent joins; the visitor writes; the agent types, then answers.
     rig.until(secs, |s| s.chat.agents_joined == 1).await;
+    let scraped = rig.scrape().await;
+    assert!(scraped.contains("\nta_chats_open 1\n"), "{scraped}");
     assert_eq!(widget.say("Where is my order?").await, 201);
     assert_eq!(widget.post("setIsTyping").await, 204);
     let typing = widget
@@ -81,6 +83,8 @@ async fn a_whole_chat_with_a_scripted_agent() {
     assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
     assert_eq!(stats.chat.callbacks_refused, 0);
     assert_eq!(rig.open_chats_become(0, secs).await, 0);
+    let scraped = rig.scrape().await;
+    assert!(scraped.contains("\nta_chats_open 0\n"), "{scraped}");
     let metrics = rig.metrics_text();
     for line in [
         "ta_chats_started_total 1",

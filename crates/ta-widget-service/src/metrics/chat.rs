@@ -1,10 +1,11 @@
 //! The chat's metrics: callbacks by outcome and refusals by reason, chats
-//! started, bridged and ended (by whom), agents' join time, messages each
+//! started, open, bridged and ended (by whom), agents' join time, messages each
 //! way, failed chat calls.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use ta_protocol::chat::Notice;
@@ -40,6 +41,8 @@ pub(crate) struct ChatMetrics {
     pub(crate) callbacks: Family<Outcome, Counter>,
     pub(crate) refused: Family<Reason, Counter>,
     pub(crate) started: Counter,
+    /// Set from the switchboard at each scrape.
+    pub(crate) open: Gauge,
     pub(crate) bridged: Counter,
     pub(crate) ended: Family<By, Counter>,
     pub(crate) agent_join_seconds: Histogram,
@@ -53,6 +56,7 @@ impl ChatMetrics {
             callbacks: Family::default(),
             refused: Family::default(),
             started: Counter::default(),
+            open: Gauge::default(),
             bridged: Counter::default(),
             ended: Family::default(),
             // 100 ms to ~7 min.
@@ -74,6 +78,11 @@ impl ChatMetrics {
             "chats_started",
             "Visitors' chats opened",
             metrics.started.clone(),
+        );
+        registry.register(
+            "chats_open",
+            "Chats open now (the switchboard's count at this scrape)",
+            metrics.open.clone(),
         );
         registry.register(
             "chats_bridged",

@@ -28,6 +28,10 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(chat) = shared.chat.get() {
+        let open = i64::try_from(chat.switchboard.open_chats()).unwrap_or(i64::MAX);
+        shared.metrics.chat.open.set(open);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -179,6 +179,16 @@ impl Rig {
         Widget::from_service(Arc::clone(&self.client), &format!("http://{}", self.addr)).await
     }
 
+    /// `GET /metrics` of the service, as a scraper sees it.
+    pub async fn scrape(&self) -> String {
+        let request = http::Request::get(format!("http://{}/metrics", self.addr))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let response = self.client.send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        String::from_utf8(response.body().to_vec()).unwrap()
+    }
+
     pub fn metrics_text(&self) -> String {
         self.metrics.encode()
     }
