@@ -178,6 +178,17 @@ impl BootstrapError {
         }
     }
 
+    /// Whether the failure may pass on its own: the upstream service busy
+    /// or failing (a 5xx or 429 answer, or none: the connection broke, or
+    /// the answer could not be used), as opposed to a refusal (another 4xx),
+    /// a configuration or authentication problem, or a bug.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == FailureKind::Upstream
+            && self.upstream_status().is_none_or(|s| {
+                s.is_server_error() || s == ta_protocol::http::StatusCode::TOO_MANY_REQUESTS
+            })
+    }
+
     /// Which kind of failure this is.
     pub fn kind(&self) -> FailureKind {
         match self {

@@ -249,6 +249,43 @@ impl Run {
         }
     }
 
+    /// Sends every due call; those `fails` picks fail in a way that may
+    /// pass (the platform busy), the others are answered with `ok`.
+    fn settle_failing(&mut self, mut fails: impl FnMut(ChatCallKind) -> bool) {
+        while let Some((id, call)) = self.bridge.poll_call() {
+            let kind = call.kind();
+            self.calls.push((
+                kind,
+                call.url().to_string(),
+                call.body().cloned(),
+                call.content_type(),
+            ));
+            if fails(kind) {
+                self.bridge
+                    .handle_transient_failure(id, "503: busy", self.now);
+            } else {
+                self.bridge
+                    .handle_answer(id, Ok::<_, ta_protocol::Error>(answer(kind)), self.now);
+            }
+        }
+        while let Some(n) = self.bridge.poll_notice() {
+            self.notices.push(n);
+        }
+    }
+
+    /// Moves virtual time to the next wake-up and acts on it.
+    fn next_wake(&mut self) -> Duration {
+        let at = self.bridge.poll_timeout().unwrap();
+        let waited = at - self.now;
+        self.now = at;
+        self.bridge.handle_timeout(self.now);
+        waited
+    }
+
+    fn count(&self, kind: ChatCallKind) -> usize {
+        self.kinds().iter().filter(|k| **k == kind).count()
+    }
+
     fn deliver(&mut self, cb: &Callback) {
         self.bridge.handle_callback(cb, self.now);
         self.settle();
@@ -718,4 +755,104 @@ fn a_chat_whose_end_never_comes_ends_at_its_longest_life() {
     );
     assert_eq!(bridge.poll_timeout(), None);
     bridge.shut_down(now);
+}
+
+/// A chat bridged, an agent in it, then shut down: its ending calls due.
+fn shut_down_with_an_agent() -> Run {
+    let mut run = Run::accept("service:", plan());
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    run.deliver(&bridged("service:"));
+    run.deliver(&agent_event("service:", "added"));
+    run.bridge.shut_down(run.now);
+    run
+}
+
+#[test]
+fn an_ending_call_that_fails_for_a_while_is_sent_again() {
+    let mut run = shut_down_with_an_agent();
+    let mut failures = 0;
+    let mut busy_twice = move |kind| {
+        kind == ChatCallKind::TerminateMeeting && {
+            failures += 1;
+            failures <= 2
+        }
+    };
+    run.settle_failing(&mut busy_twice);
+    assert_eq!(run.count(ChatCallKind::TerminateMeeting), 1);
+    assert!(run.ended().is_none(), "the meeting is not left open");
+    assert!(!run.bridge.is_ended());
+    assert_eq!(run.next_wake(), Duration::from_secs(1));
+    run.settle_failing(&mut busy_twice);
+    assert_eq!(run.count(ChatCallKind::TerminateMeeting), 2);
+    assert_eq!(run.next_wake(), Duration::from_secs(2));
+    run.settle_failing(&mut busy_twice);
+    assert_eq!(run.count(ChatCallKind::TerminateMeeting), 3);
+    assert_eq!(run.count(ChatCallKind::StopMessaging), 1);
+    assert_eq!(run.ended(), Some(&EndedBy::Service));
+    let failed = run
+        .notices
+        .iter()
+        .filter(|n| matches!(n, Notice::CallFailed { kind: ChatCallKind::TerminateMeeting, error } if error == "503: busy"))
+        .count();
+    assert_eq!(failed, 2);
+    assert!(run.bridge.is_ended());
+    assert_eq!(run.bridge.poll_timeout(), None);
+}
+
+#[test]
+fn an_ending_call_that_keeps_failing_is_given_up_at_the_cleanup_timeout() {
+    let mut run = shut_down_with_an_agent();
+    let started = run.now;
+    let always = |kind| kind == ChatCallKind::TerminateMeeting;
+    run.settle_failing(always);
+    let mut waits = Vec::new();
+    while !run.bridge.is_ended() {
+        waits.push(run.next_wake().as_secs());
+        run.settle_failing(always);
+    }
+    // 1, 2, 4, then every 8 s, none past the 30 s cleanup timeout.
+    assert_eq!(waits, [1, 2, 4, 8, 8]);
+    assert_eq!(run.count(ChatCallKind::TerminateMeeting), 6);
+    assert!(run.now - started < Timers::default().cleanup_timeout);
+    assert_eq!(run.ended(), Some(&EndedBy::Service));
+}
+
+#[test]
+fn a_call_that_does_not_end_the_chat_is_not_sent_again() {
+    let mut run = Run::accept("service:", plan());
+    let mut script = meeting_started("service:", "c1-m");
+    run.bridge.handle_callback(&script.remove(0), run.now);
+    run.bridge.handle_callback(&script.remove(0), run.now);
+    run.settle_failing(|kind| kind == ChatCallKind::AcceptAndBridge);
+    assert_eq!(
+        run.kinds(),
+        [
+            ChatCallKind::StartAdhocMeeting,
+            ChatCallKind::AcceptAndBridge,
+            ChatCallKind::Decline,
+            ChatCallKind::TerminateMeeting
+        ]
+    );
+    assert!(matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("acceptAndBridge")));
+}
+
+#[test]
+fn no_resend_once_the_platform_says_the_conversation_is_gone() {
+    let mut run = Run::accept("service:", plan());
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    run.deliver(&bridged("service:"));
+    run.bridge.shut_down(run.now);
+    // stopMessaging is busy; the visitor leaves before it goes again.
+    run.settle_failing(|kind| kind == ChatCallKind::StopMessaging);
+    assert!(!run.bridge.is_ended());
+    run.bridge
+        .handle_callback(&visitor_left("service:"), run.now);
+    run.next_wake();
+    run.settle();
+    assert_eq!(run.count(ChatCallKind::StopMessaging), 1);
+    assert!(run.bridge.is_ended());
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rig::*;
 use serde_json::json;
-use ta_emulator::{CallbackFaults, EmulatorConfig};
+use ta_emulator::{CallbackFaults, EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
 
 const SECS: Duration = Duration::from_secs(10);
 
@@ -132,6 +132,41 @@ async fn callback_faults_switched_on_and_off_mid_chat() {
         "no duplicate once the fault is off"
     );
     assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_whose_terminate_fails_for_a_while_is_still_terminated() {
+    let rig = Rig::start(quick_chat()).await;
+    let mut widget = bridged_chat(&rig).await;
+    rig.until(SECS, |s| s.chat.agents_joined == 1).await;
+    let calls_before = rig.stats().requests(Route::ChatCall);
+    // The SA's next two chat calls (its terminateOnlineMeeting, once the
+    // visitor stops) fail with a 500: the meeting must not be left open.
+    rig.setup.emulator.inject(FaultRule::on(
+        Route::ChatCall,
+        FaultKind::Status {
+            status: 500,
+            retry_after_secs: None,
+        },
+        Trigger::FirstN(2),
+    ));
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    widget
+        .poll_until(SECS, |e| {
+            e["link"]["rel"] == "conversation" && e["type"] == "deleted"
+        })
+        .await;
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(stats.chat.conversations_open, 0, "{:?}", stats.chat);
+    assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+    assert_eq!(stats.requests(Route::ChatCall) - calls_before, 3);
+    assert_eq!(rig.open_chats_become(0, SECS).await, 0);
+    assert!(
+        rig.metrics_text()
+            .contains("ta_chats_ended_total{by=\"visitor\"} 1"),
+        "{}",
+        rig.metrics_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

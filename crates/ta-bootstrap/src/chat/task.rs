@@ -11,6 +11,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::Routing;
 use super::switchboard::Shared;
+use crate::BootstrapError;
 
 /// What a chat's task is told.
 #[derive(Debug)]
@@ -69,8 +70,14 @@ async fn drive_chat(
     bridge.handle_callback(&first, clock.now());
     loop {
         while let Some((call_id, call)) = bridge.poll_call() {
-            let result = send(shared, call).await;
-            bridge.handle_answer(call_id, result, clock.now());
+            match send(shared, call).await {
+                // A call that ends the chat is sent again (the bridge
+                // decides when); any other fails.
+                Err(error) if error.is_transient() => {
+                    bridge.handle_transient_failure(call_id, error, clock.now());
+                }
+                result => bridge.handle_answer(call_id, result, clock.now()),
+            }
         }
         while let Some(notice) = bridge.poll_notice() {
             report(shared, &notice);
@@ -100,12 +107,9 @@ async fn drive_chat(
 }
 
 /// Sends one call with the AAD token, to the hosts discovery trusts.
-async fn send(shared: &Shared, call: ChatCall) -> Result<ChatAnswer, String> {
+async fn send(shared: &Shared, call: ChatCall) -> Result<ChatAnswer, BootstrapError> {
     let bootstrapper = &shared.bootstrapper;
-    let caps = bootstrapper
-        .capabilities()
-        .await
-        .map_err(|e| e.to_string())?;
+    let caps = bootstrapper.capabilities().await?;
     let flow = Flow::chat_call(
         Arc::clone(bootstrapper.config()),
         Arc::clone(&caps.discovery.trusted_hosts),
@@ -113,7 +117,7 @@ async fn send(shared: &Shared, call: ChatCall) -> Result<ChatAnswer, String> {
         None,
         bootstrapper.entropy(),
     );
-    bootstrapper.drive(flow).await.map_err(|e| e.to_string())
+    Ok(bootstrapper.drive(flow).await?)
 }
 
 fn report(shared: &Shared, notice: &Notice) {

@@ -70,7 +70,10 @@ pub(super) enum Awaiting {
 ///    [`callback_context`](Self::callback_context)).
 /// 2. Send what [`poll_call`](Self::poll_call) gives with
 ///    [`Flow::chat_call`](crate::Flow::chat_call) and hand the result to
-///    [`handle_answer`](Self::handle_answer). At most one call is
+///    [`handle_answer`](Self::handle_answer), or a failure that may pass
+///    (5xx, 429, a broken connection) to
+///    [`handle_transient_failure`](Self::handle_transient_failure), which
+///    sends a call that ends the chat again later. At most one call is
 ///    outstanding.
 /// 3. Wake at [`poll_timeout`](Self::poll_timeout) and call
 ///    [`handle_timeout`](Self::handle_timeout).
@@ -112,6 +115,14 @@ pub struct Bridge {
     pub(super) ending: Option<(EndedBy, Option<Instant>)>,
     pub(super) queue: VecDeque<ChatCall>,
     pub(super) in_flight: Option<(CallId, ChatCallKind)>,
+    /// The call in flight, kept when it ends the chat (it may be sent
+    /// again).
+    pub(super) sent: Option<ChatCall>,
+    /// Calls that end the chat and failed for a reason that may pass, each
+    /// with when it goes again.
+    pub(super) resends: Vec<(Instant, ChatCall)>,
+    /// Failed attempts of the calls that end the chat, by kind.
+    pub(super) attempts: Vec<(ChatCallKind, u32)>,
     pub(super) next_call: u64,
     pub(super) notices: VecDeque<Notice>,
     pub(super) seen_messages: VecDeque<String>,
@@ -203,6 +214,9 @@ impl Bridge {
             ending: None,
             queue: VecDeque::new(),
             in_flight: None,
+            sent: None,
+            resends: Vec::new(),
+            attempts: Vec::new(),
             next_call: 0,
             notices: VecDeque::new(),
             seen_messages: VecDeque::new(),
@@ -245,6 +259,7 @@ impl Bridge {
         self.next_call += 1;
         let id = CallId(self.next_call);
         self.in_flight = Some((id, call.kind()));
+        self.sent = call.kind().is_idempotent().then(|| call.clone());
         Some((id, call))
     }
 
@@ -266,6 +281,7 @@ impl Bridge {
             return;
         }
         self.in_flight = None;
+        self.sent = None;
         match result {
             Ok(answer) => self.answered(kind, &answer, now),
             Err(error) => {
@@ -278,6 +294,42 @@ impl Bridge {
                     self.end(EndedBy::Failure(why), now);
                 }
             }
+        }
+        self.advance(now);
+    }
+
+    /// Hands in a failure of the call `id` that may pass: the platform busy
+    /// or failing (5xx, 429), the connection broken. A call that ends the
+    /// chat (stopping the visitor's messaging, terminating the meeting,
+    /// declining) is sent again, after 1 s, 2 s, 4 s, then every 8 s,
+    /// until the ending's cleanup timeout: giving up would leave the
+    /// conversation open on the platform. Any other call fails as with
+    /// [`handle_answer`](Self::handle_answer). An unknown id is ignored.
+    pub fn handle_transient_failure<E: std::fmt::Display>(
+        &mut self,
+        id: CallId,
+        error: E,
+        now: Instant,
+    ) {
+        let Some((current, kind)) = self.in_flight else {
+            return;
+        };
+        let deadline = self.ending.as_ref().and_then(|(_, cleanup)| *cleanup);
+        let Some(call) = self.sent.clone().filter(|_| current == id) else {
+            return self.handle_answer(id, Err::<ChatAnswer, E>(error), now);
+        };
+        let Some(deadline) = deadline else {
+            return self.handle_answer(id, Err::<ChatAnswer, E>(error), now);
+        };
+        self.in_flight = None;
+        self.sent = None;
+        self.notices.push_back(Notice::CallFailed {
+            kind,
+            error: error.to_string(),
+        });
+        let at = now.checked_add(self.resend_backoff(kind));
+        if let Some(at) = at.filter(|at| *at < deadline) {
+            self.resends.push((at, call));
         }
         self.advance(now);
     }
@@ -305,7 +357,13 @@ impl Bridge {
             return None;
         }
         let waiting = match &self.ending {
-            Some((_, cleanup)) => cleanup.filter(|_| self.waits_for_terminate()),
+            Some((_, cleanup)) => {
+                let resend = self.resends.iter().map(|(at, _)| *at).min();
+                [cleanup.filter(|_| self.waits_for_terminate()), resend]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
             None => self.awaiting.map(|(_, at)| at),
         };
         let join = self
@@ -321,8 +379,9 @@ impl Bridge {
             if self.waits_for_terminate() && cleanup.is_some_and(|at| now >= at) {
                 // Given up on: the meeting's link never came.
                 self.meeting_gone = true;
-                self.advance(now);
             }
+            self.resend_due(now);
+            self.advance(now);
             return;
         }
         if self.expires_at.is_some_and(|at| now >= at) {

@@ -2,7 +2,7 @@
 //! stopped, the meeting terminated (or the invitation declined), each at
 //! most once, and the notice that it is over.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bridge::{Bridge, Phase};
 use super::{ChatCall, ChatCallKind, EndedBy, Notice};
@@ -75,7 +75,7 @@ impl Bridge {
         {
             self.once(ChatCall::terminate_meeting(url));
         }
-        let idle = self.in_flight.is_none() && self.queue.is_empty();
+        let idle = self.in_flight.is_none() && self.queue.is_empty() && self.resends.is_empty();
         if idle && !self.waits_for_terminate() && self.phase != Phase::Ended {
             self.phase = Phase::Ended;
             if let Some((by, _)) = self.ending.clone() {
@@ -86,4 +86,39 @@ impl Bridge {
             }
         }
     }
+
+    /// How long a call that ends the chat waits before it goes again: 1 s,
+    /// 2 s, 4 s, then 8 s, by its failures so far (this one counted).
+    pub(super) fn resend_backoff(&mut self, kind: ChatCallKind) -> Duration {
+        let failures = match self.attempts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            None => {
+                self.attempts.push((kind, 1));
+                1
+            }
+        };
+        RESEND_FIRST.saturating_mul(1 << failures.clamp(1, 4).saturating_sub(1))
+    }
+
+    /// Queues the resends that are due, except those whose conversation has
+    /// ended meanwhile.
+    pub(super) fn resend_due(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) = self.resends.drain(..).partition(|(at, _)| *at <= now);
+        self.resends = later;
+        for (_, call) in due {
+            let gone = match call.kind() {
+                ChatCallKind::TerminateMeeting => self.meeting_gone,
+                _ => self.visitor_gone,
+            };
+            if !gone {
+                self.queue.push_back(call);
+            }
+        }
+    }
 }
+
+/// The first wait before a failed call that ends the chat goes again.
+const RESEND_FIRST: Duration = Duration::from_secs(1);
