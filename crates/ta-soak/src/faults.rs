@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ta_emulator::{FaultKind, FaultRule, Route, RouteMatch, Trigger};
+use ta_emulator::{CallbackFaults, FaultKind, FaultRule, Route, RouteMatch, Trigger};
 
 /// A small seeded random source (splitmix64): the soak is repeatable from
 /// its seed.
@@ -29,24 +29,34 @@ impl Rng {
     }
 }
 
-/// The routes of the token's path.
-const ROUTES: [Route; 5] = [
+/// The routes a fault may be put on alone: the token's path, the SA's
+/// chat calls and the keys its callbacks are checked against, and the
+/// widget's side.
+const ROUTES: [Route; 11] = [
     Route::Discovery,
     Route::AadToken,
     Route::Applications,
     Route::Application,
     Route::Mint,
+    Route::ChatCall,
+    Route::Keys,
+    Route::AnonymousDiscovery,
+    Route::UcwaApplication,
+    Route::UcwaEvents,
+    Route::UcwaMessaging,
 ];
 
-/// One fault window: a name for the report, and its rules.
+/// One fault window: a name for the report, its rules, and the callbacks'
+/// faults.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
     pub(crate) name: String,
     pub(crate) rules: Vec<FaultRule>,
+    pub(crate) callbacks: CallbackFaults,
 }
 
-/// The next window: a kind of fault, on one route of the token's path or on
-/// every route, firing with a probability; sometimes none.
+/// The next window: a kind of fault, on one route or on every route,
+/// firing with a probability; or a fault of the callbacks; sometimes none.
 pub(crate) fn next_window(rng: &mut Rng, redirect_host: &str) -> Window {
     let route = if rng.below(3) == 0 {
         RouteMatch::Any
@@ -56,7 +66,8 @@ pub(crate) fn next_window(rng: &mut Rng, redirect_host: &str) -> Window {
     };
     let probability =
         Trigger::Probability(0.2 + f64::from(u8::try_from(rng.below(60)).unwrap_or(0)) / 100.0);
-    let (name, rules) = match rng.below(12) {
+    let mut callbacks = CallbackFaults::NONE;
+    let (name, rules) = match rng.below(15) {
         0 => ("none".to_owned(), Vec::new()),
         1 => {
             let status = match rng.below(3) {
@@ -134,6 +145,18 @@ pub(crate) fn next_window(rng: &mut Rng, redirect_host: &str) -> Window {
                 probability,
             )],
         ),
+        12 => {
+            callbacks.duplicate = true;
+            ("callbacks_twice".to_owned(), Vec::new())
+        }
+        13 => {
+            callbacks.reorder = true;
+            ("callbacks_swapped".to_owned(), Vec::new())
+        }
+        14 => {
+            callbacks.delay_ms = 200 + rng.below(800);
+            ("callbacks_late".to_owned(), Vec::new())
+        }
         _ => (
             "aad_outage".to_owned(),
             vec![FaultRule::on(
@@ -146,7 +169,11 @@ pub(crate) fn next_window(rng: &mut Rng, redirect_host: &str) -> Window {
             )],
         ),
     };
-    Window { name, rules }
+    Window {
+        name,
+        rules,
+        callbacks,
+    }
 }
 
 fn rule(route: RouteMatch, fault: FaultKind, trigger: Trigger) -> FaultRule {

@@ -2,15 +2,21 @@
 //! emulator under steady widget load, while faults are injected at random:
 //! 5xx, 429 with `Retry-After`, resets, bodies cut, truncated or slow, a
 //! malformed body, a revoked AAD token, revoked consent, a 307 to another
-//! host, an AAD outage. Every token a widget receives is verified (signed
-//! with the emulator's key, for exactly the widget's origin, a session id
-//! never seen before, not expired), so that wrong tokens are a number, and
-//! it must be 0. `serve`'s memory and open descriptors are sampled every
+//! host, an AAD outage, and the chat's: the same faults on the SA's chat
+//! calls, the widgets' UCWA calls and the keys document, and callbacks
+//! twice, swapped or late. Every token a widget receives is verified
+//! (signed with the emulator's key, for exactly the widget's origin, a
+//! session id never seen before, not expired), so that wrong tokens are a
+//! number, and it must be 0. Chat widgets run whole chats meanwhile; a
+//! message a chat could not have brought is a wrong message (0), and when
+//! the load ends every chat must end on both sides, the platform's and
+//! `serve`'s. `serve`'s memory and open descriptors are sampled every
 //! second.
 //!
 //! `cargo xtask soak --minutes N` runs it on a release build; a test of the
 //! binary runs a short one.
 
+mod chats;
 mod faults;
 mod report;
 mod sample;
@@ -22,7 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ta_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig, Route,
+    AgentConfig, CallbackFaults, ChatConfig, DEFAULT_APP_ID_URI, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig, Route,
 };
 use ta_protocol::Transport;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -37,6 +44,32 @@ const ORIGINS: [&str; 3] = [
     "https://help.fabrikam.com",
 ];
 
+/// The agent `serve` invites, as the emulator plays her.
+const AGENT: &str = "sip:anna@contoso.com=Anna (Support)";
+
+/// What the chat widgets say, one line per answer awaited.
+const LINES: [&str; 2] = ["Hello?", "One more thing"];
+
+/// The chat's timers: a chat runs in a few seconds, and one left behind
+/// ends within seconds too.
+fn chat_config() -> ChatConfig {
+    let agent = AgentConfig {
+        join_after_ms: 200,
+        think_ms: 100,
+        type_ms: 200,
+        ..AgentConfig::default()
+    };
+    ChatConfig {
+        long_poll_ms: 2_000,
+        invitation_timeout_ms: 10_000,
+        message_timeout_ms: 10_000,
+        app_idle_timeout_ms: 10_000,
+        callback_timeout_ms: 3_000,
+        agents: vec![agent],
+        ..ChatConfig::default()
+    }
+}
+
 /// How a soak runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -45,8 +78,10 @@ pub struct SoakOptions {
     pub serve_binary: PathBuf,
     /// How long the load runs.
     pub duration: Duration,
-    /// Widgets asking at once.
+    /// Widgets asking for tokens at once.
     pub widgets: usize,
+    /// Chat widgets chatting at once (each also takes a token per chat).
+    pub chats: usize,
     /// Each widget's pause between requests.
     pub pause: Duration,
     /// How long a fault window lasts, on average.
@@ -62,12 +97,13 @@ pub struct SoakOptions {
 
 impl SoakOptions {
     /// A soak of `duration` with `serve_binary`: 8 widgets, 20 ms apart,
-    /// fault windows of about 3 s, AAD tokens of 60 s, psat tokens of 5 min.
+    /// 2 chat widgets, fault windows of about 3 s, AAD tokens of 60 s, psat tokens of 5 min.
     pub fn new(serve_binary: impl Into<PathBuf>, duration: Duration) -> Self {
         Self {
             serve_binary: serve_binary.into(),
             duration,
             widgets: 8,
+            chats: 2,
             pause: Duration::from_millis(20),
             window: Duration::from_secs(3),
             seed: 16,
@@ -80,7 +116,10 @@ impl SoakOptions {
 /// `serve`, started against the emulator.
 struct Serve {
     child: tokio::process::Child,
+    /// Its widget-token URL.
     url: String,
+    /// Its base URL (`http://127.0.0.1:port`).
+    base: String,
     panics: Arc<Mutex<(u64, Vec<String>)>>,
 }
 
@@ -115,6 +154,16 @@ async fn start_serve(
             "1000000",
         ])
         .args(ORIGINS.iter().flat_map(|o| ["--allowed-origin", o]))
+        .args([
+            "--callback-audience",
+            DEFAULT_APP_ID_URI,
+            "--callback-issuer",
+            &emulator.callback_issuer(),
+            "--callback-keys-url",
+            &emulator.callback_keys_url(),
+            "--agent",
+            AGENT,
+        ])
         .env("RUST_LOG", "warn")
         .env_remove("TA_CONFIG")
         .stdin(Stdio::null())
@@ -143,20 +192,37 @@ async fn start_serve(
     }
     let stdout = child.stdout.take().ok_or("serve has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .map_err(|_| "serve did not start in 30 s".to_owned())?
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
-    let url = first
-        .strip_prefix("serving widget tokens on ")
-        .ok_or_else(|| {
-            let log = panics.lock().map(|p| p.1.join("\n")).unwrap_or_default();
-            format!("serve said {first:?}; its log:\n{log}")
-        })?
-        .to_owned();
+    // Its first lines: where it takes the platform's callbacks, then where
+    // it serves tokens.
+    let mut said = Vec::new();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .map_err(|_| "serve did not start in 30 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        match line {
+            Some(line) => match line.strip_prefix("serving widget tokens on ") {
+                Some(url) => break url.to_owned(),
+                None if said.len() < 4 => said.push(line),
+                None => return Err(format!("serve said {said:?}")),
+            },
+            None => {
+                let log = panics.lock().map(|p| p.1.join("\n")).unwrap_or_default();
+                return Err(format!("serve said {said:?} and stopped; its log:\n{log}"));
+            }
+        }
+    };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Serve { child, url, panics })
+    let base = url
+        .strip_suffix("/v1/widget-token")
+        .ok_or_else(|| format!("serve serves widget tokens on {url}, not on /v1/widget-token"))?
+        .to_owned();
+    Ok(Serve {
+        child,
+        url,
+        base,
+        panics,
+    })
 }
 
 /// Runs one soak.
@@ -169,15 +235,31 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
     let config = EmulatorConfig {
         aad_token_lifetime_secs: options.aad_lifetime.as_secs().max(1),
         psat_lifetime_secs: options.psat_lifetime.as_secs().max(1),
+        chat: chat_config(),
         ..EmulatorConfig::default()
+    };
+    let script = chats::Script {
+        answers: config
+            .chat
+            .agents
+            .first()
+            .map(|a| a.answers.clone())
+            .unwrap_or_default(),
+        lines: LINES.to_vec(),
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
     let ca = std::env::temp_dir().join(format!("ta-soak-ca-{}.pem", emulator.addr().port()));
     emulator.write_ca_pem(&ca).map_err(|e| e.to_string())?;
     let mut serve = start_serve(options, &emulator, &ca).await?;
+    emulator.set_callback_url(&format!("{}/v1/callback", serve.base))?;
     let pid = serve.child.id().ok_or("serve has no pid")?;
+    // The widgets call serve (plain http) and the emulator's widget side
+    // (HTTPS with its CA).
+    let ca_pem = emulator.ca_pem().ok_or("the emulator has no CA")?;
     let client: Arc<dyn Transport> = Arc::new(
         ta_hyper::HyperTransport::builder()
+            .add_root_certificates_pem(ca_pem.as_bytes())
+            .map_err(|e| e.to_string())?
             .build()
             .map_err(|e| e.to_string())?,
     );
@@ -196,6 +278,18 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
             Arc::clone(&tally),
         )));
     }
+    let chat_tally = Arc::new(Mutex::new(chats::ChatTally::default()));
+    for i in 0..options.chats {
+        let origin = ORIGINS.get(i % ORIGINS.len()).copied().unwrap_or_default();
+        tasks.push(tokio::spawn(chats::chat_widget(
+            Arc::clone(&client),
+            serve.base.clone(),
+            origin.to_owned(),
+            script.clone(),
+            until,
+            Arc::clone(&chat_tally),
+        )));
+    }
     // Faults, one window after another, and a sample every second.
     let mut rng = faults::Rng::new(options.seed);
     let redirect_host = format!("127.0.0.2:{}", emulator.addr().port());
@@ -208,6 +302,7 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
         for rule in window.rules {
             emulator.inject(rule);
         }
+        emulator.set_callback_faults(window.callbacks);
         *windows.entry(window.name).or_default() += 1;
         let window_end = (tokio::time::Instant::now()
             + faults::window_length(&mut rng, options.window))
@@ -223,9 +318,28 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
         }
     }
     emulator.clear_faults();
+    emulator.set_callback_faults(CallbackFaults::NONE);
     for task in tasks {
         let _ = task.await;
     }
+    // Every chat ends on both sides: the ones the visitors left behind when
+    // the platform lets their applications expire.
+    let settled = tokio::time::Instant::now();
+    let metrics_url = format!("{}/metrics", serve.base);
+    let mut open = (u64::MAX, u64::MAX);
+    while settled.elapsed() < SETTLE {
+        open = (
+            emulator.stats().chat.conversations_open,
+            open_in_serve(&*client, &metrics_url)
+                .await
+                .unwrap_or(u64::MAX),
+        );
+        if open == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let settle_time = settled.elapsed();
     if let Some(sample) = sample::read(pid, started.elapsed()) {
         samples.push(sample);
     }
@@ -248,7 +362,26 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
         .and_then(|t| t.into_inner().ok())
         .unwrap_or_default();
     let panics = serve.panics.lock().map(|p| p.0).unwrap_or(0);
+    let chats = Arc::try_unwrap(chat_tally)
+        .ok()
+        .and_then(|t| t.into_inner().ok())
+        .unwrap_or_default();
     Ok(SoakReport {
+        chats: chats.outcomes,
+        chat_lines_said: chats.said,
+        chat_answers: chats.answers,
+        wrong_messages: chats.wrong,
+        wrong_message_reasons: chats.wrong_reasons,
+        chats_open_at_end: open,
+        settle_time,
+        chat_calls: count(&[Route::ChatCall]),
+        conversations: (
+            stats.chat.conversations_started,
+            stats.chat.conversations_ended,
+        ),
+        callbacks: stats.chat.callbacks_delivered,
+        callbacks_refused: stats.chat.callbacks_refused,
+        callbacks_unanswered: stats.chat.callbacks_failed,
         duration,
         widgets: options.widgets,
         tokens: tally.tokens,
@@ -269,4 +402,19 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
         panics,
         samples,
     })
+}
+
+/// The longest the chats left at the end may take to end on both sides:
+/// the platform's application idle timeout and invitation timeout, and
+/// some.
+const SETTLE: Duration = Duration::from_secs(45);
+
+/// The chats `serve` has open, from its `/metrics` (`ta_chats_open`).
+async fn open_in_serve(client: &dyn Transport, url: &str) -> Option<u64> {
+    let request = http::Request::get(url).body(bytes::Bytes::new()).ok()?;
+    let response = client.send(request).await.ok()?;
+    let text = std::str::from_utf8(response.body()).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("ta_chats_open "))
+        .and_then(|n| n.trim().parse().ok())
 }

@@ -1,4 +1,4 @@
-//! `ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--seed N]`:
+//! `ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--chats N] [--seed N]`:
 //! one soak, its report on stdout; exit 1 if it failed (a wrong token, a
 //! panic, memory or descriptors growing).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let mut serve = None;
     let mut duration = Duration::from_secs(600);
     let mut widgets = None;
+    let mut chats = None;
     let mut seed = None;
     let mut i = 0;
     while let Some(arg) = args.get(i) {
@@ -21,10 +22,11 @@ fn main() -> ExitCode {
             ("--minutes", Some(n)) => duration = Duration::from_secs(n * 60),
             ("--seconds", Some(n)) => duration = Duration::from_secs(n),
             ("--widgets", Some(n)) => widgets = usize::try_from(n).ok(),
+            ("--chats", Some(n)) => chats = usize::try_from(n).ok(),
             ("--seed", Some(n)) => seed = Some(n),
             _ => {
                 eprintln!(
-                    "usage: ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--seed N]"
+                    "usage: ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--chats N] [--seed N]"
                 );
                 return ExitCode::from(2);
             }
@@ -38,6 +40,9 @@ fn main() -> ExitCode {
     let mut options = ta_soak::SoakOptions::new(serve, duration);
     if let Some(w) = widgets {
         options.widgets = w;
+    }
+    if let Some(c) = chats {
+        options.chats = c;
     }
     if let Some(s) = seed {
         options.seed = s;

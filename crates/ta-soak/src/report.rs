@@ -35,6 +35,34 @@ pub struct SoakReport {
     /// Upstream requests of the token's path (discovery, applications,
     /// application, mint), all answers.
     pub api_requests: u64,
+    /// What each chat came to (`completed`, or the step that failed and
+    /// how).
+    pub chats: BTreeMap<String, u64>,
+    /// The visitors' lines accepted, and the agents' answers received.
+    pub chat_lines_said: u64,
+    /// The agents' answers the visitors received.
+    pub chat_answers: u64,
+    /// Messages a visitor saw that its own chat could not have brought:
+    /// must be 0.
+    pub wrong_messages: u64,
+    /// The first reasons of those.
+    pub wrong_message_reasons: Vec<String>,
+    /// Conversations still open when the soak gave up waiting for them to
+    /// end: on the platform, in `serve` (must be 0 and 0).
+    pub chats_open_at_end: (u64, u64),
+    /// How long the chats left at the end took to end.
+    pub settle_time: Duration,
+    /// The platform's conversations (visitors' and meetings) started and
+    /// ended.
+    pub conversations: (u64, u64),
+    /// The SA's chat calls to the platform, all answers.
+    pub chat_calls: u64,
+    /// Callbacks `serve` took (2xx), refused, and left unanswered.
+    pub callbacks: u64,
+    /// Callbacks `serve` refused.
+    pub callbacks_refused: u64,
+    /// Callback deliveries that got no answer.
+    pub callbacks_unanswered: u64,
     /// `serve`'s lines that tell of a panic: must be 0.
     pub panics: u64,
     /// `serve`'s memory and descriptors over time.
@@ -56,9 +84,15 @@ impl SoakReport {
         flat(&fds, 1.0, 32)
     }
 
-    /// No wrong token, no panic, memory and descriptors flat.
+    /// No wrong token, no wrong message, every chat ended on both sides, no
+    /// panic, memory and descriptors flat.
     pub fn passed(&self) -> bool {
-        self.wrong_tokens == 0 && self.panics == 0 && self.memory_flat() && self.fds_flat()
+        self.wrong_tokens == 0
+            && self.wrong_messages == 0
+            && self.chats_open_at_end == (0, 0)
+            && self.panics == 0
+            && self.memory_flat()
+            && self.fds_flat()
     }
 }
 
@@ -88,6 +122,35 @@ impl fmt::Display for SoakReport {
             writeln!(f, "  {answer}: {n}")?;
         }
         writeln!(f, "  no answer: {}", self.no_answer)?;
+        let chats: u64 = self.chats.values().sum();
+        writeln!(
+            f,
+            "chats: {chats}, {} of the visitors' lines said, {} answers",
+            self.chat_lines_said, self.chat_answers
+        )?;
+        for (outcome, n) in &self.chats {
+            writeln!(f, "  {outcome}: {n}")?;
+        }
+        writeln!(f, "wrong messages: {}", self.wrong_messages)?;
+        for reason in &self.wrong_message_reasons {
+            writeln!(f, "  {reason}")?;
+        }
+        let (platform, serve) = self.chats_open_at_end;
+        writeln!(
+            f,
+            "chats open at the end: {platform} on the platform, {serve} in serve (after {:.1} s)",
+            self.settle_time.as_secs_f64()
+        )?;
+        writeln!(
+            f,
+            "the platform's conversations (visitors' and meetings): {} started, {} ended",
+            self.conversations.0, self.conversations.1
+        )?;
+        writeln!(
+            f,
+            "chat calls: {}; callbacks: {} taken, {} refused, {} unanswered",
+            self.chat_calls, self.callbacks, self.callbacks_refused, self.callbacks_unanswered
+        )?;
         writeln!(f, "fault windows:")?;
         for (kind, n) in &self.windows {
             writeln!(f, "  {kind}: {n}")?;
