@@ -41,11 +41,42 @@ fn call_faults() -> Vec<(&'static str, FaultKind)> {
 /// A change of the platform's callbacks.
 type Tweak = fn(&mut ChatConfig);
 
-fn callback_faults() -> Vec<(&'static str, Tweak)> {
+/// A change made once the world runs.
+type Then = fn(&Rig);
+
+fn callback_faults() -> Vec<(&'static str, Tweak, Then)> {
     vec![
-        ("every callback twice", |c| c.duplicate_callbacks = true),
-        ("callbacks in swapped pairs", |c| c.reorder_callbacks = true),
-        ("every callback 300 ms late", |c| c.callback_delay_ms = 300),
+        (
+            "every callback twice",
+            |c| c.duplicate_callbacks = true,
+            |_| {},
+        ),
+        (
+            "callbacks in swapped pairs",
+            |c| c.reorder_callbacks = true,
+            |_| {},
+        ),
+        (
+            "every callback 300 ms late",
+            |c| c.callback_delay_ms = 300,
+            |_| {},
+        ),
+        (
+            "callbacks signed for another App ID URI (the SA refuses them)",
+            |c| c.callback_audience = "https://other.example.com".to_owned(),
+            |_| {},
+        ),
+        (
+            "the SA's callback URL unreachable",
+            |_| {},
+            |rig| {
+                // Port 9 (discard) on loopback: nothing listens there.
+                rig.setup
+                    .emulator
+                    .set_callback_url("http://127.0.0.1:9/v1/callback")
+                    .unwrap();
+            },
+        ),
     ]
 }
 
@@ -91,8 +122,9 @@ async fn poll_for(
     false
 }
 
-async fn chat(config: EmulatorConfig) -> (Outcome, Rig) {
+async fn chat(config: EmulatorConfig, then: Then) -> (Outcome, Rig) {
     let rig = Rig::start_with(config, |a| a, plan()).await;
+    then(&rig);
     let mut widget = rig.widget().await;
     let app = widget.sign_in().await;
     let mut steps = vec![format!("start {}", widget.start_chat(&app).await)];
@@ -182,7 +214,7 @@ async fn chat(config: EmulatorConfig) -> (Outcome, Rig) {
 
 /// One chat on a runtime of its own thread, so that the logs it gathers
 /// are that chat's alone.
-fn cell(config: EmulatorConfig) -> Outcome {
+fn cell(config: EmulatorConfig, then: Then) -> Outcome {
     std::thread::spawn(move || {
         let captured = Captured::default();
         let subscriber = captured.subscriber();
@@ -192,7 +224,7 @@ fn cell(config: EmulatorConfig) -> Outcome {
                 .build()
                 .unwrap();
             let mut outcome = runtime.block_on(async {
-                let (outcome, rig) = chat(config).await;
+                let (outcome, rig) = chat(config, then).await;
                 drop(rig);
                 outcome
             });
@@ -249,11 +281,13 @@ fn matrix() -> String {
     for (_, fault) in call_faults() {
         for trigger in [Trigger::Once, Trigger::Always] {
             let fault = fault.clone();
-            jobs.push(Box::new(move || cell(with_call_fault(fault, trigger))));
+            jobs.push(Box::new(move || {
+                cell(with_call_fault(fault, trigger), |_| {})
+            }));
         }
     }
-    for (_, tweak) in callback_faults() {
-        jobs.push(Box::new(move || cell(with_callback_fault(tweak))));
+    for (_, tweak, then) in callback_faults() {
+        jobs.push(Box::new(move || cell(with_callback_fault(tweak), then)));
     }
     let mut outcomes = Vec::new();
     let mut jobs = jobs.into_iter();
@@ -283,7 +317,7 @@ fn matrix() -> String {
         );
     }
     doc.push_str("\n## The platform's callbacks to the SA\n\n| Fault | The widget | The chat | Chat calls | Logged by the SA |\n|---|---|---|---|---|\n");
-    for (label, _) in callback_faults() {
+    for (label, _, _) in callback_faults() {
         let outcome = outcomes.next().unwrap();
         let _ = writeln!(
             doc,
@@ -307,6 +341,11 @@ conversation's end, and `ta_chats_ended_total`), how many chat calls the
 SA sent to the platform (`startAdhocMeeting`, `addParticipant`, …, retries
 included), and the SA's warnings and errors (ports and ids replaced).
 *Once* is a fault on the SA's first chat call only, *always* on every one.
+The callbacks' rows include two the SA cannot answer: callbacks signed for
+another App ID URI (refused: `--callback-audience` does not match the
+registration) and a callback URL nothing listens on (the deployment
+unreachable): either way the visitor's invitation times out on the
+platform.
 The widget's own UCWA calls go to the platform, not through the SA: a fault
 there is the widget's to handle (`clients/js`, `ChatSession`).
 
