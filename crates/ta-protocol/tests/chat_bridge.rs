@@ -198,6 +198,16 @@ struct Run {
     notices: Vec<Notice>,
 }
 
+/// How a call is answered.
+#[derive(Clone, Copy)]
+enum Reply {
+    Ok,
+    /// Refused for good.
+    Refused,
+    /// A failure that may pass.
+    Busy,
+}
+
 fn plan() -> Plan {
     Plan::new(vec![Agent::new("sip:anna@contoso.com", "Anna (Support)")])
         .with_join_timeout(Duration::from_secs(20))
@@ -229,29 +239,17 @@ impl Run {
     }
 
     fn settle_with(&mut self, mut ok: impl FnMut(ChatCallKind) -> bool) {
-        while let Some((id, call)) = self.bridge.poll_call() {
-            let kind = call.kind();
-            self.calls.push((
-                kind,
-                call.url().to_string(),
-                call.body().cloned(),
-                call.content_type(),
-            ));
-            let result = if ok(kind) {
-                Ok(answer(kind))
-            } else {
-                Err(refusal(kind))
-            };
-            self.bridge.handle_answer(id, result, self.now);
-        }
-        while let Some(n) = self.bridge.poll_notice() {
-            self.notices.push(n);
-        }
+        self.settle_replying(|kind| if ok(kind) { Reply::Ok } else { Reply::Refused });
     }
 
     /// Sends every due call; those `fails` picks fail in a way that may
     /// pass (the platform busy), the others are answered with `ok`.
     fn settle_failing(&mut self, mut fails: impl FnMut(ChatCallKind) -> bool) {
+        self.settle_replying(|kind| if fails(kind) { Reply::Busy } else { Reply::Ok });
+    }
+
+    /// Sends every due call, each answered as `reply` says.
+    fn settle_replying(&mut self, mut reply: impl FnMut(ChatCallKind) -> Reply) {
         while let Some((id, call)) = self.bridge.poll_call() {
             let kind = call.kind();
             self.calls.push((
@@ -260,12 +258,16 @@ impl Run {
                 call.body().cloned(),
                 call.content_type(),
             ));
-            if fails(kind) {
-                self.bridge
-                    .handle_transient_failure(id, "503: busy", self.now);
-            } else {
-                self.bridge
-                    .handle_answer(id, Ok::<_, ta_protocol::Error>(answer(kind)), self.now);
+            match reply(kind) {
+                Reply::Ok => self.bridge.handle_answer(
+                    id,
+                    Ok::<_, ta_protocol::Error>(answer(kind)),
+                    self.now,
+                ),
+                Reply::Refused => self.bridge.handle_answer(id, Err(refusal(kind)), self.now),
+                Reply::Busy => self
+                    .bridge
+                    .handle_transient_failure(id, "503: busy", self.now),
             }
         }
         while let Some(n) = self.bridge.poll_notice() {
@@ -537,11 +539,25 @@ fn the_ending_gives_up_on_a_terminate_link_that_never_comes() {
 
 #[test]
 fn a_failed_call_ends_the_chat_cleanly() {
+    // Refused, or failing in a way that may pass: a call that does not end
+    // the chat is not sent again.
+    for failure in [Reply::Refused, Reply::Busy] {
+        a_failed_acceptance_ends_the_chat(failure);
+    }
+}
+
+fn a_failed_acceptance_ends_the_chat(failure: Reply) {
     let mut run = Run::accept("service:", plan());
     let mut script = meeting_started("service:", "c1-m");
     run.bridge.handle_callback(&script.remove(0), run.now);
     run.bridge.handle_callback(&script.remove(0), run.now);
-    run.settle_with(|kind| kind != ChatCallKind::AcceptAndBridge);
+    run.settle_replying(|kind| {
+        if kind == ChatCallKind::AcceptAndBridge {
+            failure
+        } else {
+            Reply::Ok
+        }
+    });
     // The visitor's invitation was never accepted: it is declined.
     assert_eq!(
         run.kinds(),
@@ -564,11 +580,7 @@ fn a_failed_call_ends_the_chat_cleanly() {
 
 #[test]
 fn the_agent_leaves_and_the_service_shuts_down() {
-    let mut run = Run::accept("service:", plan());
-    for cb in meeting_started("service:", "c1-m") {
-        run.deliver(&cb);
-    }
-    run.deliver(&bridged("service:"));
+    let mut run = bridged_run();
     run.deliver(&agent_event("service:", "added"));
     run.deliver(&agent_event("service:", "deleted"));
     assert_eq!(
@@ -577,11 +589,7 @@ fn the_agent_leaves_and_the_service_shuts_down() {
     );
     assert_eq!(run.ended(), Some(&EndedBy::Agent));
 
-    let mut run = Run::accept("service:", plan());
-    for cb in meeting_started("service:", "c1-m") {
-        run.deliver(&cb);
-    }
-    run.deliver(&bridged("service:"));
+    let mut run = bridged_run();
     run.bridge.shut_down(run.now);
     run.settle();
     assert_eq!(
@@ -757,13 +765,19 @@ fn a_chat_whose_end_never_comes_ends_at_its_longest_life() {
     bridge.shut_down(now);
 }
 
-/// A chat bridged, an agent in it, then shut down: its ending calls due.
-fn shut_down_with_an_agent() -> Run {
+/// A chat whose meeting started and whose visitor is bridged into it.
+fn bridged_run() -> Run {
     let mut run = Run::accept("service:", plan());
     for cb in meeting_started("service:", "c1-m") {
         run.deliver(&cb);
     }
     run.deliver(&bridged("service:"));
+    run
+}
+
+/// A chat bridged, an agent in it, then shut down: its ending calls due.
+fn shut_down_with_an_agent() -> Run {
+    let mut run = bridged_run();
     run.deliver(&agent_event("service:", "added"));
     run.bridge.shut_down(run.now);
     run
@@ -820,31 +834,8 @@ fn an_ending_call_that_keeps_failing_is_given_up_at_the_cleanup_timeout() {
 }
 
 #[test]
-fn a_call_that_does_not_end_the_chat_is_not_sent_again() {
-    let mut run = Run::accept("service:", plan());
-    let mut script = meeting_started("service:", "c1-m");
-    run.bridge.handle_callback(&script.remove(0), run.now);
-    run.bridge.handle_callback(&script.remove(0), run.now);
-    run.settle_failing(|kind| kind == ChatCallKind::AcceptAndBridge);
-    assert_eq!(
-        run.kinds(),
-        [
-            ChatCallKind::StartAdhocMeeting,
-            ChatCallKind::AcceptAndBridge,
-            ChatCallKind::Decline,
-            ChatCallKind::TerminateMeeting
-        ]
-    );
-    assert!(matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("acceptAndBridge")));
-}
-
-#[test]
 fn no_resend_once_the_platform_says_the_conversation_is_gone() {
-    let mut run = Run::accept("service:", plan());
-    for cb in meeting_started("service:", "c1-m") {
-        run.deliver(&cb);
-    }
-    run.deliver(&bridged("service:"));
+    let mut run = bridged_run();
     run.bridge.shut_down(run.now);
     // stopMessaging is busy; the visitor leaves before it goes again.
     run.settle_failing(|kind| kind == ChatCallKind::StopMessaging);
