@@ -130,7 +130,7 @@ proptest! {
     }
 
     #[test]
-    fn any_callbacks_in_any_order_keep_a_chat_sound(callbacks in proptest::collection::vec(callback(), 0..8), answers in proptest::collection::vec(any::<bool>(), 0..32), waits in proptest::collection::vec(0u64..40, 0..8)) {
+    fn any_callbacks_in_any_order_keep_a_chat_sound(callbacks in proptest::collection::vec(callback(), 0..8), answers in proptest::collection::vec(0u8..3, 0..32), waits in proptest::collection::vec(0u64..40, 0..8)) {
         let start = Instant::now();
         let mut now = start;
         let plan = Plan::new(vec![Agent::new("sip:a@x", "A")]).with_join_timeout(Duration::from_secs(20));
@@ -143,9 +143,12 @@ proptest! {
             }
             while let Some((id, call)) = bridge.poll_call() {
                 made.push(call.kind());
-                let ok = answers.next().unwrap_or(true);
-                let result: Result<ta_protocol::ChatAnswer, &str> = if ok { Ok(support::chat_answer()) } else { Err("down") };
-                bridge.handle_answer(id, result, now);
+                // 0: answered, 1: refused, 2: a failure that may pass.
+                match answers.next().unwrap_or(0) {
+                    0 => bridge.handle_answer(id, Ok::<_, &str>(support::chat_answer()), now),
+                    1 => bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now),
+                    _ => bridge.handle_transient_failure(id, "busy", now),
+                }
             }
             now += Duration::from_secs(waits.get(i).copied().unwrap_or(0));
             if bridge.poll_timeout().is_some_and(|at| at <= now) {
@@ -155,18 +158,30 @@ proptest! {
         }
         // Shutting down always ends it, after at most the cleanup wait.
         bridge.shut_down(now);
-        for _ in 0..4 {
+        // Every call fails from now on, for good or for a while.
+        for round in 0..8 {
             while let Some((id, call)) = bridge.poll_call() {
                 made.push(call.kind());
-                bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now);
+                if round % 2 == 0 {
+                    bridge.handle_transient_failure(id, "busy", now);
+                } else {
+                    bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now);
+                }
             }
-            now += Duration::from_secs(31);
+            now += Duration::from_secs(if round < 4 { 1 } else { 31 });
             bridge.handle_timeout(now);
         }
         prop_assert!(bridge.is_ended(), "{:?} {made:?}", bridge.phase());
-        // Each call at most once, agents and messages aside.
-        for kind in [ChatCallKind::StartAdhocMeeting, ChatCallKind::AcceptAndBridge, ChatCallKind::AddMessaging, ChatCallKind::TerminateMeeting, ChatCallKind::StopMessaging, ChatCallKind::Decline] {
-            prop_assert!(made.iter().filter(|k| **k == kind).count() <= 1, "{kind:?} twice: {made:?}");
+        prop_assert_eq!(bridge.poll_timeout(), None);
+        let count = |kind| made.iter().filter(|k| **k == kind).count();
+        // Each call at most once, agents and messages aside; an ending call
+        // at most 6 times (sent again 1, 3, 7, 15 and 23 s into the
+        // ending's 30 s).
+        for kind in [ChatCallKind::StartAdhocMeeting, ChatCallKind::AcceptAndBridge, ChatCallKind::AddMessaging] {
+            prop_assert!(count(kind) <= 1, "{kind:?} twice: {made:?}");
+        }
+        for kind in [ChatCallKind::TerminateMeeting, ChatCallKind::StopMessaging, ChatCallKind::Decline] {
+            prop_assert!(count(kind) <= 6, "{kind:?} {} times: {made:?}", count(kind));
         }
     }
 }
