@@ -224,6 +224,13 @@ impl Emulator {
         self.state.set_callback_url(Some(url))
     }
 
+    /// The chat's conversations open now (the visitors' and the
+    /// meetings), one line each: how far each got. For a report of what a
+    /// run left open.
+    pub fn open_conversations(&self) -> Vec<String> {
+        self.state.open_conversations()
+    }
+
     /// The callback faults now (from [`ChatConfig`](crate::ChatConfig) at
     /// start).
     pub fn callback_faults(&self) -> CallbackFaults {

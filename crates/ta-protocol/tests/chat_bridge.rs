@@ -233,6 +233,27 @@ impl Run {
         run
     }
 
+    /// The same, the meeting's start answered as `reply` says.
+    fn accept_starting(reply: Reply) -> Self {
+        let now = Instant::now();
+        let chat = invitation("service:").invitation().unwrap().clone();
+        let bridge = Bridge::accept(chat_id(), chat, plan(), Timers::default(), None, now);
+        let mut run = Self {
+            bridge,
+            now,
+            calls: Vec::new(),
+            notices: Vec::new(),
+        };
+        run.settle_replying(|kind| {
+            if kind == ChatCallKind::StartAdhocMeeting {
+                reply
+            } else {
+                Reply::Ok
+            }
+        });
+        run
+    }
+
     /// Sends every due call, each answered with `ok`.
     fn settle(&mut self) {
         self.settle_with(|_| true);
@@ -845,5 +866,35 @@ fn no_resend_once_the_platform_says_the_conversation_is_gone() {
     run.next_wake();
     run.settle();
     assert_eq!(run.count(ChatCallKind::StopMessaging), 1);
+    assert!(run.bridge.is_ended());
+}
+
+#[test]
+fn a_meeting_whose_start_may_have_reached_the_platform_is_terminated_when_it_shows() {
+    // The answer was lost (a broken connection): the chat ends, but the
+    // meeting may exist, so the ending waits for its link.
+    let mut run = Run::accept_starting(Reply::Busy);
+    assert!(matches!(run.ended(), None));
+    assert!(!run.bridge.is_ended());
+    assert_eq!(run.count(ChatCallKind::Decline), 1);
+    for cb in meeting_started("service:", "c1-m") {
+        run.deliver(&cb);
+    }
+    assert_eq!(run.count(ChatCallKind::TerminateMeeting), 1);
+    assert!(
+        matches!(run.ended(), Some(EndedBy::Failure(why)) if why.contains("startAdhocMeeting"))
+    );
+    assert!(run.bridge.is_ended());
+
+    // It never shows: given up at the cleanup timeout.
+    let mut run = Run::accept_starting(Reply::Busy);
+    run.wait(Duration::from_secs(29));
+    assert!(!run.bridge.is_ended());
+    run.wait(Duration::from_secs(2));
+    assert!(run.bridge.is_ended());
+    assert_eq!(run.count(ChatCallKind::TerminateMeeting), 0);
+
+    // Refused for good: nothing to wait for.
+    let run = Run::accept_starting(Reply::Refused);
     assert!(run.bridge.is_ended());
 }

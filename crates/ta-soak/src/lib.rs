@@ -340,6 +340,7 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let settle_time = settled.elapsed();
+    let left_open = emulator.open_conversations();
     if let Some(sample) = sample::read(pid, started.elapsed()) {
         samples.push(sample);
     }
@@ -373,6 +374,7 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
         wrong_messages: chats.wrong,
         wrong_message_reasons: chats.wrong_reasons,
         chats_open_at_end: open,
+        left_open,
         settle_time,
         chat_calls: count(&[Route::ChatCall]),
         conversations: (

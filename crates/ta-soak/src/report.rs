@@ -50,6 +50,8 @@ pub struct SoakReport {
     /// Conversations still open when the soak gave up waiting for them to
     /// end: on the platform, in `serve` (must be 0 and 0).
     pub chats_open_at_end: (u64, u64),
+    /// The platform's conversations left open, described (the first 20).
+    pub left_open: Vec<String>,
     /// How long the chats left at the end took to end.
     pub settle_time: Duration,
     /// The platform's conversations (visitors' and meetings) started and
@@ -141,6 +143,9 @@ impl fmt::Display for SoakReport {
             "chats open at the end: {platform} on the platform, {serve} in serve (after {:.1} s)",
             self.settle_time.as_secs_f64()
         )?;
+        for conversation in self.left_open.iter().take(20) {
+            writeln!(f, "  {conversation}")?;
+        }
         writeln!(
             f,
             "the platform's conversations (visitors' and meetings): {} started, {} ended",

@@ -221,6 +221,11 @@ impl State {
         self.stats.snapshot(self.chat.stats())
     }
 
+    /// The chat's conversations open now, described.
+    pub(crate) fn open_conversations(&self) -> Vec<String> {
+        self.chat.open_conversations()
+    }
+
     /// The callback faults now.
     pub(crate) fn callback_faults(&self) -> crate::CallbackFaults {
         self.chat.callback_faults()

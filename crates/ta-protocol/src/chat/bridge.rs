@@ -103,6 +103,9 @@ pub struct Bridge {
     pub(super) meeting_gone: bool,
     pub(super) bridge_seen: bool,
     pub(super) requested: HashSet<ChatCallKind>,
+    /// The meeting's start failed in a way that may have reached the
+    /// platform: the meeting may exist.
+    pub(super) meeting_maybe_started: bool,
     /// The calls the platform answered with a 2xx.
     pub(super) succeeded: HashSet<ChatCallKind>,
     /// The end of the chat's longest life.
@@ -206,6 +209,7 @@ impl Bridge {
             meeting_gone: false,
             bridge_seen: false,
             requested: HashSet::new(),
+            meeting_maybe_started: false,
             succeeded: HashSet::new(),
             expires_at: now.checked_add(timers.max_chat),
             agents: Vec::new(),
@@ -304,7 +308,10 @@ impl Bridge {
     /// declining) is sent again, after 1 s, 2 s, 4 s, then every 8 s,
     /// until the ending's cleanup timeout: giving up would leave the
     /// conversation open on the platform. Any other call fails as with
-    /// [`handle_answer`](Self::handle_answer). An unknown id is ignored.
+    /// [`handle_answer`](Self::handle_answer), except that a meeting whose
+    /// start failed so is waited for (its terminate link, until the
+    /// cleanup timeout): the platform may have started it. An unknown id
+    /// is ignored.
     pub fn handle_transient_failure<E: std::fmt::Display>(
         &mut self,
         id: CallId,
@@ -315,6 +322,11 @@ impl Bridge {
             return;
         };
         let deadline = self.ending.as_ref().and_then(|(_, cleanup)| *cleanup);
+        if current == id && kind == ChatCallKind::StartAdhocMeeting {
+            // The platform may have started the meeting before the answer
+            // was lost: the ending waits for its link to terminate it.
+            self.meeting_maybe_started = true;
+        }
         let Some(call) = self.sent.clone().filter(|_| current == id) else {
             return self.handle_answer(id, Err::<ChatAnswer, E>(error), now);
         };

@@ -41,13 +41,16 @@ impl Bridge {
     }
 
     /// Whether the ending still waits for the meeting's terminate link: the
-    /// meeting was started (or its start is in flight), is not over, and
-    /// its link is unknown.
+    /// meeting was started (or its start is in flight, or failed in a way
+    /// that may have reached the platform), is not over, and its link is
+    /// unknown.
     pub(super) fn waits_for_terminate(&self) -> bool {
         let starting = self
             .in_flight
             .is_some_and(|(_, k)| k == ChatCallKind::StartAdhocMeeting);
-        (self.succeeded.contains(&ChatCallKind::StartAdhocMeeting) || starting)
+        (self.succeeded.contains(&ChatCallKind::StartAdhocMeeting)
+            || starting
+            || self.meeting_maybe_started)
             && !self.meeting_gone
             && self.terminate.is_none()
             && !self.requested.contains(&ChatCallKind::TerminateMeeting)

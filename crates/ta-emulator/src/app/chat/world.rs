@@ -189,6 +189,53 @@ impl World {
         stats
     }
 
+    /// The conversations open now, each in a line: whose, and how far it
+    /// got (for a report of what was left open).
+    pub(in crate::app) fn open_conversations(&self) -> Vec<String> {
+        let Ok(inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let mut open: Vec<String> = inner
+            .conversations
+            .values()
+            .filter(|c| !c.ended)
+            .map(|c| {
+                if c.bridged_from.is_some() || c.meeting_uri.is_some() && c.app.is_none() {
+                    format!(
+                        "meeting {}: bridged from {}, agents {}, the SA's messaging {}",
+                        c.id,
+                        c.bridged_from.as_deref().unwrap_or("nothing"),
+                        c.agents.len(),
+                        if c.sa_messaging { "added" } else { "not added" }
+                    )
+                } else {
+                    format!(
+                        "visitor's {}: application {}, invitation {}, {}, meeting {}",
+                        c.id,
+                        match &c.app {
+                            Some(app) if inner.apps.contains_key(app) => "alive",
+                            Some(_) => "gone",
+                            None => "none",
+                        },
+                        if c.invitation.is_some() {
+                            "sent"
+                        } else {
+                            "none"
+                        },
+                        if c.accepted {
+                            "accepted"
+                        } else {
+                            "not accepted"
+                        },
+                        c.meeting.as_deref().unwrap_or("none")
+                    )
+                }
+            })
+            .collect();
+        open.sort();
+        open
+    }
+
     pub(super) fn app(&self, id: &str) -> Option<Arc<UcwaApp>> {
         self.inner.lock().ok()?.apps.get(id).cloned()
     }
