@@ -874,7 +874,7 @@ fn a_meeting_whose_start_may_have_reached_the_platform_is_terminated_when_it_sho
     // The answer was lost (a broken connection): the chat ends, but the
     // meeting may exist, so the ending waits for its link.
     let mut run = Run::accept_starting(Reply::Busy);
-    assert!(matches!(run.ended(), None));
+    assert!(run.ended().is_none());
     assert!(!run.bridge.is_ended());
     assert_eq!(run.count(ChatCallKind::Decline), 1);
     for cb in meeting_started("service:", "c1-m") {
