@@ -21,7 +21,7 @@
 //! - `fuzz [TARGET] [--seconds N] [--runs N] [--record]`: the libFuzzer
 //!   targets of `fuzz/`, with a nightly toolchain ([`fuzz`]); CI replays
 //!   their committed corpus on stable instead (`crates/ta-fuzz`).
-//! - `soak [--minutes N] [--seconds N] [--widgets N] [--seed N]`: `serve`
+//! - `soak [--minutes N] [--seconds N] [--widgets N] [--chats N] [--seed N] [--serve-log FILE]`: `serve`
 //!   (release) in front of the emulator under widget load while faults are
 //!   injected at random, every token verified (`crates/ta-soak`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -153,7 +153,7 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     run("cargo bench", c)
 }
 
-/// `soak [--minutes N] [--seconds N] [--widgets N] [--seed N]`: a release
+/// `soak [--minutes N] [--seconds N] [--widgets N] [--chats N] [--seed N] [--serve-log FILE]`: a release
 /// build of the binary and of the soak, then one soak (`crates/ta-soak`).
 fn soak(args: &[String]) -> Result<(), String> {
     let mut c = cargo();

@@ -34,6 +34,7 @@ mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod faults;
+mod reset;
 mod server;
 pub mod signing;
 mod stats;

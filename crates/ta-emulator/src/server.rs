@@ -10,15 +10,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::app::{ConnectionKill, State, lowercase_path, router, widget_router};
+use crate::app::{State, lowercase_path, router, widget_router};
 use crate::chat_config::CallbackFaults;
 use crate::config::{ConfigError, EmulatorConfig};
 use crate::faults::FaultRule;
+use crate::reset::ConnectionKill;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::{TlsError, TlsMaterial};
 
@@ -321,7 +322,7 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         Stats::bump(&state.stats.connections_accepted);
-        let kill = ConnectionKill(Arc::new(Notify::new()));
+        let kill = ConnectionKill::default();
         let service = TowerToHyperService::new(router.clone().map_request({
             let kill = kill.clone();
             move |request| {
@@ -334,8 +335,9 @@ async fn accept_loop(
         let tls = tls.clone();
         connections.spawn(async move {
             let builder = Builder::new(TokioExecutor::new());
-            // A fault may ask for the connection to be dropped unanswered.
-            let killed = kill.0.notified();
+            // A fault may ask for the connection to be reset unanswered.
+            let stream = kill.guard(stream);
+            let killed = kill.killed();
             match tls {
                 Some(acceptor) => {
                     let Ok(stream) = acceptor.accept(stream).await else {

@@ -93,6 +93,10 @@ pub struct SoakOptions {
     pub aad_lifetime: Duration,
     /// The emulator's psat token lifetime.
     pub psat_lifetime: Duration,
+    /// Where to write `serve`'s whole log (at `info`), with a line at each
+    /// fault window's start; `None`: only its warnings are read (for
+    /// panics and the first lines).
+    pub serve_log: Option<PathBuf>,
 }
 
 impl SoakOptions {
@@ -109,6 +113,7 @@ impl SoakOptions {
             seed: 16,
             aad_lifetime: Duration::from_secs(60),
             psat_lifetime: Duration::from_secs(300),
+            serve_log: None,
         }
     }
 }
@@ -121,6 +126,28 @@ struct Serve {
     /// Its base URL (`http://127.0.0.1:port`).
     base: String,
     panics: Arc<Mutex<(u64, Vec<String>)>>,
+    /// Its whole log, when [`SoakOptions::serve_log`] asks for it.
+    log: Option<Log>,
+}
+
+/// `serve`'s log file, shared by the task reading its stderr and the loop
+/// that starts fault windows.
+#[derive(Clone)]
+struct Log(Arc<Mutex<std::fs::File>>);
+
+impl Log {
+    fn create(path: &std::path::Path) -> Result<Self, String> {
+        std::fs::File::create(path)
+            .map(|f| Self(Arc::new(Mutex::new(f))))
+            .map_err(|e| format!("could not create {}: {e}", path.display()))
+    }
+
+    fn line(&self, line: &str) {
+        use std::io::Write as _;
+        if let Ok(mut file) = self.0.lock() {
+            let _ = writeln!(file, "{line}");
+        }
+    }
 }
 
 async fn start_serve(
@@ -164,7 +191,14 @@ async fn start_serve(
             "--agent",
             AGENT,
         ])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            if options.serve_log.is_some() {
+                "info"
+            } else {
+                "warn"
+            },
+        )
         .env_remove("TA_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -174,11 +208,16 @@ async fn start_serve(
         .spawn()
         .map_err(|e| format!("could not start {}: {e}", options.serve_binary.display()))?;
     let panics = Arc::new(Mutex::new((0, Vec::new())));
+    let log = options.serve_log.as_deref().map(Log::create).transpose()?;
     if let Some(stderr) = child.stderr.take() {
         let panics = Arc::clone(&panics);
+        let log = log.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(log) = &log {
+                    log.line(&line);
+                }
                 if let Ok(mut p) = panics.lock() {
                     if line.contains("panicked") {
                         p.0 += 1;
@@ -222,6 +261,7 @@ async fn start_serve(
         url,
         base,
         panics,
+        log,
     })
 }
 
@@ -303,6 +343,13 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
             emulator.inject(rule);
         }
         emulator.set_callback_faults(window.callbacks);
+        if let Some(log) = &serve.log {
+            log.line(&format!(
+                "soak: at {:.1} s, fault window {}",
+                started.elapsed().as_secs_f64(),
+                window.name
+            ));
+        }
         *windows.entry(window.name).or_default() += 1;
         let window_end = (tokio::time::Instant::now()
             + faults::window_length(&mut rng, options.window))
@@ -325,6 +372,12 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport, String> {
     // Every chat ends on both sides: the ones the visitors left behind when
     // the platform lets their applications expire.
     let settled = tokio::time::Instant::now();
+    if let Some(log) = &serve.log {
+        log.line(&format!(
+            "soak: at {:.1} s, the load ended: settling",
+            started.elapsed().as_secs_f64()
+        ));
+    }
     let metrics_url = format!("{}/metrics", serve.base);
     let mut open = (u64::MAX, u64::MAX);
     while settled.elapsed() < SETTLE {

@@ -1,4 +1,4 @@
-//! `ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--chats N] [--seed N]`:
+//! `ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--chats N] [--seed N] [--serve-log FILE]`:
 //! one soak, its report on stdout; exit 1 if it failed (a wrong token, a
 //! panic, memory or descriptors growing).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let mut widgets = None;
     let mut chats = None;
     let mut seed = None;
+    let mut serve_log = None;
     let mut i = 0;
     while let Some(arg) = args.get(i) {
         let value = args.get(i + 1);
@@ -24,9 +25,10 @@ fn main() -> ExitCode {
             ("--widgets", Some(n)) => widgets = usize::try_from(n).ok(),
             ("--chats", Some(n)) => chats = usize::try_from(n).ok(),
             ("--seed", Some(n)) => seed = Some(n),
+            ("--serve-log", _) if value.is_some() => serve_log = value.map(Into::into),
             _ => {
                 eprintln!(
-                    "usage: ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--chats N] [--seed N]"
+                    "usage: ta-soak --serve PATH [--minutes N | --seconds N] [--widgets N] [--chats N] [--seed N] [--serve-log FILE]"
                 );
                 return ExitCode::from(2);
             }
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     if let Some(s) = seed {
         options.seed = s;
     }
+    options.serve_log = serve_log;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -2,10 +2,7 @@
 //! request (statuses, delays, broken bodies, dropped connections).
 
 use super::*;
-
-/// Closes the connection a request came on (set per connection).
-#[derive(Clone)]
-pub(crate) struct ConnectionKill(pub(crate) Arc<tokio::sync::Notify>);
+use crate::reset::ConnectionKill;
 
 pub(super) fn classify(method: &Method, matched: Option<&str>, query: Option<&str>) -> Route {
     match matched {
@@ -104,7 +101,7 @@ pub(super) async fn inject_faults(
                 // status 0 ("closed without an answer").
                 state.stats.count_request(route, 0);
                 if let Some(kill) = &kill {
-                    kill.0.notify_one();
+                    kill.kill();
                     // The connection is dropped, and this future with it.
                     std::future::pending::<()>().await;
                 }

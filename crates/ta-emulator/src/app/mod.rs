@@ -49,7 +49,6 @@ use applications::applications;
 use capabilities::application;
 pub(crate) use chat::deliver::run as deliver_callbacks;
 use discovery::discover;
-pub(crate) use injection::ConnectionKill;
 use injection::inject_faults;
 use mint::mint;
 

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
@@ -259,8 +258,7 @@ async fn reset_mid_body(
     tasks.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             // SO_LINGER 0: closing sends a reset at once (it never blocks).
-            #[allow(deprecated)]
-            let _ = stream.set_linger(Some(Duration::ZERO));
+            let _ = stream.set_zero_linger();
             let Ok(mut stream) = acceptor.accept(stream).await else {
                 continue;
             };
