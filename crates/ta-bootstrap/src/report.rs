@@ -1,6 +1,7 @@
 //! Failures sorted for people: what kind, what to check.
 
 use ta_protocol::aad::{AadError, TokenError};
+use ta_protocol::chat::CallFailure;
 use ta_protocol::{
     ApiErrorKind, AuthErrorKind, Error, ServerErrorKind, TransportErrorKind, UntrustedReason,
 };
@@ -187,6 +188,26 @@ impl BootstrapError {
             && self.upstream_status().is_none_or(|s| {
                 s.is_server_error() || s == ta_protocol::http::StatusCode::TOO_MANY_REQUESTS
             })
+    }
+
+    /// What this failure of a chat call says about sending it again
+    /// ([`Bridge::handle_failure`](ta_protocol::chat::Bridge::handle_failure)):
+    /// [`Transient`](CallFailure::Transient) when it may pass on its own
+    /// ([`is_transient`](Self::is_transient)), [`Gone`](CallFailure::Gone)
+    /// on a 404 or a 410 (what the call acts on is over), else
+    /// [`Refused`](CallFailure::Refused).
+    pub fn call_failure(&self) -> CallFailure {
+        use ta_protocol::http::StatusCode;
+        if self.is_transient() {
+            CallFailure::Transient
+        } else if matches!(
+            self.upstream_status(),
+            Some(StatusCode::NOT_FOUND | StatusCode::GONE)
+        ) {
+            CallFailure::Gone
+        } else {
+            CallFailure::Refused
+        }
     }
 
     /// Which kind of failure this is.

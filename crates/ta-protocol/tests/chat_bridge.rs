@@ -18,8 +18,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use ta_protocol::ChatAnswer;
 use ta_protocol::chat::{
-    Agent, Bridge, Callback, ChatCallKind, ChatId, EndedBy, Fact, MessageFrom, Notice, Phase, Plan,
-    Timers, read_callback,
+    Agent, Bridge, CallFailure, Callback, ChatCallKind, ChatId, EndedBy, Fact, MessageFrom, Notice,
+    Phase, Plan, Timers, read_callback,
 };
 
 const BASE: &str = "https://api.example.com";
@@ -202,8 +202,12 @@ struct Run {
 #[derive(Clone, Copy)]
 enum Reply {
     Ok,
-    /// Refused for good.
+    /// An error handed to `handle_answer`: final.
+    Final,
+    /// Refused (a 4xx, a redirect not followed): may be lifted.
     Refused,
+    /// What the call acts on is gone (a 404).
+    Gone,
     /// A failure that may pass.
     Busy,
 }
@@ -260,13 +264,19 @@ impl Run {
     }
 
     fn settle_with(&mut self, mut ok: impl FnMut(ChatCallKind) -> bool) {
-        self.settle_replying(|kind| if ok(kind) { Reply::Ok } else { Reply::Refused });
+        self.settle_replying(|kind| if ok(kind) { Reply::Ok } else { Reply::Final });
     }
 
     /// Sends every due call; those `fails` picks fail in a way that may
     /// pass (the platform busy), the others are answered with `ok`.
-    fn settle_failing(&mut self, mut fails: impl FnMut(ChatCallKind) -> bool) {
-        self.settle_replying(|kind| if fails(kind) { Reply::Busy } else { Reply::Ok });
+    fn settle_failing(&mut self, fails: impl FnMut(ChatCallKind) -> bool) {
+        self.settle_failing_with(Reply::Busy, fails);
+    }
+
+    /// Sends every due call; those `fails` picks get `failure`, the others
+    /// are answered with `ok`.
+    fn settle_failing_with(&mut self, failure: Reply, mut fails: impl FnMut(ChatCallKind) -> bool) {
+        self.settle_replying(|kind| if fails(kind) { failure } else { Reply::Ok });
     }
 
     /// Sends every due call, each answered as `reply` says.
@@ -285,10 +295,21 @@ impl Run {
                     Ok::<_, ta_protocol::Error>(answer(kind)),
                     self.now,
                 ),
-                Reply::Refused => self.bridge.handle_answer(id, Err(refusal(kind)), self.now),
-                Reply::Busy => self
-                    .bridge
-                    .handle_transient_failure(id, "503: busy", self.now),
+                Reply::Final => self.bridge.handle_answer(id, Err(refusal(kind)), self.now),
+                Reply::Refused => self.bridge.handle_failure(
+                    id,
+                    "403: consent revoked",
+                    CallFailure::Refused,
+                    self.now,
+                ),
+                Reply::Gone => {
+                    self.bridge
+                        .handle_failure(id, "404: gone", CallFailure::Gone, self.now);
+                }
+                Reply::Busy => {
+                    self.bridge
+                        .handle_failure(id, "503: busy", CallFailure::Transient, self.now)
+                }
             }
         }
         while let Some(n) = self.bridge.poll_notice() {
@@ -562,7 +583,7 @@ fn the_ending_gives_up_on_a_terminate_link_that_never_comes() {
 fn a_failed_call_ends_the_chat_cleanly() {
     // Refused, or failing in a way that may pass: a call that does not end
     // the chat is not sent again.
-    for failure in [Reply::Refused, Reply::Busy] {
+    for failure in [Reply::Final, Reply::Refused, Reply::Gone, Reply::Busy] {
         a_failed_acceptance_ends_the_chat(failure);
     }
 }
@@ -806,34 +827,57 @@ fn shut_down_with_an_agent() -> Run {
 
 #[test]
 fn an_ending_call_that_fails_for_a_while_is_sent_again() {
+    // Busy (it may pass) or refused (consent revoked, a redirect refused:
+    // that may be lifted within the cleanup timeout).
+    for (failure, error) in [
+        (Reply::Busy, "503: busy"),
+        (Reply::Refused, "403: consent revoked"),
+    ] {
+        an_ending_call_failing_twice_is_sent_again(failure, error);
+    }
+}
+
+fn an_ending_call_failing_twice_is_sent_again(failure: Reply, error: &str) {
     let mut run = shut_down_with_an_agent();
     let mut failures = 0;
-    let mut busy_twice = move |kind| {
+    let mut twice = move |kind| {
         kind == ChatCallKind::TerminateMeeting && {
             failures += 1;
             failures <= 2
         }
     };
-    run.settle_failing(&mut busy_twice);
+    run.settle_failing_with(failure, &mut twice);
     assert_eq!(run.count(ChatCallKind::TerminateMeeting), 1);
     assert!(run.ended().is_none(), "the meeting is not left open");
     assert!(!run.bridge.is_ended());
     assert_eq!(run.next_wake(), Duration::from_secs(1));
-    run.settle_failing(&mut busy_twice);
+    run.settle_failing_with(failure, &mut twice);
     assert_eq!(run.count(ChatCallKind::TerminateMeeting), 2);
     assert_eq!(run.next_wake(), Duration::from_secs(2));
-    run.settle_failing(&mut busy_twice);
+    run.settle_failing_with(failure, &mut twice);
     assert_eq!(run.count(ChatCallKind::TerminateMeeting), 3);
     assert_eq!(run.count(ChatCallKind::StopMessaging), 1);
     assert_eq!(run.ended(), Some(&EndedBy::Service));
     let failed = run
         .notices
         .iter()
-        .filter(|n| matches!(n, Notice::CallFailed { kind: ChatCallKind::TerminateMeeting, error } if error == "503: busy"))
+        .filter(|n| matches!(n, Notice::CallFailed { kind: ChatCallKind::TerminateMeeting, error: e } if e == error))
         .count();
     assert_eq!(failed, 2);
     assert!(run.bridge.is_ended());
     assert_eq!(run.bridge.poll_timeout(), None);
+}
+
+#[test]
+fn an_ending_call_whose_conversation_is_gone_or_that_failed_for_good_is_not_sent_again() {
+    for failure in [Reply::Gone, Reply::Final] {
+        let mut run = shut_down_with_an_agent();
+        run.settle_failing_with(failure, |kind| kind == ChatCallKind::TerminateMeeting);
+        assert_eq!(run.count(ChatCallKind::TerminateMeeting), 1);
+        assert_eq!(run.ended(), Some(&EndedBy::Service));
+        assert!(run.bridge.is_ended());
+        assert_eq!(run.bridge.poll_timeout(), None);
+    }
 }
 
 #[test]
@@ -894,7 +938,10 @@ fn a_meeting_whose_start_may_have_reached_the_platform_is_terminated_when_it_sho
     assert!(run.bridge.is_ended());
     assert_eq!(run.count(ChatCallKind::TerminateMeeting), 0);
 
-    // Refused for good: nothing to wait for.
-    let run = Run::accept_starting(Reply::Refused);
-    assert!(run.bridge.is_ended());
+    // Refused, or failed for good: the platform did not start it, nothing
+    // to wait for.
+    for failure in [Reply::Final, Reply::Refused, Reply::Gone] {
+        let run = Run::accept_starting(failure);
+        assert!(run.bridge.is_ended());
+    }
 }

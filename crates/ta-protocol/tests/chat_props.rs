@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use ta_protocol::chat::{Agent, Bridge, ChatCallKind, ChatId, Plan, Timers, read_callback};
+use ta_protocol::chat::{
+    Agent, Bridge, CallFailure, ChatCallKind, ChatId, Plan, Timers, read_callback,
+};
 
 fn rel() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -130,7 +132,7 @@ proptest! {
     }
 
     #[test]
-    fn any_callbacks_in_any_order_keep_a_chat_sound(callbacks in proptest::collection::vec(callback(), 0..8), answers in proptest::collection::vec(0u8..3, 0..32), waits in proptest::collection::vec(0u64..40, 0..8)) {
+    fn any_callbacks_in_any_order_keep_a_chat_sound(callbacks in proptest::collection::vec(callback(), 0..8), answers in proptest::collection::vec(0u8..5, 0..32), waits in proptest::collection::vec(0u64..40, 0..8)) {
         let start = Instant::now();
         let mut now = start;
         let plan = Plan::new(vec![Agent::new("sip:a@x", "A")]).with_join_timeout(Duration::from_secs(20));
@@ -143,11 +145,14 @@ proptest! {
             }
             while let Some((id, call)) = bridge.poll_call() {
                 made.push(call.kind());
-                // 0: answered, 1: refused, 2: a failure that may pass.
+                // 0: answered, 1: failed for good, 2: a failure that may pass,
+                // 3: refused, 4: gone.
                 match answers.next().unwrap_or(0) {
                     0 => bridge.handle_answer(id, Ok::<_, &str>(support::chat_answer()), now),
                     1 => bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now),
-                    _ => bridge.handle_transient_failure(id, "busy", now),
+                    2 => bridge.handle_failure(id, "busy", CallFailure::Transient, now),
+                    3 => bridge.handle_failure(id, "refused", CallFailure::Refused, now),
+                    _ => bridge.handle_failure(id, "gone", CallFailure::Gone, now),
                 }
             }
             now += Duration::from_secs(waits.get(i).copied().unwrap_or(0));
@@ -162,10 +167,10 @@ proptest! {
         for round in 0..8 {
             while let Some((id, call)) = bridge.poll_call() {
                 made.push(call.kind());
-                if round % 2 == 0 {
-                    bridge.handle_transient_failure(id, "busy", now);
-                } else {
-                    bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now);
+                match round % 3 {
+                    0 => bridge.handle_failure(id, "busy", CallFailure::Transient, now),
+                    1 => bridge.handle_failure(id, "refused", CallFailure::Refused, now),
+                    _ => bridge.handle_answer(id, Err::<ta_protocol::ChatAnswer, _>("down"), now),
                 }
             }
             now += Duration::from_secs(if round < 4 { 1 } else { 31 });

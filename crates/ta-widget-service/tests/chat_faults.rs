@@ -170,6 +170,37 @@ async fn a_meeting_whose_terminate_fails_for_a_while_is_still_terminated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_whose_terminate_is_refused_for_a_while_is_still_terminated() {
+    let rig = Rig::start(quick_chat()).await;
+    let mut widget = bridged_chat(&rig).await;
+    rig.until(SECS, |s| s.chat.agents_joined == 1).await;
+    let calls_before = rig.stats().requests(Route::ChatCall);
+    // The SA's terminateOnlineMeeting is redirected twice to a host it does
+    // not trust: it refuses to follow (no retry within the call), and the
+    // chat sends the call again until the redirect is gone.
+    let port = rig.setup.emulator.addr().port();
+    rig.setup.emulator.inject(FaultRule::on(
+        Route::ChatCall,
+        FaultKind::Redirect {
+            host: format!("127.0.0.2:{port}"),
+        },
+        Trigger::FirstN(2),
+    ));
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    widget
+        .poll_until(SECS, |e| {
+            e["link"]["rel"] == "conversation" && e["type"] == "deleted"
+        })
+        .await;
+    let stats = rig.until(SECS, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(stats.chat.conversations_open, 0, "{:?}", stats.chat);
+    assert_eq!(stats.chat.ended, ["visitor:stopped", "meeting:terminated"]);
+    assert_eq!(stats.requests(Route::ChatCall) - calls_before, 3);
+    assert_eq!(stats.requests_with_status(Route::ChatCall, 307), 2);
+    assert_eq!(rig.open_chats_become(0, SECS).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_who_never_joins() {
     let mut chat = quick_chat();
     chat.agents[0].never_joins = true;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ta_protocol::chat::{Bridge, Callback, ChatCall, ChatId, IncomingChat, Notice};
+use ta_protocol::chat::{Bridge, CallFailure, Callback, ChatCall, ChatId, IncomingChat, Notice};
 use ta_protocol::{ChatAnswer, Flow};
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
@@ -71,12 +71,13 @@ async fn drive_chat(
     loop {
         while let Some((call_id, call)) = bridge.poll_call() {
             match send(shared, call).await {
-                // A call that ends the chat is sent again (the bridge
-                // decides when); any other fails.
-                Err(error) if error.is_transient() => {
-                    bridge.handle_transient_failure(call_id, error, clock.now());
+                Ok(answer) => {
+                    bridge.handle_answer(call_id, Ok::<_, BootstrapError>(answer), clock.now())
                 }
-                result => bridge.handle_answer(call_id, result, clock.now()),
+                // The bridge decides what is sent again, and when.
+                Err((error, failure)) => {
+                    bridge.handle_failure(call_id, error, failure, clock.now());
+                }
             }
         }
         while let Some(notice) = bridge.poll_notice() {
@@ -106,10 +107,22 @@ async fn drive_chat(
     }
 }
 
-/// Sends one call with the AAD token, to the hosts discovery trusts.
-async fn send(shared: &Shared, call: ChatCall) -> Result<ChatAnswer, BootstrapError> {
+/// Sends one call with the AAD token, to the hosts discovery trusts. A
+/// failure comes with what it says about sending the call again; one
+/// before the call (the capabilities it needs) never says it is gone.
+async fn send(
+    shared: &Shared,
+    call: ChatCall,
+) -> Result<ChatAnswer, (BootstrapError, CallFailure)> {
     let bootstrapper = &shared.bootstrapper;
-    let caps = bootstrapper.capabilities().await?;
+    let caps = bootstrapper.capabilities().await.map_err(|error| {
+        let failure = if error.is_transient() {
+            CallFailure::Transient
+        } else {
+            CallFailure::Refused
+        };
+        (error, failure)
+    })?;
     let flow = Flow::chat_call(
         Arc::clone(bootstrapper.config()),
         Arc::clone(&caps.discovery.trusted_hosts),
@@ -117,7 +130,11 @@ async fn send(shared: &Shared, call: ChatCall) -> Result<ChatAnswer, BootstrapEr
         None,
         bootstrapper.entropy(),
     );
-    Ok(bootstrapper.drive(flow).await?)
+    bootstrapper.drive(flow).await.map_err(|error| {
+        let error = BootstrapError::from(error);
+        let failure = error.call_failure();
+        (error, failure)
+    })
 }
 
 fn report(shared: &Shared, notice: &Notice) {

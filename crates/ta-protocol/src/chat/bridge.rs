@@ -9,8 +9,8 @@ use hal_model::StartAdhocMeetingInput;
 use url::Url;
 
 use super::{
-    Agent, ChatCall, ChatCallKind, ChatId, ConversationKey, EndedBy, IncomingChat, Notice, Plan,
-    Timers,
+    Agent, CallFailure, ChatCall, ChatCallKind, ChatId, ConversationKey, EndedBy, IncomingChat,
+    Notice, Plan, Timers,
 };
 use crate::ChatAnswer;
 
@@ -70,10 +70,10 @@ pub(super) enum Awaiting {
 ///    [`callback_context`](Self::callback_context)).
 /// 2. Send what [`poll_call`](Self::poll_call) gives with
 ///    [`Flow::chat_call`](crate::Flow::chat_call) and hand the result to
-///    [`handle_answer`](Self::handle_answer), or a failure that may pass
-///    (5xx, 429, a broken connection) to
-///    [`handle_transient_failure`](Self::handle_transient_failure), which
-///    sends a call that ends the chat again later. At most one call is
+///    [`handle_answer`](Self::handle_answer), or a failure to
+///    [`handle_failure`](Self::handle_failure) with what it says about
+///    sending the call again ([`CallFailure`]): a call that ends the chat
+///    goes again later unless what it ends is gone. At most one call is
 ///    outstanding.
 /// 3. Wake at [`poll_timeout`](Self::poll_timeout) and call
 ///    [`handle_timeout`](Self::handle_timeout).
@@ -302,35 +302,44 @@ impl Bridge {
         self.advance(now);
     }
 
-    /// Hands in a failure of the call `id` that may pass: the platform busy
-    /// or failing (5xx, 429), the connection broken. A call that ends the
-    /// chat (stopping the visitor's messaging, terminating the meeting,
-    /// declining) is sent again, after 1 s, 2 s, 4 s, then every 8 s,
-    /// until the ending's cleanup timeout: giving up would leave the
-    /// conversation open on the platform. Any other call fails as with
-    /// [`handle_answer`](Self::handle_answer), except that a meeting whose
-    /// start failed so is waited for (its terminate link, until the
-    /// cleanup timeout): the platform may have started it. An unknown id
-    /// is ignored.
-    pub fn handle_transient_failure<E: std::fmt::Display>(
+    /// Hands in a failure of the call `id`, with what its error says
+    /// about sending it again. A call that ends the chat (stopping the
+    /// visitor's messaging, terminating the meeting, declining) and failed
+    /// [`Transient`](CallFailure::Transient) or
+    /// [`Refused`](CallFailure::Refused) is sent again, after 1 s, 2 s,
+    /// 4 s, then every 8 s, until the ending's cleanup timeout, unless its
+    /// conversation ends meanwhile: giving up would leave the conversation
+    /// open on the platform, and a refusal (consent revoked, a redirect
+    /// refused) may be lifted within the timeout. Any other failure is
+    /// final, as an `Err` given to [`handle_answer`](Self::handle_answer),
+    /// except that a meeting whose start failed
+    /// [`Transient`](CallFailure::Transient) is waited for (its terminate
+    /// link, until the cleanup timeout): the platform may have started it.
+    /// An unknown id is ignored.
+    pub fn handle_failure<E: std::fmt::Display>(
         &mut self,
         id: CallId,
         error: E,
+        failure: CallFailure,
         now: Instant,
     ) {
         let Some((current, kind)) = self.in_flight else {
             return;
         };
-        let deadline = self.ending.as_ref().and_then(|(_, cleanup)| *cleanup);
-        if current == id && kind == ChatCallKind::StartAdhocMeeting {
+        if current != id {
+            return;
+        }
+        if kind == ChatCallKind::StartAdhocMeeting && failure == CallFailure::Transient {
             // The platform may have started the meeting before the answer
             // was lost: the ending waits for its link to terminate it.
             self.meeting_maybe_started = true;
         }
-        let Some(call) = self.sent.clone().filter(|_| current == id) else {
-            return self.handle_answer(id, Err::<ChatAnswer, E>(error), now);
-        };
-        let Some(deadline) = deadline else {
+        let deadline = self.ending.as_ref().and_then(|(_, cleanup)| *cleanup);
+        let resend = self
+            .sent
+            .clone()
+            .filter(|_| matches!(failure, CallFailure::Transient | CallFailure::Refused));
+        let (Some(call), Some(deadline)) = (resend, deadline) else {
             return self.handle_answer(id, Err::<ChatAnswer, E>(error), now);
         };
         self.in_flight = None;

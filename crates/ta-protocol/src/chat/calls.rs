@@ -86,6 +86,25 @@ impl ChatCallKind {
     }
 }
 
+/// What a call's failure says about sending it again, as its driver reads
+/// the error: the bridge decides what to do with each
+/// ([`Bridge::handle_failure`](super::Bridge::handle_failure)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallFailure {
+    /// It may pass by itself: the platform busy or failing (a 5xx, a 429),
+    /// the connection broken, the answer cut or unreadable. The platform
+    /// may have acted on the call.
+    Transient,
+    /// Refused, in a way that may be lifted: another 4xx (consent revoked,
+    /// a token refused), a redirect to a host the SA does not trust, the
+    /// SA's own configuration. The platform did not act on the call.
+    Refused,
+    /// What the call acts on is gone (a 404 or a 410): the conversation,
+    /// the meeting or the invitation is over already.
+    Gone,
+}
+
 impl fmt::Display for ChatCallKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.rel())

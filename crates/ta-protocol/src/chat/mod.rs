@@ -31,7 +31,7 @@ mod plan;
 mod read;
 
 pub use bridge::{Bridge, CallId, Phase};
-pub use calls::{ChatCall, ChatCallKind, TEXT_UTF8};
+pub use calls::{CallFailure, ChatCall, ChatCallKind, TEXT_UTF8};
 pub use facts::{Callback, CallbackError, ConversationKey, Fact, IncomingChat};
 pub use plan::{Agent, ChatId, EndedBy, InvalidChatId, MessageFrom, Notice, Plan, Timers};
 pub use read::read_callback;
