@@ -3,20 +3,24 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use ta_protocol::aad::{ClientId, TokenEndpoint, TokenError};
 use ta_protocol::{
     AllowedOrigins, ApplicationSessionId, Capabilities, Config, Driveable, Error, Flow,
-    MintRequest, RetryPolicy, Transport, WidgetToken,
+    MintRequest, Transport, WidgetToken,
 };
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::clock::{Clock, SystemClock};
+use crate::builder::{BootstrapperBuilder, Tokens};
+use crate::caps_cache::{CapsEntry, Fetched as CapsFetched, Look};
+use crate::clock::Clock;
 use crate::credentials::Credential;
-use crate::ids::{EntropySource, random_entropy};
+use crate::ids::EntropySource;
 use crate::observer::{CacheKind, Observer};
-use crate::single_flight::{Entry, SingleFlight};
-use crate::token::{ClientCredentialsProvider, ClientCredentialsProviderBuilder, TokenProvider};
+use crate::single_flight::SingleFlight;
+use crate::token::{ClientCredentialsProvider, TokenProvider};
 
 /// Why a widget token could not be minted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -41,54 +45,19 @@ impl BootstrapError {
     }
 }
 
-/// How long fetched capabilities are used before they are fetched again
-/// (consent can change).
-pub const CAPABILITIES_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// The cached capabilities: fresh for [`CAPABILITIES_TTL`].
-#[derive(Debug, Default)]
-struct CapsEntry {
-    caps: Option<Arc<Capabilities>>,
-    fetched_at: Option<std::time::Instant>,
-}
-
-impl Entry for CapsEntry {
-    type Value = Arc<Capabilities>;
-    type Fetched = Capabilities;
-    type Error = BootstrapError;
-
-    fn fresh(&mut self, now: std::time::Instant) -> Option<Arc<Capabilities>> {
-        if self
-            .fetched_at
-            .is_some_and(|at| now.saturating_duration_since(at) >= CAPABILITIES_TTL)
-        {
-            self.caps = None;
-            self.fetched_at = None;
-        }
-        self.caps.clone()
-    }
-
-    fn store(
-        &mut self,
-        now: std::time::Instant,
-        fetched: Result<Capabilities, BootstrapError>,
-    ) -> Result<Arc<Capabilities>, BootstrapError> {
-        let caps = Arc::new(fetched?);
-        self.caps = Some(Arc::clone(&caps));
-        self.fetched_at = Some(now);
-        Ok(caps)
-    }
-}
-
-struct Inner {
-    config: Arc<Config>,
-    transport: Arc<dyn Transport>,
-    tokens: Arc<dyn TokenProvider>,
-    client_credentials: Option<Arc<ClientCredentialsProvider>>,
-    clock: Arc<dyn Clock>,
-    entropy: EntropySource,
-    caps: SingleFlight<CapsEntry>,
-    observer: Option<Arc<dyn Observer>>,
+pub(crate) struct Inner {
+    pub(crate) config: Arc<Config>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) tokens: Arc<dyn TokenProvider>,
+    pub(crate) client_credentials: Option<Arc<ClientCredentialsProvider>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) entropy: EntropySource,
+    pub(crate) caps: SingleFlight<CapsEntry>,
+    /// How long fetched capabilities are used.
+    pub(crate) caps_lifetime: Duration,
+    /// A renewal of the capabilities runs in the background.
+    pub(crate) renewing: AtomicBool,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
 /// Mints widget tokens: discovery and capabilities are fetched once and
@@ -98,7 +67,7 @@ struct Inner {
 /// Cheap to clone; clones share the caches.
 #[derive(Clone)]
 pub struct Bootstrapper {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for Bootstrapper {
@@ -110,98 +79,13 @@ impl fmt::Debug for Bootstrapper {
     }
 }
 
-/// Where a bootstrapper's AAD tokens come from.
-enum Tokens {
-    /// A provider of the caller's.
-    Given(Arc<dyn TokenProvider>),
-    /// A client-credentials provider built with the bootstrapper's clock,
-    /// entropy and observer.
-    ClientCredentials(Box<ClientCredentialsProviderBuilder>),
-}
+/// A background renewal of the capabilities: the next may start once it
+/// is over, even if its task was dropped half-way.
+struct Renewal(Bootstrapper);
 
-/// Builds a [`Bootstrapper`].
-pub struct BootstrapperBuilder {
-    config: Arc<Config>,
-    transport: Arc<dyn Transport>,
-    tokens: Tokens,
-    clock: Arc<dyn Clock>,
-    entropy: EntropySource,
-    observer: Option<Arc<dyn Observer>>,
-}
-
-impl fmt::Debug for BootstrapperBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BootstrapperBuilder")
-            .finish_non_exhaustive()
-    }
-}
-
-impl BootstrapperBuilder {
-    /// Sets the clock (default: the system's). With
-    /// [`Bootstrapper::with_client_credentials`], the token provider reads
-    /// it too.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Sets how one AAD token fetch is retried (default:
-    /// [`RetryPolicy::default`]). Only for a bootstrapper made with
-    /// [`Bootstrapper::with_client_credentials`]: a provider of your own
-    /// has its own policy, and this one is not used.
-    pub fn aad_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        if let Tokens::ClientCredentials(builder) = self.tokens {
-            self.tokens = Tokens::ClientCredentials(Box::new(builder.retry_policy(policy)));
-        }
-        self
-    }
-
-    /// Sets where session ids, request ids and jitter come from (default:
-    /// a [`RandomEntropy`](crate::RandomEntropy) for each flow).
-    pub fn entropy(mut self, entropy: EntropySource) -> Self {
-        self.entropy = entropy;
-        self
-    }
-
-    /// Reports upstream requests, capabilities-cache look-ups and mint
-    /// times to `observer`.
-    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
-        self
-    }
-
-    /// Builds it (and, with
-    /// [`Bootstrapper::with_client_credentials`], its token provider, on the
-    /// same clock, entropy and observer).
-    pub fn build(self) -> Bootstrapper {
-        let (tokens, client_credentials) = match self.tokens {
-            Tokens::Given(tokens) => (tokens, None),
-            Tokens::ClientCredentials(builder) => {
-                let mut builder = builder
-                    .clock(Arc::clone(&self.clock))
-                    .entropy(Arc::clone(&self.entropy));
-                if let Some(observer) = &self.observer {
-                    builder = builder.observer(Arc::clone(observer));
-                }
-                let provider = Arc::new(builder.build());
-                (
-                    Arc::clone(&provider) as Arc<dyn TokenProvider>,
-                    Some(provider),
-                )
-            }
-        };
-        Bootstrapper {
-            inner: Arc::new(Inner {
-                config: self.config,
-                transport: self.transport,
-                tokens,
-                client_credentials,
-                clock: self.clock,
-                entropy: self.entropy,
-                caps: SingleFlight::default(),
-                observer: self.observer,
-            }),
-        }
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.inner.renewing.store(false, Ordering::Release);
     }
 }
 
@@ -221,14 +105,7 @@ impl Bootstrapper {
         transport: Arc<dyn Transport>,
         tokens: Arc<dyn TokenProvider>,
     ) -> BootstrapperBuilder {
-        BootstrapperBuilder {
-            config,
-            transport,
-            tokens: Tokens::Given(tokens),
-            clock: Arc::new(SystemClock),
-            entropy: random_entropy(),
-            observer: None,
-        }
+        BootstrapperBuilder::new(config, transport, Tokens::Given(tokens))
     }
 
     /// Starts a bootstrapper that gets its AAD tokens with the client
@@ -271,14 +148,11 @@ impl Bootstrapper {
             client_id,
             credential,
         );
-        BootstrapperBuilder {
+        BootstrapperBuilder::new(
             config,
             transport,
-            tokens: Tokens::ClientCredentials(Box::new(provider)),
-            clock: Arc::new(SystemClock),
-            entropy: random_entropy(),
-            observer: None,
-        }
+            Tokens::ClientCredentials(Box::new(provider)),
+        )
     }
 
     /// The client-credentials provider, when this bootstrapper was made with
@@ -312,18 +186,83 @@ impl Bootstrapper {
     /// The capabilities, from the cache or fetched now (discovery, then
     /// applications and application with the AAD token sent at once).
     /// Concurrent callers share one fetch and its result or error.
+    ///
+    /// Renewed ahead: once the cached capabilities are due for renewal
+    /// (80 % to 84 % of their lifetime), they are still returned at once
+    /// while one renewal runs in the background (on the current Tokio
+    /// runtime; without one, the caller renews them itself). A renewal
+    /// that fails keeps the cached ones until they expire, and the next
+    /// is held back (5 s, doubling to 60 s). Only a caller that finds
+    /// nothing valid waits for a fetch: with calls further apart than the
+    /// renewal window (a fifth of the lifetime), call
+    /// [`warm_up`](Self::warm_up) at [`refresh_due`](Self::refresh_due)
+    /// too, as `serve`'s warm-up loop does.
     pub async fn capabilities(&self) -> Result<Arc<Capabilities>, BootstrapError> {
-        let looked_up = |hit| {
-            if let Some(observer) = &self.inner.observer {
-                observer.cache_lookup(CacheKind::Capabilities, hit);
-            }
+        let now = self.inner.clock.now();
+        let look = self.inner.caps.with(|entry| entry.look(now));
+        let renewing_behind = match look {
+            Look::Fresh(caps) | Look::Held(caps) => Some(caps),
+            Look::Due(caps) => self.renew_in_background().then_some(caps),
+            Look::Missing => None,
         };
+        if let Some(caps) = renewing_behind {
+            self.looked_up(true);
+            return Ok(caps);
+        }
+        self.capabilities_waiting().await
+    }
+
+    /// The capabilities from the cache when fresh, else from a fetch this
+    /// caller waits for (or shares).
+    async fn capabilities_waiting(&self) -> Result<Arc<Capabilities>, BootstrapError> {
         self.inner
             .caps
-            .get(self.inner.clock.as_ref(), looked_up, || {
-                self.fetch_capabilities()
-            })
+            .get(
+                self.inner.clock.as_ref(),
+                |hit| self.looked_up(hit),
+                || self.fetch_for_cache(),
+            )
             .await
+    }
+
+    fn looked_up(&self, hit: bool) {
+        if let Some(observer) = &self.inner.observer {
+            observer.cache_lookup(CacheKind::Capabilities, hit);
+        }
+    }
+
+    /// Starts one background renewal of the capabilities, unless one runs.
+    /// Whether one runs (false without a Tokio runtime).
+    fn renew_in_background(&self) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if self.inner.renewing.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        let renewal = Renewal(self.clone());
+        runtime.spawn(
+            async move {
+                info!("renewing the capabilities ahead of their expiry");
+                let this = &renewal.0;
+                // A failure is kept by the cache (and logged there).
+                let _ = this
+                    .inner
+                    .caps
+                    .get(this.inner.clock.as_ref(), |_| {}, || this.fetch_for_cache())
+                    .await;
+            }
+            .instrument(info_span!("capabilities_renewal")),
+        );
+        true
+    }
+
+    /// One fetch, with the lifetime and the jittered renewal time drawn
+    /// for it.
+    async fn fetch_for_cache(&self) -> Result<CapsFetched, BootstrapError> {
+        let caps = self.fetch_capabilities().await?;
+        let jitter = self.entropy().jitter();
+        Ok(CapsFetched::new(caps, self.inner.caps_lifetime, jitter))
     }
 
     async fn fetch_capabilities(&self) -> Result<Capabilities, BootstrapError> {
@@ -362,18 +301,16 @@ impl Bootstrapper {
     /// Forgets the cached capabilities if they are still `stale` (another
     /// caller may already have replaced them).
     fn invalidate(&self, stale: &Arc<Capabilities>) {
-        self.inner.caps.with(|entry| {
-            if entry.caps.as_ref().is_some_and(|c| Arc::ptr_eq(c, stale)) {
-                warn!("dropping the cached capabilities: a cached link was refused");
-                entry.caps = None;
-            }
-        });
+        if self.inner.caps.with(|entry| entry.forget(Some(stale))) {
+            warn!("dropping the cached capabilities: a cached link was refused");
+        }
     }
 
     /// Whether a mint would go through now without warming up: the
     /// capabilities are cached and the token provider holds a valid token.
     pub fn is_warm(&self) -> bool {
-        self.inner.caps.with(|entry| entry.caps.is_some())
+        let now = self.inner.clock.now();
+        self.inner.caps.with(|entry| entry.is_valid(now))
             && self
                 .inner
                 .tokens
@@ -389,18 +326,40 @@ impl Bootstrapper {
         self.inner.tokens.refresh_due(self.inner.config.audience())
     }
 
-    /// Forgets the cached capabilities.
-    pub fn invalidate_capabilities(&self) {
-        self.inner.caps.with(|entry| entry.caps = None);
+    /// When the capabilities should next be renewed ahead of their expiry
+    /// (or after a failed renewal's hold); [`warm_up`](Self::warm_up) then
+    /// renews them. `None` while none are cached. On the bootstrapper's
+    /// clock.
+    pub fn capabilities_refresh_due(&self) -> Option<std::time::Instant> {
+        self.inner.caps.with(|entry| entry.refresh_due())
     }
 
-    /// Fills the caches: AAD token and capabilities.
+    /// When [`warm_up`](Self::warm_up) next has something to renew: the
+    /// earlier of [`token_refresh_due`](Self::token_refresh_due) and
+    /// [`capabilities_refresh_due`](Self::capabilities_refresh_due). A
+    /// loop that calls `warm_up` at this time (and retries when it fails)
+    /// keeps every widget request off the upstream path but for its mint.
+    pub fn refresh_due(&self) -> Option<std::time::Instant> {
+        [self.token_refresh_due(), self.capabilities_refresh_due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Forgets the cached capabilities.
+    pub fn invalidate_capabilities(&self) {
+        self.inner.caps.with(|entry| entry.forget(None));
+    }
+
+    /// Fills the caches: AAD token and capabilities, and renews whichever
+    /// is due for its renewal ahead, waiting for it (a background job's
+    /// call: requests meanwhile are served from the caches).
     pub async fn warm_up(&self) -> Result<(), BootstrapError> {
         self.inner
             .tokens
             .token(self.inner.config.audience())
             .await?;
-        self.capabilities().await.map(|_| ())
+        self.capabilities_waiting().await.map(|_| ())
     }
 
     /// Mints a widget token for `origins`, with a new session id.

@@ -47,6 +47,8 @@
 //! ```
 
 mod bootstrapper;
+mod builder;
+mod caps_cache;
 pub mod chat;
 mod clock;
 mod credentials;
@@ -57,7 +59,9 @@ mod report;
 mod single_flight;
 mod token;
 
-pub use bootstrapper::{BootstrapError, Bootstrapper, BootstrapperBuilder, CAPABILITIES_TTL};
+pub use bootstrapper::{BootstrapError, Bootstrapper};
+pub use builder::BootstrapperBuilder;
+pub use caps_cache::CAPABILITIES_TTL;
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError, Signer};
 pub use driver::drive;

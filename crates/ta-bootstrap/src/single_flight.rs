@@ -9,9 +9,26 @@
 
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
+
+/// The longest margin before expiry at which an entry is renewed ahead.
+const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// How long before its expiry an entry of `lifetime` is renewed: a fifth
+/// of its life (at most five minutes), 80 % to 100 % of that as `jitter`
+/// goes from 0 to 1, so that many clients do not renew at once. A jitter
+/// outside `[0, 1]` is clamped; one that is not a number counts as 0.5.
+pub(crate) fn refresh_margin(lifetime: Duration, jitter: f64) -> Duration {
+    let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    margin.mul_f64(0.8 + 0.2 * jitter)
+}
 
 /// What a [`SingleFlight`] caches, and its rules.
 pub(crate) trait Entry: Default {
@@ -285,6 +302,18 @@ mod tests {
         fn store(&mut self, _: Instant, fetched: Result<u32, String>) -> Result<u32, String> {
             fetched
         }
+    }
+
+    #[test]
+    fn the_refresh_margin_is_a_fifth_of_the_life_jittered_and_bounded() {
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(refresh_margin(secs(900), 0.0), secs(144));
+        assert_eq!(refresh_margin(secs(900), 1.0), secs(180));
+        assert_eq!(refresh_margin(secs(900), 7.0), secs(180));
+        assert_eq!(refresh_margin(secs(900), f64::NAN), secs(162));
+        // At most five minutes before expiry, however long the life.
+        assert_eq!(refresh_margin(secs(86_400), 1.0), secs(300));
+        assert_eq!(refresh_margin(Duration::ZERO, 1.0), Duration::ZERO);
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use crate::credentials::Credential;
 use crate::driver::{self, Sources};
 use crate::ids::{EntropySource, random_entropy};
 use crate::observer::{CacheKind, Observer};
-use crate::single_flight::{Entry, SingleFlight};
+use crate::single_flight::{Entry, SingleFlight, refresh_margin};
 
 /// Gives AAD tokens for an audience.
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -42,8 +42,6 @@ pub trait TokenProvider: Send + Sync {
 pub const MIN_USABLE_LIFETIME: Duration = Duration::from_secs(10);
 /// Near-expiry tokens accepted in a row before giving up.
 const MAX_SHORT_TOKENS: u32 = 3;
-/// The longest refresh margin.
-const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// The longest token lifetime believed.
 const MAX_BELIEVED_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// After a failed refresh while the old token is still valid, no new attempt
@@ -401,15 +399,7 @@ impl ClientCredentialsProvider {
     }
 
     fn refresh_margin(&self, lifetime: Duration) -> Duration {
-        let margin = (lifetime / 5).min(MAX_REFRESH_MARGIN);
-        // Spread refreshes: 80 % to 100 % of the margin.
-        let jitter = (self.entropy)().jitter();
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            0.5
-        };
-        margin.mul_f64(0.8 + 0.2 * jitter)
+        refresh_margin(lifetime, (self.entropy)().jitter())
     }
 }
 

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 pub mod widget;
 
-use ta_bootstrap::{Bootstrapper, ClientCredentialsProvider, Credential, Observer};
+use ta_bootstrap::{
+    Bootstrapper, BootstrapperBuilder, ClientCredentialsProvider, Clock, Credential, Observer,
+};
 use ta_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ENDPOINT, Emulator, EmulatorConfig,
 };
@@ -69,17 +71,7 @@ async fn start(
             .build()
             .unwrap(),
     );
-    let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
-        .build()
-        .unwrap()
-        .into_shared();
-    let mut bootstrapper = Bootstrapper::with_client_credentials(
-        config,
-        Arc::clone(&transport),
-        TokenEndpoint::parse(&emulator.token_url(), false).unwrap(),
-        ClientId::new(DEFAULT_CLIENT_ID).unwrap(),
-        credential,
-    );
+    let mut bootstrapper = builder_for(&emulator, &transport, credential);
     if let Some(observer) = observer {
         bootstrapper = bootstrapper.observer(observer);
     }
@@ -90,6 +82,65 @@ async fn start(
         transport,
         tokens,
         bootstrapper,
+    }
+}
+
+/// A bootstrapper builder for `emulator` over `transport`, with the
+/// emulator's default endpoint and `credential`.
+fn builder_for(
+    emulator: &Emulator,
+    transport: &Arc<dyn Transport>,
+    credential: Credential,
+) -> BootstrapperBuilder {
+    let config = Config::builder(&emulator.discover_url(), DEFAULT_ENDPOINT)
+        .build()
+        .unwrap()
+        .into_shared();
+    Bootstrapper::with_client_credentials(
+        config,
+        Arc::clone(transport),
+        TokenEndpoint::parse(&emulator.token_url(), false).unwrap(),
+        ClientId::new(DEFAULT_CLIENT_ID).unwrap(),
+        credential,
+    )
+}
+
+impl Setup {
+    /// Another bootstrapper's builder against the same emulator and
+    /// transport (the default application's secret), to set its clock,
+    /// lifetimes or observer; it shares no cache with
+    /// [`Setup::bootstrapper`].
+    pub fn builder(&self) -> BootstrapperBuilder {
+        let secret = Credential::Secret(ClientSecret::new(DEFAULT_CLIENT_SECRET));
+        builder_for(&self.emulator, &self.transport, secret)
+    }
+}
+
+/// A clock that moves only when told: its monotonic time starts at the
+/// real one's and is advanced by [`ManualClock::advance`]; its wall-clock
+/// seconds are the system's (for client assertions).
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<std::time::Instant>);
+
+impl ManualClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(std::time::Instant::now())))
+    }
+
+    /// Moves it `by` forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> std::time::Instant {
+        *self.0.lock().unwrap()
+    }
+
+    fn unix_seconds(&self) -> u64 {
+        ta_bootstrap::SystemClock.unix_seconds()
     }
 }
 

@@ -76,8 +76,11 @@ impl WidgetService {
 
     /// Keeps the caches warm: warms up at once, retries with backoff (1 s
     /// doubling to 60 s) while that fails, then looks again every 30 s, and
-    /// at the AAD token's refresh-ahead time when that comes sooner, so that
-    /// no widget request waits for AAD. Runs until dropped.
+    /// at the AAD token's or the capabilities' refresh-ahead time when that
+    /// comes sooner ([`Bootstrapper::refresh_due`]), so that no widget
+    /// request waits for AAD, discovery or capabilities. Runs until dropped.
+    ///
+    /// [`Bootstrapper::refresh_due`]: ta_bootstrap::Bootstrapper::refresh_due
     pub async fn keep_warm(&self) {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -93,7 +96,7 @@ impl WidgetService {
                     self.shared.per_client.shrink_to_fit();
                     // The refresh-ahead time is on the bootstrapper's clock.
                     let mut wait = WARM_CHECK_INTERVAL;
-                    if let Some(due) = self.shared.bootstrapper.token_refresh_due() {
+                    if let Some(due) = self.shared.bootstrapper.refresh_due() {
                         let now = self.shared.bootstrapper.clock().now();
                         // At least a second: a refresh due now or in the
                         // past is under way in another caller, or its token
