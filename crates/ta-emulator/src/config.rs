@@ -179,6 +179,10 @@ pub struct EmulatorConfig {
     /// The chat: UCWA for the widget, the platform's callbacks to the SA,
     /// the simulated agents.
     pub chat: crate::ChatConfig,
+    /// The API's distance from its clients: a round-trip time with jitter
+    /// that every request and new connection pays (none by default; see
+    /// [`NetworkDistance`](crate::NetworkDistance)).
+    pub network: crate::NetworkDistance,
 }
 
 impl Default for EmulatorConfig {
@@ -207,6 +211,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             fault_seed: 0x7A_E4_u64,
             chat: crate::ChatConfig::default(),
+            network: crate::NetworkDistance::default(),
         }
     }
 }
@@ -327,6 +332,7 @@ impl EmulatorConfig {
             return invalid("token lifetimes must be at least one second".to_owned());
         }
         self.chat.validate().map_err(ConfigError::Invalid)?;
+        self.network.validate().map_err(ConfigError::Invalid)?;
         for app in &self.applications {
             if app.client_id.is_empty() || app.application_id.is_empty() {
                 return invalid(

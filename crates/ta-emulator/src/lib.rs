@@ -34,6 +34,7 @@ mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod faults;
+mod network;
 mod reset;
 mod server;
 pub mod signing;
@@ -48,6 +49,7 @@ pub use config::{
     EndpointIdStyle, ExpiryStyle, PathCasing, Quirks, RelNamespace,
 };
 pub use faults::{FaultKind, FaultRule, RouteMatch, Trigger};
+pub use network::{MAX_RTT_MS, NetworkDistance};
 pub use server::{Emulator, StartError};
 pub use stats::{RequestCount, Route, StatsSnapshot};
 pub use tls::{LEAF_NAMES, TlsError};

@@ -238,6 +238,27 @@ impl Emulator {
         self.state.callback_faults()
     }
 
+    /// Puts the API at `distance` from now on (new requests and
+    /// connections pay it); [`NetworkDistance::default`] takes it away.
+    ///
+    /// # Errors
+    ///
+    /// When `distance` is out of range ([`NetworkDistance::validate`]); the
+    /// distance in force is then unchanged.
+    ///
+    /// [`NetworkDistance::default`]: crate::NetworkDistance
+    /// [`NetworkDistance::validate`]: crate::NetworkDistance::validate
+    pub fn set_network_distance(&self, distance: crate::NetworkDistance) -> Result<(), String> {
+        distance.validate()?;
+        self.state.network.set(distance);
+        Ok(())
+    }
+
+    /// The network distance in force.
+    pub fn network_distance(&self) -> crate::NetworkDistance {
+        self.state.network.get()
+    }
+
     /// Changes the callback faults while running: callbacks delivered from
     /// now on are duplicated, reordered or delayed accordingly
     /// ([`clear_faults`](Self::clear_faults) leaves them as they are).
@@ -335,6 +356,8 @@ async fn accept_loop(
         let tls = tls.clone();
         connections.spawn(async move {
             let builder = Builder::new(TokioExecutor::new());
+            // The handshakes cross the network: TCP's, then TLS's.
+            state.network.cross(if tls.is_some() { 2 } else { 1 }).await;
             // A fault may ask for the connection to be reset unanswered.
             let stream = kill.guard(stream);
             let killed = kill.killed();

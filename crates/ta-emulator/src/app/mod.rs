@@ -81,6 +81,8 @@ pub(crate) struct State {
     assertion_ids: Mutex<Expiring<()>>,
     correlation: AtomicU64,
     pub(crate) faults: Faults,
+    /// The network distance in force.
+    pub(crate) network: crate::network::Network,
     /// AAD tokens issued so far (each token carries its number).
     token_seq: AtomicU64,
     /// Tokens numbered up to this are revoked.
@@ -148,6 +150,7 @@ impl State {
         Self {
             chat: chat::world::World::new(callback_url, config.chat.callback_faults(), callbacks),
             faults: Faults::new(&config.faults, config.fault_seed),
+            network: crate::network::Network::new(config.network, config.fault_seed),
             token_seq: AtomicU64::new(0),
             revoked_up_to: AtomicU64::new(0),
             config,
@@ -508,7 +511,8 @@ async fn rotate_callback_key(AxState(state): AxState<Shared>) -> Response {
     tagged(Route::Control, StatusCode::NO_CONTENT.into_response())
 }
 
-/// The fault injection and the request counting every route goes through.
+/// The network distance, the fault injection and the request counting
+/// every route goes through.
 fn with_common_layers(router: Router<Shared>, state: Shared) -> Router {
     router
         .fallback(not_found)
@@ -517,7 +521,20 @@ fn with_common_layers(router: Router<Shared>, state: Shared) -> Router {
             inject_faults,
         ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), finish))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            cross_network,
+        ))
         .with_state(state)
+}
+
+/// One round trip of the network distance before each request is answered
+/// (the emulator's own `/_emulator/…` routes aside).
+async fn cross_network(AxState(state): AxState<Shared>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/_emulator/") {
+        state.network.cross(1).await;
+    }
+    next.run(request).await
 }
 
 /// The router of the main listener, with paths matched case-insensitively.
