@@ -16,7 +16,7 @@
 //!   emulator, checks what it shows and exits 0).
 //! - `deps`: the dependency rules of the layers ([`deps`]), with the number
 //!   of crates in each tree.
-//! - `bench [emulator|serve]`: criterion benchmarks; speed targets live there,
+//! - `bench [emulator|serve|latency]`: criterion benchmarks; speed targets live there,
 //!   never in timed tests.
 //! - `fuzz [TARGET] [--seconds N] [--runs N] [--record]`: the libFuzzer
 //!   targets of `fuzz/`, with a nightly toolchain ([`fuzz`]); CI replays
@@ -143,10 +143,11 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     match which {
         Some("emulator") => c.args(["-p", "ta-emulator", "--bench", "emulator"]),
         Some("serve") => c.args(["-p", "ta-widget-service", "--bench", "serve"]),
+        Some("latency") => c.args(["-p", "ta-widget-service", "--bench", "latency"]),
         None => c.arg("--workspace"),
         Some(other) => {
             return Err(format!(
-                "no benchmark named {other:?} (known: emulator, serve)"
+                "no benchmark named {other:?} (known: emulator, serve, latency)"
             ));
         }
     };
@@ -197,7 +198,7 @@ fn main() -> ExitCode {
         "soak" => soak(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve]|fuzz [TARGET] [--seconds N] [--runs N] [--record]|soak [--minutes N]>"
+                "usage: cargo xtask <ci|lint|js|deps|test|examples|bench [emulator|serve|latency]|fuzz [TARGET] [--seconds N] [--runs N] [--record]|soak [--minutes N]>"
             );
             eprintln!(
                 "  ci    fmt check, the JS client, clippy -D warnings, deps, doc -D warnings, all tests, the library alone, the examples (what CI runs)"

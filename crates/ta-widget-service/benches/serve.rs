@@ -29,6 +29,10 @@ use ta_emulator::{EmulatorConfig, Route};
 use ta_protocol::{OriginPolicy, Transport};
 use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
 
+mod support;
+
+use support::{WidgetConnection, percentile};
+
 const CONCURRENT: usize = 64;
 
 struct Bench {
@@ -45,75 +49,6 @@ const WIDGET_TOKEN_REQUEST: &[u8] = b"POST /v1/widget-token HTTP/1.1\r\nhost: se
 origin: https://contoso.com\r\ncontent-length: 0\r\n\r\n";
 const HEALTH_REQUEST: &[u8] =
     b"GET /healthz HTTP/1.1\r\nhost: serve\r\norigin: https://contoso.com\r\n\r\n";
-
-/// A widget's kept-alive HTTP/1.1 connection to `serve`, as lean as a load
-/// generator such as wrk: the request written as fixed bytes, the answer's
-/// status line and `content-length` read, the body skipped. The widgets
-/// stand for browsers, whose HTTP client does not run on the service's
-/// cores; a lean client keeps their share of the two shared cores small.
-struct WidgetConnection {
-    addr: std::net::SocketAddr,
-    stream: tokio::net::TcpStream,
-    buffer: Vec<u8>,
-}
-
-impl WidgetConnection {
-    async fn open(addr: std::net::SocketAddr) -> Self {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            addr,
-            stream,
-            buffer: Vec::with_capacity(8192),
-        }
-    }
-
-    /// Sends `request` and reads the whole answer; its status. A connection
-    /// that `serve` closed while it was idle (its head timeout, 10 s) is
-    /// opened again, as browsers do.
-    async fn call(&mut self, request: &[u8]) -> u16 {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut chunk = [0u8; 4096];
-        let first = match self.stream.write_all(request).await {
-            Ok(()) => self.stream.read(&mut chunk).await.unwrap_or(0),
-            Err(_) => 0,
-        };
-        let first = if first == 0 {
-            *self = Self::open(self.addr).await;
-            self.stream.write_all(request).await.unwrap();
-            self.stream.read(&mut chunk).await.unwrap()
-        } else {
-            first
-        };
-        self.buffer.clear();
-        self.buffer.extend_from_slice(&chunk[..first]);
-        let (head_end, status, length) = loop {
-            if let Some(at) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = std::str::from_utf8(&self.buffer[..at]).unwrap();
-                let status: u16 = head[9..12].parse().unwrap();
-                let length: usize = head
-                    .lines()
-                    .find_map(|line| {
-                        let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse().unwrap())
-                    })
-                    .expect("an answer with a content-length");
-                break (at + 4, status, length);
-            }
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "serve closed the connection mid-answer");
-            self.buffer.extend_from_slice(&chunk[..n]);
-        };
-        while self.buffer.len() < head_end + length {
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "serve closed the connection mid-body");
-            self.buffer.extend_from_slice(&chunk[..n]);
-        }
-        assert_eq!(self.buffer.len(), head_end + length, "one answer at a time");
-        status
-    }
-}
 
 impl Bench {
     /// A browser-like call to `serve` on the widget's connection: `Origin`
@@ -233,11 +168,6 @@ fn cpu_time() -> Option<Duration> {
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 10))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }
 
 async fn start() -> Arc<Bench> {
