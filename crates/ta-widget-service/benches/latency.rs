@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use ta_emulator::{EmulatorConfig, NetworkDistance};
 use ta_protocol::OriginPolicy;
-use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
+use ta_widget_service::Metrics;
 
 mod support;
 
@@ -137,27 +137,13 @@ async fn start() -> Arc<Bench> {
         ..EmulatorConfig::default()
     };
     let setup = ta_test_support::setup_observed(config, Arc::clone(&metrics) as _).await;
-    let allowlist =
-        WidgetService::allowlist(&["https://contoso.com".to_owned()], OriginPolicy::default())
-            .unwrap();
-    let mut config = ServiceConfig::new(allowlist);
-    config.per_client_per_minute = u32::MAX;
-    config.global_per_second = u32::MAX;
-    let service = WidgetService::new(setup.bootstrapper.clone(), config, metrics);
+    let service = support::service(&setup, metrics);
     let warm = service.clone();
     tokio::spawn(async move { warm.keep_warm().await });
     while !setup.bootstrapper.is_warm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let serve_addr = listener.local_addr().unwrap();
-    tokio::spawn(ta_widget_service::server::serve(
-        listener,
-        service.router(),
-        None,
-        ta_widget_service::server::ServerLimits::default(),
-        std::future::pending(),
-    ));
+    let serve_addr = support::listen(&service).await;
     // The SA's connection to the API is set up (its handshakes paid) by the
     // warm-up; one mint each way before measuring.
     let bench = Arc::new(Bench { setup, serve_addr });

@@ -27,7 +27,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ta_bootstrap::TokenProvider as _;
 use ta_emulator::{EmulatorConfig, Route};
 use ta_protocol::{OriginPolicy, Transport};
-use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
+use ta_widget_service::Metrics;
 
 mod support;
 
@@ -175,24 +175,8 @@ async fn start() -> Arc<Bench> {
     let setup =
         ta_test_support::setup_observed(EmulatorConfig::default(), Arc::clone(&metrics) as _).await;
     setup.bootstrapper.warm_up().await.unwrap();
-    let allowlist =
-        WidgetService::allowlist(&["https://contoso.com".to_owned()], OriginPolicy::default())
-            .unwrap();
-    let mut config = ServiceConfig::new(allowlist);
-    config.per_client_per_minute = u32::MAX;
-    config.global_per_second = u32::MAX;
-    let service = WidgetService::new(setup.bootstrapper.clone(), config, metrics);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = service.router();
-    // The accept loop `serve` runs.
-    tokio::spawn(ta_widget_service::server::serve(
-        listener,
-        router,
-        None,
-        ta_widget_service::server::ServerLimits::default(),
-        std::future::pending(),
-    ));
+    let service = support::service(&setup, metrics);
+    let addr = support::listen(&service).await;
     let caps = setup.bootstrapper.capabilities().await.unwrap();
     let mint_url = caps.anon_application_tokens.clone().unwrap().to_string();
     let aad_token = setup

@@ -9,7 +9,38 @@
     clippy::indexing_slicing
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use ta_protocol::OriginPolicy;
+use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
+
+/// The widget-token service on `setup`'s bootstrapper for
+/// `https://contoso.com`, its rate limits raised out of the way.
+pub fn service(setup: &ta_test_support::Setup, metrics: Arc<Metrics>) -> WidgetService {
+    let allowlist =
+        WidgetService::allowlist(&["https://contoso.com".to_owned()], OriginPolicy::default())
+            .unwrap();
+    let mut config = ServiceConfig::new(allowlist);
+    config.per_client_per_minute = u32::MAX;
+    config.global_per_second = u32::MAX;
+    WidgetService::new(setup.bootstrapper.clone(), config, metrics)
+}
+
+/// `service` on the accept loop `serve` runs, on a loopback port: its
+/// address.
+pub async fn listen(service: &WidgetService) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ta_widget_service::server::serve(
+        listener,
+        service.router(),
+        None,
+        ta_widget_service::server::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    addr
+}
 
 /// A widget's kept-alive HTTP/1.1 connection to `serve`, as lean as a load
 /// generator such as wrk: the request written as fixed bytes, the answer's
