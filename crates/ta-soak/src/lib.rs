@@ -213,8 +213,17 @@ async fn start_serve(
         let panics = Arc::clone(&panics);
         let log = log.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            // Byte lines, read lossily: one line that is not UTF-8 must not
+            // stop the reading (serve would then block on a full pipe).
+            let mut reader = BufReader::new(stderr);
+            let mut bytes = Vec::new();
+            loop {
+                bytes.clear();
+                match reader.read_until(b'\n', &mut bytes).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
                 if let Some(log) = &log {
                     log.line(&line);
                 }

@@ -221,9 +221,13 @@ pub async fn spawn_serve_command(
     let pipe = child.stderr.take().unwrap();
     let sink = Arc::clone(&stderr);
     std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
+        // Lossily: a line that is not UTF-8 must not stop the reading.
+        for line in BufReader::new(pipe).split(b'\n') {
             let Ok(line) = line else { break };
-            sink.lock().unwrap().push(line);
+            let line = String::from_utf8_lossy(&line);
+            sink.lock()
+                .unwrap()
+                .push(line.trim_end_matches('\r').to_owned());
         }
     });
     let stdout = child.stdout.take().unwrap();
