@@ -168,7 +168,25 @@ fn token_status(error: &TokenError) -> Option<ta_protocol::http::StatusCode> {
     }
 }
 
+fn protocol_retry_after(error: &Error) -> Option<std::time::Duration> {
+    match error {
+        Error::Rejected(answer) => answer.retry_after,
+        Error::RetriesExhausted { last, .. } => protocol_retry_after(last),
+        _ => None,
+    }
+}
+
 impl BootstrapError {
+    /// The wait the API's last answer asked for in its `Retry-After`, if it
+    /// was an error answer with one: a caller that tries again on its own
+    /// (a background refill, say) waits at least this long.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Protocol(error) => protocol_retry_after(error),
+            Self::Token(_) => None,
+        }
+    }
+
     /// The status of the error answer behind the failure, from the API or
     /// from Azure AD, if it was one (a service tells "busy, come back
     /// later" by 429 and 503).

@@ -340,3 +340,46 @@ async fn a_rotated_credential_is_used_for_the_next_aad_request() {
         .unwrap();
     assert_eq!(s.emulator.stats().aad_tokens_issued, 2);
 }
+
+#[tokio::test]
+async fn a_busy_answer_s_retry_after_reaches_the_caller() {
+    // A wait longer than the retry budget: the mint gives up at once, and
+    // the caller learns how long the API asked it to stay away.
+    let s = setup(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Status {
+            status: 503,
+            retry_after_secs: Some(120),
+        },
+        Trigger::Always,
+    )))
+    .await;
+    let err = s
+        .bootstrapper
+        .mint(origins("https://contoso.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.retry_after(),
+        Some(std::time::Duration::from_secs(120)),
+        "{err:?}"
+    );
+    assert_eq!(s.emulator.stats().requests_with_status(Route::Mint, 503), 1);
+
+    // No Retry-After: nothing to report.
+    let s = setup(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Status {
+            status: 400,
+            retry_after_secs: None,
+        },
+        Trigger::Always,
+    )))
+    .await;
+    let err = s
+        .bootstrapper
+        .mint(origins("https://contoso.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), None, "{err:?}");
+}

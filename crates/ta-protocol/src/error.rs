@@ -323,6 +323,10 @@ pub struct ApiError {
     pub body_excerpt: Option<String>,
     /// Correlation headers.
     pub correlation: Correlation,
+    /// The wait the answer's `Retry-After` asked for, if it had a usable
+    /// one (a 429 or a 503, usually): when the last retry failed too, the
+    /// caller's own next attempt should wait at least this long.
+    pub retry_after: Option<Duration>,
 }
 
 /// The documented reasons an API request is refused.

@@ -415,6 +415,7 @@ impl Engine {
             body,
             body_excerpt,
             correlation: Correlation::from_headers(response.headers()),
+            retry_after: retry_after_delay(response.headers()),
         }
     }
 
