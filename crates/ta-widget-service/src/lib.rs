@@ -34,8 +34,10 @@ pub mod callback;
 pub mod forwarded;
 mod metrics;
 pub mod mint_check;
+pub mod pool;
 pub mod server;
 mod service;
 
 pub use metrics::Metrics;
+pub use pool::{PoolConfig, PoolConfigError};
 pub use service::{ChatEndpoint, RenewalHint, RenewalHintError, ServiceConfig, WidgetService};

@@ -13,9 +13,11 @@ use ta_protocol::Step;
 
 mod chat;
 mod connections;
+mod pool;
 
 pub(crate) use chat::{ChatMetrics, Outcome as ChatOutcome, Reason as RefusalReason};
 pub(crate) use connections::ConnectionMetrics;
+pub(crate) use pool::PoolMetrics;
 
 /// A request of the service, by route and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +78,7 @@ pub struct Metrics {
     pub(crate) mint_seconds: Histogram,
     pub(crate) chat: ChatMetrics,
     pub(crate) connections: ConnectionMetrics,
+    pub(crate) pool: PoolMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +142,7 @@ impl Metrics {
         );
         let chat = ChatMetrics::new(&mut registry);
         let connections = ConnectionMetrics::new(&mut registry);
+        let pool = PoolMetrics::new(&mut registry);
         let mint_check_refused = Family::<CodeLabels, Counter>::default();
         registry.register(
             "mint_check_refused",
@@ -148,6 +152,7 @@ impl Metrics {
         Self {
             chat,
             connections,
+            pool,
             registry: Mutex::new(registry),
             requests,
             tokens_served,

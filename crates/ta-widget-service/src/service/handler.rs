@@ -1,9 +1,10 @@
 //! `POST /v1/widget-token`: the origin check, the rate limits, the
-//! operator's check, the bound on mints in flight, the mint under its
-//! deadline, the answer.
+//! operator's check, a pooled token if there is one, else the bound on
+//! mints in flight and the mint under its deadline; the answer.
 
 use super::*;
 use crate::mint_check::MintRequest;
+use ta_protocol::WidgetToken;
 
 /// Whether reading a body failed on its size limit.
 fn too_large(error: &axum::Error) -> bool {
@@ -134,6 +135,10 @@ pub(super) async fn widget_token(
             .inc();
         return too_many(not_until.wait_time_from(now), &request_id);
     }
+    // A pooled token passed the same checks: no permit, no upstream.
+    if let Some(token) = shared.pool_take(origin) {
+        return served(&shared, origin, &token, true);
+    }
     let Ok(_permit) = shared.mints.try_acquire() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -200,13 +205,19 @@ pub(super) async fn widget_token(
             );
         }
     };
+    served(&shared, origin, &minted, false)
+}
+
+/// The answer handing `minted` to the widget: its `expiresIn` the token's
+/// real remaining life, and `renewAfter` scaled to it.
+fn served(shared: &Shared, origin: &Origin, minted: &WidgetToken, pooled: bool) -> Response {
     let now = shared.bootstrapper.clock().unix_seconds();
     let expires_in = minted
         .expires_at()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs().saturating_sub(now));
     let expires_at = minted.expiry.to_rfc3339_utc();
-    info!(origin = %origin, session_id = %minted.session_id, "served a widget token");
+    info!(origin = %origin, session_id = %minted.session_id, pooled, "served a widget token");
     shared.metrics.tokens_served.inc();
     let answer = TokenAnswer {
         token: minted.token.expose(),

@@ -10,8 +10,9 @@
 //! allowlist), rate limits per client address and overall (governor;
 //! `X-Forwarded-For`/`Forwarded` honoured only from trusted proxies), request
 //! ids (a tracing span per request carries it), body and time limits, a bound
-//! on mints in flight, warm-up, `/healthz`, `/readyz` and `/metrics`
-//! (Prometheus text). The allowlist can be replaced while running
+//! on mints in flight, warm-up, an optional pool of pre-minted tokens
+//! ([`crate::pool`]), `/healthz`, `/readyz` and `/metrics` (Prometheus
+//! text). The allowlist can be replaced while running
 //! ([`WidgetService::set_allowlist`]). Serve the [`WidgetService::router`]
 //! with [`crate::server::serve`] (TLS, bounded request heads, graceful
 //! drain).
@@ -46,6 +47,7 @@ mod callback;
 mod handler;
 mod middleware;
 mod modules;
+mod pool;
 mod readiness;
 mod renewal;
 
@@ -86,13 +88,16 @@ pub struct ServiceConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// When a widget should renew its token: the answer's `renewAfter`.
     pub renewal: RenewalHint,
+    /// The pool of pre-minted tokens ([`crate::pool`]): off unless set.
+    /// Its refills run in [`WidgetService::keep_pool`].
+    pub pool: crate::pool::PoolConfig,
 }
 
 impl ServiceConfig {
     /// An allowlist with the defaults: 1 KiB bodies, 30 s per request, 25 s
     /// per mint, 256 mints in flight, 60 requests a minute per client, 200 a
     /// second in all, no trusted proxy, renewal after three quarters of a
-    /// token's life.
+    /// token's life, no pool.
     pub fn new(allowlist: Vec<Origin>) -> Self {
         Self {
             allowlist,
@@ -104,6 +109,7 @@ impl ServiceConfig {
             global_per_second: 200,
             trusted_proxies: Vec::new(),
             renewal: RenewalHint::default(),
+            pool: crate::pool::PoolConfig::off(),
         }
     }
 }
@@ -114,7 +120,9 @@ struct Shared {
     allowlist: std::sync::RwLock<Arc<Vec<Origin>>>,
     /// Wakes the warm-up loop (after a reload, say).
     wake: tokio::sync::Notify,
-    mints: Semaphore,
+    mints: Arc<Semaphore>,
+    /// The pool of pre-minted tokens, if it is on.
+    pool: Option<pool::PoolState>,
     readiness: Mutex<Readiness>,
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
@@ -163,12 +171,16 @@ impl WidgetService {
         let one = NonZeroU32::MIN;
         let per_client = NonZeroU32::new(config.per_client_per_minute).unwrap_or(one);
         let global = NonZeroU32::new(config.global_per_second).unwrap_or(one);
+        let pool = pool::PoolState::new(&config, bootstrapper.clock().now());
         Self {
             shared: Arc::new(Shared {
                 bootstrapper,
                 allowlist: std::sync::RwLock::new(Arc::new(config.allowlist.clone())),
                 wake: tokio::sync::Notify::new(),
-                mints: Semaphore::new(config.max_mints_in_flight.clamp(1, Semaphore::MAX_PERMITS)),
+                mints: Arc::new(Semaphore::new(
+                    config.max_mints_in_flight.clamp(1, Semaphore::MAX_PERMITS),
+                )),
+                pool,
                 readiness: Mutex::new(Readiness::default()),
                 per_client: RateLimiter::keyed(Quota::per_minute(per_client)),
                 global: RateLimiter::direct(Quota::per_second(global)),
@@ -327,16 +339,22 @@ impl WidgetService {
 
     /// Replaces the site allowlist (a configuration reload): requests that
     /// arrive from now on are checked against `allowlist`, for the CORS
-    /// answer and for the token alike. An empty list is refused.
+    /// answer and for the token alike, and the pooled tokens of origins no
+    /// longer on it are thrown away. An empty list is refused.
     pub fn set_allowlist(&self, allowlist: Vec<Origin>) -> Result<(), ta_protocol::OriginError> {
         if allowlist.is_empty() {
             return Err(ta_protocol::OriginError::Empty);
         }
-        *self
-            .shared
-            .allowlist
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(allowlist);
+        let before = std::mem::replace(
+            &mut *self
+                .shared
+                .allowlist
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Arc::new(allowlist.clone()),
+        );
+        // A removed origin's pooled tokens go with it.
+        self.shared.pool_set_origins(&before, &allowlist);
         Ok(())
     }
 }

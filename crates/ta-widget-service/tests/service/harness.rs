@@ -115,3 +115,14 @@ pub fn json(response: &http::Response<Bytes>) -> serde_json::Value {
 pub fn header<'a>(response: &'a http::Response<Bytes>, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|v| v.to_str().unwrap())
 }
+
+/// A metric's value from the service's Prometheus text, by the start of its
+/// line (name and labels); 0 when absent.
+pub fn metric(s: &Service, line_start: &str) -> u64 {
+    s.service
+        .metrics()
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
