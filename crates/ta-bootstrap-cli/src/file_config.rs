@@ -53,6 +53,14 @@ pub struct FileConfig {
     pub max_connections: Option<u64>,
     /// `max-connections-per-client` (`serve`), as `--max-connections-per-client`.
     pub max_connections_per_client: Option<u64>,
+    /// `pool-size` (`serve`), as `--pool-size`.
+    pub pool_size: Option<u64>,
+    /// `pool-max-age` (`serve`, seconds), as `--pool-max-age`.
+    pub pool_max_age: Option<u64>,
+    /// `pool-floor` (`serve`), as `--pool-floor`.
+    pub pool_floor: Option<u64>,
+    /// `pool-max-total` (`serve`), as `--pool-max-total`.
+    pub pool_max_total: Option<u64>,
     /// `renew-after-fraction` (`serve`), as `--renew-after-fraction`.
     pub renew_after_fraction: Option<f64>,
     /// `trusted-proxies` (`serve`), as each `--trusted-proxy`.

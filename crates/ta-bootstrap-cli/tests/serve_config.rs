@@ -594,3 +594,67 @@ async fn the_loopback_switch_is_not_applied_by_a_reload() {
     );
     assert_eq!(served.stop().await, Some(0));
 }
+
+/// A metric's value from `serve`'s `/metrics` (0 when absent).
+async fn metric(client: &ta_hyper::HyperTransport, base: &str, line_start: &str) -> u64 {
+    let text = get(client, &format!("{base}/metrics")).await;
+    String::from_utf8_lossy(text.body())
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_is_set_in_the_file_and_the_environment_and_emptied_on_reload() {
+    let d = deployment(EmulatorConfig::default()).await;
+    let dir = TempDir::new("pool");
+    dir.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
+    let text = config_text(&d, &["https://contoso.com"]) + "pool-size = 5\npool-floor = 2\n";
+    let config = dir.write("serve.toml", &text);
+    let served = spawn_serve_with_env(
+        serve_args(&config, &["--pool-max-total", "50"]),
+        0,
+        &[("TA_POOL_MAX_AGE", "600")],
+    )
+    .await;
+    let line = served.wait_for_log("serving widget tokens").await;
+    for field in [
+        "pool_size=5",
+        "pool_max_age_secs=600",
+        "pool_floor=2",
+        "pool_max_total=50",
+    ] {
+        assert!(line.contains(field), "{field}: {line}");
+    }
+    let client = ta_hyper::HyperTransport::builder().build().unwrap();
+    let base = served.base();
+    let depth = "ta_pool_depth{origin=\"https://contoso.com\"}";
+    eventually("the floor is pooled", || async {
+        metric(&client, &base, depth).await == 2
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_slice(
+        post(&client, &served.url, "https://contoso.com")
+            .await
+            .body(),
+    )
+    .unwrap();
+    assert!(body["token"].as_str().unwrap().starts_with("psat="));
+    assert_eq!(metric(&client, &base, "ta_pool_hits_total").await, 1);
+    eventually("refilled", || async {
+        metric(&client, &base, depth).await == 2
+    })
+    .await;
+    // A reload: no token pooled before it is handed out.
+    served.signal("HUP");
+    served.wait_for_log("emptied the token pool").await;
+    assert_eq!(
+        metric(&client, &base, "ta_pool_discarded_total{reason=\"reload\"}").await,
+        2
+    );
+    eventually("refilled after the reload", || async {
+        metric(&client, &base, depth).await == 2
+    })
+    .await;
+    assert_eq!(served.stop().await, Some(0));
+}

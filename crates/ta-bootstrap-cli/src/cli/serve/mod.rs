@@ -93,6 +93,25 @@ pub(crate) struct ServeArgs {
     /// [default: 256].
     #[arg(long, env = "TA_MAX_CONNECTIONS_PER_CLIENT", value_parser = clap::value_parser!(u64).range(0..=65_536))]
     max_connections_per_client: Option<u64>,
+    /// Keeps a pool of pre-minted widget tokens, at most this many per
+    /// allowed origin, so that a widget gets its token without waiting for
+    /// the API (each minted for its origin alone, with its own session id,
+    /// handed to one widget); 0 for none [default: 0].
+    #[arg(long, env = "TA_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pool_size: Option<u64>,
+    /// The most age a pooled token may have when it is handed out, in
+    /// seconds (it is never handed out past half its life either)
+    /// [default: 300].
+    #[arg(long, env = "TA_POOL_MAX_AGE", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pool_max_age: Option<u64>,
+    /// The tokens pooled per origin at zero demand (at most --pool-size)
+    /// [default: 1 with a pool].
+    #[arg(long, env = "TA_POOL_FLOOR", value_name = "N", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pool_floor: Option<u64>,
+    /// The most tokens pooled (or being minted for the pool) across all
+    /// origins [default: 1000].
+    #[arg(long, env = "TA_POOL_MAX_TOTAL", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pool_max_total: Option<u64>,
     /// When widgets should renew their token, as a fraction of its
     /// remaining life: the answer's `renewAfter` is this fraction of
     /// `expiresIn` (above 0 and below 1) [default: 0.75].

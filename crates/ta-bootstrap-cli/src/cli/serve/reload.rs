@@ -150,6 +150,8 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
         "configuration reloaded"
     );
     running.service.retry_warm_up_now();
+    // No token pooled under the old credential or allowlist is handed out.
+    running.service.empty_pool();
     // Only what was applied: settings that need a restart keep warning.
     let (old, new_upstream) = (&mut current.upstream, new.upstream);
     old.client_secret = new_upstream.client_secret;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ta_protocol::{Origin, OriginPolicy};
 use ta_widget_service::server::ServerLimits;
-use ta_widget_service::{RenewalHint, ServiceConfig, WidgetService};
+use ta_widget_service::{PoolConfig, RenewalHint, ServiceConfig, WidgetService};
 
 use super::ServeArgs;
 use crate::cli::config_file::{FileConfig, fill, fill_list};
@@ -27,6 +27,8 @@ pub(super) struct Settings {
     pub(super) max_connections: usize,
     pub(super) max_connections_per_client: usize,
     pub(super) renewal: RenewalHint,
+    /// The pool of pre-minted tokens (off unless `pool-size` is set).
+    pub(super) pool: PoolConfig,
     pub(super) trusted_proxies: Vec<IpAddr>,
     pub(super) tls: Option<(PathBuf, PathBuf)>,
     /// The key file of the site's widget tickets, if they are checked.
@@ -113,7 +115,9 @@ impl ServeArgs {
             None => defaults.renewal,
         };
         let chat = self.chat.resolve(file)?;
+        let pool = self.pool(file)?;
         Ok(Settings {
+            pool,
             chat,
             allowlist,
             listen: listen.unwrap_or(DEFAULT_LISTEN),
@@ -132,6 +136,30 @@ impl ServeArgs {
             mint_ticket_key_file,
             upstream,
         })
+    }
+
+    /// The pool's settings, from the flags and the file; with no size (or
+    /// 0) there is no pool, and the other settings are only checked.
+    fn pool(&self, file: &FileConfig) -> Result<PoolConfig, String> {
+        let mut size = self.pool_size;
+        fill(&mut size, &file.pool_size);
+        let mut max_age = self.pool_max_age;
+        fill(&mut max_age, &file.pool_max_age);
+        let mut floor = self.pool_floor;
+        fill(&mut floor, &file.pool_floor);
+        let mut max_total = self.pool_max_total;
+        fill(&mut max_total, &file.pool_max_total);
+        let count = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        let named = |e: ta_widget_service::PoolConfigError| format!("pool-{}: {e}", e.setting);
+        let max_age = max_age.map_or(PoolConfig::DEFAULT_MAX_AGE, std::time::Duration::from_secs);
+        let mut pool = PoolConfig::new(count(size.unwrap_or(0)), max_age).map_err(named)?;
+        if let Some(floor) = floor {
+            pool = pool.with_floor(count(floor)).map_err(named)?;
+        }
+        if let Some(max_total) = max_total {
+            pool = pool.with_max_total(count(max_total)).map_err(named)?;
+        }
+        Ok(pool)
     }
 
     /// The files whose change `--watch-config` reacts to.
@@ -160,6 +188,7 @@ impl Settings {
         config.global_per_second = self.global_rate;
         config.max_mints_in_flight = self.max_mints_in_flight;
         config.renewal = self.renewal;
+        config.pool = self.pool.clone();
         config.trusted_proxies.clone_from(&self.trusted_proxies);
         config
     }
@@ -208,6 +237,10 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
         "max-mints-in-flight",
     );
     check(old.renewal == new.renewal, "renew-after-fraction");
+    check(
+        old.pool == new.pool,
+        "pool-size/pool-max-age/pool-floor/pool-max-total",
+    );
     check(
         old.mint_ticket_key_file == new.mint_ticket_key_file,
         "mint-ticket-key-file",
@@ -305,6 +338,40 @@ mod tests {
                 refused.contains("renew-after-fraction") && refused.contains("below 1"),
                 "{bad}: {refused}"
             );
+        }
+    }
+
+    #[test]
+    fn the_pool_is_off_by_default_and_its_settings_are_checked() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.pool.is_on());
+        let s = settings(&["--pool-size", "20", "--pool-max-age", "60"]).unwrap();
+        assert_eq!(s.pool.size(), 20);
+        assert_eq!(s.pool.max_age(), std::time::Duration::from_secs(60));
+        assert_eq!((s.pool.floor(), s.pool.max_total()), (1, 1000));
+        assert!(s.service_config().pool.is_on());
+        let s = settings(&[
+            "--pool-size",
+            "5",
+            "--pool-floor",
+            "5",
+            "--pool-max-total",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!((s.pool.floor(), s.pool.max_total()), (5, 7));
+        let refused = settings(&["--pool-size", "5", "--pool-floor", "6"]).unwrap_err();
+        assert!(
+            refused.contains("pool-floor") && refused.contains("size"),
+            "{refused}"
+        );
+        for bad in [
+            ["--pool-max-age", "0"],
+            ["--pool-size", "10001"],
+            ["--pool-max-total", "0"],
+        ] {
+            let refused = settings(&bad).err().unwrap();
+            assert!(refused.contains(bad[0]), "{bad:?}: {refused}");
         }
     }
 

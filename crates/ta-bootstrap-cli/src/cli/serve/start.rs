@@ -97,9 +97,23 @@ pub(super) async fn start(args: &ServeArgs) -> Result<Started, String> {
         // After the demo sites' lines, which scripts read by position.
         out!("taking the platform's callbacks on {service_base}/v1/callback");
     }
-    info!(%address, tls = tls.is_some(), allowed_origins = settings.allowlist.len(), "serving widget tokens");
+    let pool = &settings.pool;
+    info!(
+        %address,
+        tls = tls.is_some(),
+        allowed_origins = settings.allowlist.len(),
+        pool_size = pool.size(),
+        pool_max_age_secs = pool.max_age().as_secs(),
+        pool_floor = pool.floor(),
+        pool_max_total = pool.max_total(),
+        "serving widget tokens"
+    );
     let warm = service.clone();
     background.add_task(tokio::spawn(async move { warm.keep_warm().await }));
+    if service.pool_config().is_on() {
+        let pool = service.clone();
+        background.add_task(tokio::spawn(async move { pool.keep_pool().await }));
+    }
     let running = Running {
         service: service.clone(),
         tokens: Arc::clone(&upstream.tokens),
