@@ -1,13 +1,15 @@
 //! Time-to-token with the API at a network distance: what a widget waits
-//! from its first byte to its token, through `serve` and for a direct mint
-//! (the library's `Bootstrapper::mint`, no HTTP in front), with the
-//! emulator 80 ms away (± 5 ms, handshakes included), for widgets arriving
-//! at a steady rate and in a burst. It reports p50 and p99 of each, and the
-//! upstream requests each widget token cost.
+//! from its first byte to its token, through `serve` without and with its
+//! pool of pre-minted tokens, and for a direct mint (the library's
+//! `Bootstrapper::mint`, no HTTP in front), with the emulator 80 ms away
+//! (± 5 ms, handshakes included), for widgets arriving at a steady rate and
+//! in a burst larger than the pool. It reports p50 and p99 of each, the
+//! upstream requests each widget token cost, and the pool's hits, misses
+//! and tokens thrown away.
 //!
-//! Run with `cargo xtask bench latency` (about two minutes). Both paths run
-//! in the same process, twice each, interleaved, on the same warm caches:
-//! compare them as a ratio. Every widget must get its token (200).
+//! Run with `cargo xtask bench latency` (about three minutes). The paths
+//! run in the same process, twice each, interleaved, on the same warm
+//! caches: compare them as ratios. Every widget must get its token (200).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -37,6 +39,12 @@ const STEADY_RATE: u32 = 20;
 const STEADY_SECS: u32 = 15;
 /// Widgets arriving at once in the burst.
 const BURST: u32 = 100;
+/// Tokens pooled at most: fewer than the burst.
+const POOL_SIZE: usize = 50;
+/// Arrivals at the steady rate before each steady run's measured ones, not
+/// counted: the pool's target follows the last 10 s of demand, and a
+/// measured run starts in the steady state it is about.
+const LEAD_IN_SECS: u32 = 2;
 
 const WIDGET_TOKEN_REQUEST: &[u8] = b"POST /v1/widget-token HTTP/1.1\r\nhost: serve\r\n\
 origin: https://contoso.com\r\ncontent-length: 0\r\n\r\n";
@@ -44,6 +52,9 @@ origin: https://contoso.com\r\ncontent-length: 0\r\n\r\n";
 struct Bench {
     setup: ta_test_support::Setup,
     serve_addr: std::net::SocketAddr,
+    pooled_addr: std::net::SocketAddr,
+    /// The pooled service's own metrics (hits, misses, discarded).
+    pool_metrics: Arc<Metrics>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -51,6 +62,8 @@ enum Path {
     /// A browser's first call to `serve`: a new connection, then
     /// `POST /v1/widget-token`.
     Serve,
+    /// The same to a `serve` with the pool.
+    Pooled,
     /// `Bootstrapper::mint` on the same bootstrapper.
     Direct,
 }
@@ -59,6 +72,7 @@ impl Path {
     fn label(self) -> &'static str {
         match self {
             Self::Serve => "through serve",
+            Self::Pooled => "serve with the pool",
             Self::Direct => "direct mint",
         }
     }
@@ -78,13 +92,17 @@ impl Arrivals {
         }
     }
 
-    /// When each widget arrives, from the start.
-    fn schedule(self) -> Vec<Duration> {
+    /// When each widget arrives, from the start, and whether it is
+    /// measured (not in the lead-in).
+    fn schedule(self) -> Vec<(Duration, bool)> {
         match self {
-            Self::Steady => (0..STEADY_RATE * STEADY_SECS)
-                .map(|i| Duration::from_secs(1) * i / STEADY_RATE)
+            Self::Steady => (0..STEADY_RATE * (LEAD_IN_SECS + STEADY_SECS))
+                .map(|i| {
+                    let at = Duration::from_secs(1) * i / STEADY_RATE;
+                    (at, i >= STEADY_RATE * LEAD_IN_SECS)
+                })
                 .collect(),
-            Self::Burst => vec![Duration::ZERO; BURST as usize],
+            Self::Burst => vec![(Duration::ZERO, true); BURST as usize],
         }
     }
 }
@@ -93,8 +111,13 @@ impl Bench {
     async fn widget(&self, path: Path) -> Duration {
         let started = Instant::now();
         match path {
-            Path::Serve => {
-                let mut connection = WidgetConnection::open(self.serve_addr).await;
+            Path::Serve | Path::Pooled => {
+                let addr = if path == Path::Serve {
+                    self.serve_addr
+                } else {
+                    self.pooled_addr
+                };
+                let mut connection = WidgetConnection::open(addr).await;
                 assert_eq!(connection.call(WIDGET_TOKEN_REQUEST).await, 200);
             }
             Path::Direct => {
@@ -109,24 +132,45 @@ impl Bench {
         started.elapsed()
     }
 
-    /// Every widget of `arrivals` on `path`: their times to token, sorted,
-    /// and the upstream requests made meanwhile.
-    async fn run(self: &Arc<Self>, path: Path, arrivals: Arrivals) -> (Vec<Duration>, u64) {
+    /// Every widget of `arrivals` on `path`: the measured ones' times to
+    /// token, sorted, and the upstream requests per widget token, lead-in
+    /// and the pool's refills after the last widget included.
+    async fn run(self: &Arc<Self>, path: Path, arrivals: Arrivals) -> (Vec<Duration>, f64) {
         let before = self.setup.emulator.stats().total_requests();
         let start = tokio::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        for at in arrivals.schedule() {
+        let schedule = arrivals.schedule();
+        for &(at, measured) in &schedule {
             tokio::time::sleep_until(start + at).await;
             let bench = Arc::clone(self);
-            tasks.spawn(async move { bench.widget(path).await });
+            tasks.spawn(async move { (bench.widget(path).await, measured) });
         }
         let mut times = Vec::new();
-        while let Some(time) = tasks.join_next().await {
-            times.push(time.unwrap());
+        while let Some(done) = tasks.join_next().await {
+            let (time, measured) = done.unwrap();
+            if measured {
+                times.push(time);
+            }
         }
         times.sort();
+        if path == Path::Pooled {
+            // The refills the last widgets asked for land within a round
+            // trip or two.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let upstream = self.setup.emulator.stats().total_requests() - before;
-        (times, upstream)
+        (times, upstream as f64 / schedule.len() as f64)
+    }
+
+    /// The pooled service's counter `name` now.
+    fn pool_counter(&self, name: &str) -> u64 {
+        self.pool_metrics
+            .encode()
+            .lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            .filter_map(|rest| rest.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 }
 
@@ -144,11 +188,25 @@ async fn start() -> Arc<Bench> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let serve_addr = support::listen(&service).await;
+    // The same service with the pool, on the same bootstrapper (its caches
+    // and its connection to the API), on its own port.
+    let pool_metrics = Arc::new(Metrics::new());
+    let pool = ta_widget_service::PoolConfig::new(POOL_SIZE, Duration::from_secs(300)).unwrap();
+    let pooled = support::service_with_pool(&setup, Arc::clone(&pool_metrics), pool);
+    let refill = pooled.clone();
+    tokio::spawn(async move { refill.keep_pool().await });
+    let pooled_addr = support::listen(&pooled).await;
     // The SA's connection to the API is set up (its handshakes paid) by the
     // warm-up; one mint each way before measuring.
-    let bench = Arc::new(Bench { setup, serve_addr });
+    let bench = Arc::new(Bench {
+        setup,
+        serve_addr,
+        pooled_addr,
+        pool_metrics,
+    });
     bench.widget(Path::Direct).await;
     bench.widget(Path::Serve).await;
+    bench.widget(Path::Pooled).await;
     bench
 }
 
@@ -168,39 +226,56 @@ fn main() {
             "time to token, the API {RTT_MS} ± {JITTER_MS} ms away (every request one round trip, a new connection two more)"
         );
         println!();
-        println!("| arrivals | path | widgets | p50 | p99 | upstream requests per token |");
-        println!("|---|---|---|---|---|---|");
+        println!(
+            "| arrivals | path | widgets | p50 | p99 | upstream requests per token | pool hits / misses / discarded |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        const PATHS: [Path; 3] = [Path::Serve, Path::Pooled, Path::Direct];
         for arrivals in [Arrivals::Steady, Arrivals::Burst] {
-            // Each path twice, interleaved, so that neither is favoured by
-            // going first; each path's rounds are pooled for the ratio.
-            let mut pooled = [Vec::new(), Vec::new()];
-            for (round, path) in [Path::Serve, Path::Direct, Path::Serve, Path::Direct]
-                .into_iter()
-                .enumerate()
-            {
-                let (times, upstream) = bench.run(path, arrivals).await;
-                let n = times.len();
-                println!(
-                    "| {} (round {}) | {} | {n} | {} | {} | {:.2} |",
-                    arrivals.label(),
-                    round / 2 + 1,
-                    path.label(),
-                    ms(percentile(&times, 0.5)),
-                    ms(percentile(&times, 0.99)),
-                    upstream as f64 / n as f64
-                );
-                pooled[round % 2].extend(times);
+            // Each path twice, interleaved, so that none is favoured by its
+            // place; each path's rounds are pooled for the ratios.
+            let mut pooled: [Vec<Duration>; 3] = Default::default();
+            for round in 0..2 {
+                for (i, path) in PATHS.into_iter().enumerate() {
+                    let counters = ["ta_pool_hits_total", "ta_pool_misses_total", "ta_pool_discarded_total"]
+                        .map(|name| bench.pool_counter(name));
+                    let (times, per_token) = bench.run(path, arrivals).await;
+                    let pool = if path == Path::Pooled {
+                        let [hits, misses, discarded] = ["ta_pool_hits_total", "ta_pool_misses_total", "ta_pool_discarded_total"]
+                            .map(|name| bench.pool_counter(name));
+                        format!(
+                            "{} / {} / {}",
+                            hits - counters[0],
+                            misses - counters[1],
+                            discarded - counters[2]
+                        )
+                    } else {
+                        "".to_owned()
+                    };
+                    println!(
+                        "| {} (round {}) | {} | {} | {} | {} | {per_token:.2} | {pool} |",
+                        arrivals.label(),
+                        round + 1,
+                        path.label(),
+                        times.len(),
+                        ms(percentile(&times, 0.5)),
+                        ms(percentile(&times, 0.99)),
+                    );
+                    pooled[i].extend(times);
+                }
             }
-            let [serve, direct] = pooled.map(|mut times| {
+            let [serve, with_pool, direct] = pooled.map(|mut times| {
                 times.sort();
                 percentile(&times, 0.99)
             });
             println!();
             println!(
-                "{}: p99 through serve {} / p99 direct {} = {:.2}",
+                "{}: p99 through serve {} / with the pool {} / direct {}; direct / with the pool = {:.1}, serve / direct = {:.2}",
                 arrivals.label(),
                 ms(serve),
+                ms(with_pool),
                 ms(direct),
+                direct.as_secs_f64() / with_pool.as_secs_f64(),
                 serve.as_secs_f64() / direct.as_secs_f64()
             );
             println!();

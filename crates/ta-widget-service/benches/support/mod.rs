@@ -18,12 +18,22 @@ use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
 /// The widget-token service on `setup`'s bootstrapper for
 /// `https://contoso.com`, its rate limits raised out of the way.
 pub fn service(setup: &ta_test_support::Setup, metrics: Arc<Metrics>) -> WidgetService {
+    service_with_pool(setup, metrics, ta_widget_service::PoolConfig::off())
+}
+
+/// The same with a pool of pre-minted tokens.
+pub fn service_with_pool(
+    setup: &ta_test_support::Setup,
+    metrics: Arc<Metrics>,
+    pool: ta_widget_service::PoolConfig,
+) -> WidgetService {
     let allowlist =
         WidgetService::allowlist(&["https://contoso.com".to_owned()], OriginPolicy::default())
             .unwrap();
     let mut config = ServiceConfig::new(allowlist);
     config.per_client_per_minute = u32::MAX;
     config.global_per_second = u32::MAX;
+    config.pool = pool;
     WidgetService::new(setup.bootstrapper.clone(), config, metrics)
 }
 
