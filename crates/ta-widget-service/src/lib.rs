@@ -35,6 +35,7 @@ pub mod forwarded;
 mod metrics;
 pub mod mint_check;
 pub mod pool;
+pub mod replicas;
 pub mod server;
 mod service;
 

@@ -26,10 +26,12 @@
 //! # Ok(()) }
 //! ```
 
+mod replica;
 mod router;
 mod switchboard;
 mod task;
 
+pub use replica::{InvalidReplicaName, ReplicaName};
 #[cfg(feature = "mock")]
 pub use router::MockChatRouter;
 pub use router::{ChatRouter, Routing, StaticRouter};

@@ -9,8 +9,8 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 use url::Url;
 
-use super::ChatRouter;
 use super::task::{Input, run_chat};
+use super::{ChatRouter, ReplicaName};
 use crate::Bootstrapper;
 
 /// How the switchboard runs its chats.
@@ -23,12 +23,23 @@ pub struct SwitchboardOptions {
     /// URL with the chat's `callbackContext` (a per-conversation URL; the
     /// chat's id is appended as `callbackContext`).
     pub meeting_callback: Option<Url>,
+    /// The replica this switchboard runs in, when there are several: its
+    /// chat ids start with the name ([`ReplicaName`]).
+    pub replica: Option<ReplicaName>,
 }
 
 impl SwitchboardOptions {
     /// Sets the timers (builder style).
     pub fn with_timers(mut self, timers: Timers) -> Self {
         self.timers = timers;
+        self
+    }
+
+    /// Names the replica (builder style): chat ids become
+    /// `<name>_c<16 characters>`, so that every later callback of a chat
+    /// names the replica that holds it.
+    pub fn with_replica(mut self, replica: ReplicaName) -> Self {
+        self.replica = Some(replica);
         self
     }
 }
@@ -240,12 +251,17 @@ impl Switchboard {
             return Delivery::Ignored;
         };
         let unique = self.shared.bootstrapper.entropy().unique_id();
+        let (prefix, length) = match &self.shared.options.replica {
+            // 14 + 2 + 16 = 32, a chat id's most.
+            Some(replica) => (format!("{replica}_c"), 16),
+            None => ("c".to_owned(), 20),
+        };
         let id: String = unique
             .chars()
             .filter(char::is_ascii_alphanumeric)
-            .take(20)
+            .take(length)
             .collect();
-        let Ok(id) = ChatId::new(format!("c{id}")) else {
+        let Ok(id) = ChatId::new(format!("{prefix}{id}")) else {
             return Delivery::Ignored;
         };
         let (sender, receiver) = mpsc::unbounded_channel();

@@ -1,6 +1,7 @@
 //! `POST /v1/callback`: the platform's callbacks, authenticated before any
 //! work and handed to the chat's switchboard, which answers at once and
-//! works after. `GET /v1/callback` answers 200, a connectivity check (as
+//! works after; or, for a chat another replica holds, sent on to it
+//! ([`crate::replicas`]). `GET /v1/callback` answers 200, a connectivity check (as
 //! the SDK's sample controller did).
 
 use std::sync::Arc;
@@ -10,13 +11,15 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ta_bootstrap::chat::{Delivery, Switchboard};
-use tracing::{info, warn};
+use ta_bootstrap::chat::{Delivery, ReplicaName, Switchboard};
+use ta_protocol::Transport as _;
+use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::answers::{error, no_store_json, request_id_of};
 use crate::callback::{CallbackVerifier, Refusal};
 use crate::metrics::{ChatOutcome, RefusalReason};
+use crate::replicas::{FORWARD_TIMEOUT, FORWARDED_BY, Replicas};
 
 /// The chat's side of the service: the switchboard that runs the chats and
 /// the verifier that authenticates their callbacks.
@@ -28,6 +31,9 @@ pub struct ChatEndpoint {
     pub verifier: Arc<CallbackVerifier>,
     /// Largest callback body accepted.
     pub max_body_bytes: usize,
+    /// This replica and its peers, when the service runs as several
+    /// ([`crate::replicas`]): callbacks for the others' chats are sent on.
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 impl ChatEndpoint {
@@ -38,6 +44,95 @@ impl ChatEndpoint {
             switchboard,
             verifier,
             max_body_bytes: 256 * 1024,
+            replicas: None,
+        }
+    }
+
+    /// The same, run as one of several replicas: `replicas` names this one
+    /// (give the same name to the switchboard's
+    /// [`SwitchboardOptions::with_replica`](ta_bootstrap::chat::SwitchboardOptions::with_replica))
+    /// and says how to reach the others.
+    pub fn with_replicas(mut self, replicas: Replicas) -> Self {
+        self.replicas = Some(Arc::new(replicas));
+        self
+    }
+}
+
+/// The replica other than this one that `context` names, if any.
+fn held_elsewhere(replicas: &Replicas, context: Option<&str>) -> Option<ReplicaName> {
+    ReplicaName::of_context(context?).filter(|owner| owner != replicas.me())
+}
+
+/// Sends a callback on to the replica `owner` that holds its chat, and
+/// answers with that replica's answer.
+async fn forward(
+    shared: &Shared,
+    replicas: &Replicas,
+    owner: &ReplicaName,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+    request_id: &str,
+) -> Response {
+    if headers.contains_key(FORWARDED_BY) {
+        // Sent on once already: never again (two replicas that disagree
+        // about who holds a chat must not bounce it forever).
+        count(shared, "ignored");
+        warn!(owner = %owner, "a callback sent on by another replica names a third: ignored");
+        return StatusCode::OK.into_response();
+    }
+    let Some(url) = replicas.callback_url(owner, query) else {
+        count(shared, "ignored");
+        warn!(owner = %owner, "a callback for a chat of a replica this one cannot reach: ignored");
+        return StatusCode::OK.into_response();
+    };
+    let mut request = axum::http::Request::post(url.as_str());
+    for name in [
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::HeaderName::from_static("x-ms-correlation-id"),
+        header::HeaderName::from_static("client-request-id"),
+    ] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    request = request.header(FORWARDED_BY, replicas.me().as_str());
+    let Ok(request) = request.body(body) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the callback could not be sent on",
+            request_id,
+        );
+    };
+    let sent = tokio::time::timeout(FORWARD_TIMEOUT, replicas.transport.send(request)).await;
+    match sent {
+        Ok(Ok(answer)) => {
+            count(shared, "forwarded");
+            debug!(owner = %owner, status = answer.status().as_u16(), "a callback was sent on to the replica that holds its chat");
+            let (parts, body) = answer.into_parts();
+            let mut response = (parts.status, body).into_response();
+            if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, kind.clone());
+            }
+            response
+        }
+        failed => {
+            count(shared, "forward_failed");
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {FORWARD_TIMEOUT:?}"),
+            };
+            warn!(owner = %owner, error = %why, "a callback could not be sent on to the replica that holds its chat");
+            error(
+                StatusCode::BAD_GATEWAY,
+                "replica_unreachable",
+                "the replica that holds this chat could not be reached",
+                request_id,
+            )
         }
     }
 }
@@ -110,6 +205,20 @@ pub(super) async fn callback(
             .find(|(k, _)| k.eq_ignore_ascii_case("callbackContext"))
             .map(|(_, v)| v.into_owned())
     });
+    if let Some(replicas) = &chat.replicas {
+        if let Some(owner) = held_elsewhere(replicas, context.as_deref()) {
+            return forward(
+                &shared,
+                replicas,
+                &owner,
+                query.as_deref(),
+                &headers,
+                body,
+                &request_id,
+            )
+            .await;
+        }
+    }
     match chat.switchboard.deliver(context.as_deref(), &body) {
         Ok(Delivery::Opened { context }) => {
             count(&shared, "opened");

@@ -48,6 +48,40 @@ pub fn plan() -> Plan {
         .with_join_timeout(Duration::from_secs(3))
 }
 
+/// A widget-token service with the chat, on `bootstrapper` against
+/// `setup`'s emulator: its switchboard run with `options` and routed by
+/// `plan`, its callbacks checked against the emulator's keys with `auth`'s
+/// expectations, its endpoint changed by `endpoint`.
+pub fn chat_service(
+    setup: &Setup,
+    bootstrapper: ta_bootstrap::Bootstrapper,
+    metrics: Arc<Metrics>,
+    plan: Plan,
+    options: SwitchboardOptions,
+    auth: impl FnOnce(CallbackAuth) -> CallbackAuth,
+    endpoint: impl FnOnce(ChatEndpoint) -> ChatEndpoint,
+) -> WidgetService {
+    let switchboard = Switchboard::new(
+        bootstrapper.clone(),
+        Arc::new(StaticRouter::new(plan)),
+        options,
+    );
+    let keys = TransportKeySource::new(
+        Arc::clone(&setup.transport),
+        &setup.emulator.callback_keys_url(),
+    )
+    .unwrap();
+    let auth = auth(
+        CallbackAuth::new(DEFAULT_APP_ID_URI, setup.emulator.callback_issuer())
+            .with_min_key_refetch(Duration::from_millis(500)),
+    );
+    let verifier = Arc::new(CallbackVerifier::new(auth, Arc::new(keys)));
+    let allowlist =
+        WidgetService::allowlist(&[ORIGIN.to_owned()], OriginPolicy::default()).unwrap();
+    WidgetService::new(bootstrapper, ServiceConfig::new(allowlist), metrics)
+        .with_chat(endpoint(ChatEndpoint::new(switchboard, verifier)))
+}
+
 impl Rig {
     pub async fn start(chat: ChatConfig) -> Self {
         let config = EmulatorConfig {
@@ -98,32 +132,18 @@ impl Rig {
         let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::new());
         let setup = setup_observed(config, Arc::clone(&metrics) as _).await;
-        let switchboard = Switchboard::new(
+        let service = chat_service(
+            &setup,
             setup.bootstrapper.clone(),
-            Arc::new(StaticRouter::new(plan)),
+            Arc::clone(&metrics),
+            plan,
             options(
                 SwitchboardOptions::default().with_timers(Timers::uniform(Duration::from_secs(5))),
                 addr,
             ),
+            auth,
+            |endpoint| endpoint,
         );
-        let keys = TransportKeySource::new(
-            Arc::clone(&setup.transport),
-            &setup.emulator.callback_keys_url(),
-        )
-        .unwrap();
-        let auth = auth(
-            CallbackAuth::new(DEFAULT_APP_ID_URI, setup.emulator.callback_issuer())
-                .with_min_key_refetch(Duration::from_millis(500)),
-        );
-        let verifier = Arc::new(CallbackVerifier::new(auth, Arc::new(keys)));
-        let allowlist =
-            WidgetService::allowlist(&[ORIGIN.to_owned()], OriginPolicy::default()).unwrap();
-        let service = WidgetService::new(
-            setup.bootstrapper.clone(),
-            ServiceConfig::new(allowlist),
-            Arc::clone(&metrics),
-        )
-        .with_chat(ChatEndpoint::new(switchboard, verifier));
         tokio::spawn(
             Server::new(listener, service.router())
                 .limits(limits)

@@ -1,0 +1,204 @@
+//! The chat across replicas: a callback for a chat that another replica
+//! holds is sent on to it.
+//!
+//! Behind a load balancer, the platform's callbacks for one conversation
+//! may reach any replica, while the chat's state lives in the one that
+//! accepted the visitor's invitation. With a [`ReplicaName`] given to the
+//! switchboard
+//! ([`SwitchboardOptions::with_replica`](ta_bootstrap::chat::SwitchboardOptions::with_replica)),
+//! every chat id, and so the `callbackContext` of every later callback,
+//! names the replica that holds the chat. A replica that receives a
+//! callback naming another one checks its token first, then sends it on,
+//! unchanged (its token included), to that replica's own address, and
+//! answers with that replica's answer. A callback sent on is marked
+//! ([`FORWARDED_BY`]) and never sent on again. The first callback of a
+//! conversation (the visitor's invitation, which has no context yet) opens
+//! the chat on whichever replica it reaches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ta_bootstrap::chat::ReplicaName;
+use ta_protocol::Transport;
+use url::Url;
+
+/// The header that marks a callback sent on by another replica: its value
+/// is the sender's name.
+pub const FORWARDED_BY: &str = "x-ta-forwarded-by";
+
+/// How long a replica waits for the one it sends a callback on to.
+pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This replica's name and how to reach the others.
+#[derive(Clone)]
+pub struct Replicas {
+    me: ReplicaName,
+    peers: BTreeMap<ReplicaName, Url>,
+    template: Option<String>,
+    pub(crate) transport: Arc<dyn Transport>,
+}
+
+impl std::fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicas")
+            .field("me", &self.me)
+            .field("peers", &self.peers)
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A peer's address that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("replica address {shown:?}: {reason}")]
+pub struct ReplicaAddressError {
+    shown: String,
+    reason: &'static str,
+}
+
+fn base_url(text: &str) -> Result<Url, ReplicaAddressError> {
+    let refused = |reason| ReplicaAddressError {
+        shown: text.chars().take(200).collect(),
+        reason,
+    };
+    let url = Url::parse(text).map_err(|_| refused("not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refused("must be http or https"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(refused("must have no query, fragment or user"));
+    }
+    if url.host_str().is_none() {
+        return Err(refused("must name a host"));
+    }
+    Ok(url)
+}
+
+impl Replicas {
+    /// This replica, `me`, sending callbacks on over `transport` (which
+    /// must reach the peers' addresses: plain HTTP inside a cluster, or
+    /// HTTPS with the roots that sign their certificates).
+    pub fn new(me: ReplicaName, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            me,
+            peers: BTreeMap::new(),
+            template: None,
+            transport,
+        }
+    }
+
+    /// A peer `name` at `base` (`http(s)://host:port`, the address the
+    /// service listens on; `/v1/callback` is added).
+    pub fn with_peer(mut self, name: ReplicaName, base: &str) -> Result<Self, ReplicaAddressError> {
+        self.peers.insert(name, base_url(base)?);
+        Ok(self)
+    }
+
+    /// The address of any peer not listed, made from its name:
+    /// `template` holds `{name}` (for a StatefulSet behind a headless
+    /// Service: `http://{name}.ta-bootstrap-peers:8080`). A name has only
+    /// `a-z 0-9 -`, so the host stays within the operator's pattern.
+    pub fn with_peer_template(mut self, template: &str) -> Result<Self, ReplicaAddressError> {
+        if !template.contains("{name}") {
+            return Err(ReplicaAddressError {
+                shown: template.chars().take(200).collect(),
+                reason: "must hold {name}",
+            });
+        }
+        base_url(&template.replace("{name}", "a"))?;
+        self.template = Some(template.to_owned());
+        Ok(self)
+    }
+
+    /// This replica's name.
+    pub fn me(&self) -> &ReplicaName {
+        &self.me
+    }
+
+    /// Where a callback for `name`'s chats goes, with `query` (the
+    /// callback's own), if `name` is a peer this replica can reach.
+    pub(crate) fn callback_url(&self, name: &ReplicaName, query: Option<&str>) -> Option<Url> {
+        let base = match self.peers.get(name) {
+            Some(base) => base.clone(),
+            None => base_url(&self.template.as_ref()?.replace("{name}", name.as_str())).ok()?,
+        };
+        let mut url = base.join("v1/callback").ok()?;
+        if base.path() != "/" {
+            // A base with a path keeps it: `http://h/sa` → `http://h/sa/v1/callback`.
+            url.set_path(&format!(
+                "{}/v1/callback",
+                base.path().trim_end_matches('/')
+            ));
+        }
+        url.set_query(query);
+        Some(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    struct Nowhere;
+
+    #[async_trait::async_trait]
+    impl Transport for Nowhere {
+        async fn send(
+            &self,
+            _: http::Request<bytes::Bytes>,
+        ) -> Result<http::Response<bytes::Bytes>, ta_protocol::TransportError> {
+            Err(ta_protocol::TransportError::new(
+                ta_protocol::TransportErrorKind::Connect,
+                false,
+            ))
+        }
+    }
+
+    fn name(s: &str) -> ReplicaName {
+        ReplicaName::new(s).unwrap()
+    }
+
+    #[test]
+    fn peers_are_listed_or_made_from_the_template() {
+        let replicas = Replicas::new(name("r0"), Arc::new(Nowhere))
+            .with_peer(name("r1"), "http://10.0.0.7:8080")
+            .unwrap()
+            .with_peer_template("http://{name}.peers.svc:8080/sa/")
+            .unwrap();
+        assert_eq!(
+            replicas
+                .callback_url(&name("r1"), Some("callbackContext=r1_cX"))
+                .unwrap()
+                .as_str(),
+            "http://10.0.0.7:8080/v1/callback?callbackContext=r1_cX"
+        );
+        assert_eq!(
+            replicas.callback_url(&name("r2"), None).unwrap().as_str(),
+            "http://r2.peers.svc:8080/sa/v1/callback"
+        );
+        let alone = Replicas::new(name("r0"), Arc::new(Nowhere));
+        assert!(alone.callback_url(&name("r1"), None).is_none());
+    }
+
+    #[test]
+    fn unusable_addresses_are_named() {
+        let r = || Replicas::new(name("r0"), Arc::new(Nowhere));
+        for bad in [
+            "10.0.0.7:8080",
+            "ftp://h",
+            "http://h/?q=1",
+            "http://u@h",
+            "http://h/#f",
+        ] {
+            let error = r().with_peer(name("r1"), bad).unwrap_err();
+            assert!(
+                error.to_string().contains("replica address"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(r().with_peer_template("http://peers:8080").is_err());
+        assert!(r().with_peer_template("{name}:8080").is_err());
+    }
+}
