@@ -83,6 +83,12 @@ pub struct FileConfig {
     pub agents: Option<Vec<String>>,
     /// `helpdesk-name` (`serve`, the chat), as `--helpdesk-name`.
     pub helpdesk_name: Option<String>,
+    /// `replica-name` (`serve`, the chat), as `--replica-name`.
+    pub replica_name: Option<String>,
+    /// `peers` (`serve`, the chat), as each `--peer`.
+    pub peers: Option<Vec<String>>,
+    /// `peer-url-template` (`serve`, the chat), as `--peer-url-template`.
+    pub peer_url_template: Option<String>,
 }
 
 /// Why a configuration file's text was refused: the line (when known) and

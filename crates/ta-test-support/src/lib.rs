@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+pub mod balancer;
 pub mod widget;
 
 use ta_bootstrap::{

@@ -75,6 +75,23 @@ fn base_url(text: &str) -> Result<Url, ReplicaAddressError> {
     Ok(url)
 }
 
+/// Checks a peer's address as [`Replicas::with_peer`] would.
+pub fn check_address(base: &str) -> Result<(), ReplicaAddressError> {
+    base_url(base).map(|_| ())
+}
+
+/// Checks a peer address template as [`Replicas::with_peer_template`]
+/// would.
+pub fn check_template(template: &str) -> Result<(), ReplicaAddressError> {
+    if !template.contains("{name}") {
+        return Err(ReplicaAddressError {
+            shown: template.chars().take(200).collect(),
+            reason: "must hold {name}",
+        });
+    }
+    base_url(&template.replace("{name}", "a")).map(|_| ())
+}
+
 impl Replicas {
     /// This replica, `me`, sending callbacks on over `transport` (which
     /// must reach the peers' addresses: plain HTTP inside a cluster, or
@@ -100,13 +117,7 @@ impl Replicas {
     /// Service: `http://{name}.ta-bootstrap-peers:8080`). A name has only
     /// `a-z 0-9 -`, so the host stays within the operator's pattern.
     pub fn with_peer_template(mut self, template: &str) -> Result<Self, ReplicaAddressError> {
-        if !template.contains("{name}") {
-            return Err(ReplicaAddressError {
-                shown: template.chars().take(200).collect(),
-                reason: "must hold {name}",
-            });
-        }
-        base_url(&template.replace("{name}", "a"))?;
+        check_template(template)?;
         self.template = Some(template.to_owned());
         Ok(self)
     }

@@ -13,49 +13,17 @@
 #[path = "chat/rig.rs"]
 mod rig;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rig::*;
 use ta_bootstrap::chat::{ReplicaName, SwitchboardOptions};
 use ta_protocol::Transport;
 use ta_protocol::chat::Timers;
+use ta_test_support::balancer::Balancer;
 use ta_widget_service::Metrics;
 use ta_widget_service::replicas::Replicas;
 use ta_widget_service::server::Server;
-
-/// A balancer that sends each request to the next backend in turn, and
-/// counts what each got.
-struct Balancer {
-    backends: Vec<SocketAddr>,
-    next: AtomicUsize,
-    sent: Vec<AtomicUsize>,
-    client: ta_hyper::HyperTransport,
-}
-
-async fn balance(
-    axum::extract::State(lb): axum::extract::State<Arc<Balancer>>,
-    request: axum::extract::Request,
-) -> axum::response::Response {
-    let i = lb.next.fetch_add(1, Ordering::SeqCst) % lb.backends.len();
-    lb.sent[i].fetch_add(1, Ordering::SeqCst);
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut forwarded = http::Request::builder()
-        .method(parts.method)
-        .uri(format!("http://{}{path}", lb.backends[i]));
-    for (name, value) in &parts.headers {
-        if name != http::header::HOST {
-            forwarded = forwarded.header(name, value);
-        }
-    }
-    let answer = lb.client.send(forwarded.body(body).unwrap()).await.unwrap();
-    let (parts, body) = answer.into_parts();
-    axum::response::IntoResponse::into_response((parts.status, parts.headers, body))
-}
 
 struct Replica {
     metrics: Arc<Metrics>,
@@ -130,18 +98,7 @@ async fn a_chat_runs_whole_when_its_callbacks_reach_both_replicas() {
         replicas.push(Replica { metrics, service });
     }
     // The platform calls the balancer; so does the widget.
-    let balancer = Arc::new(Balancer {
-        backends: addrs.to_vec(),
-        next: AtomicUsize::new(0),
-        sent: vec![AtomicUsize::new(0), AtomicUsize::new(0)],
-        client: ta_hyper::HyperTransport::builder().build().unwrap(),
-    });
-    let lb_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let lb_addr = lb_listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .fallback(balance)
-        .with_state(Arc::clone(&balancer));
-    tokio::spawn(async move { axum::serve(lb_listener, app).await });
+    let (balancer, lb_addr) = Balancer::start(addrs.to_vec()).await;
     setup
         .emulator
         .set_callback_url(&format!("http://{lb_addr}/v1/callback"))
@@ -160,6 +117,11 @@ async fn a_chat_runs_whole_when_its_callbacks_reach_both_replicas() {
     let stats = until(&setup.emulator, secs, |s| s.chat.agents_joined == 1).await;
     assert_eq!(stats.chat.agents_joined, 1, "{stats:?}");
     assert_eq!(widget.say("hello, anyone?").await, 201);
+    // The agent's answer reaches the visitor: the bridge works across the
+    // replicas.
+    widget
+        .poll_until(secs, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
+        .await;
     assert_eq!(widget.post("stopMessaging").await, 204);
     let stats = until(&setup.emulator, secs, |s| {
         s.chat.conversations_open == 0 && s.chat.conversations_ended >= 1
@@ -180,11 +142,7 @@ async fn a_chat_runs_whole_when_its_callbacks_reach_both_replicas() {
     );
     // Both replicas got callbacks; one chat was opened, on one of them; the
     // other sent its share on.
-    let sent: Vec<usize> = balancer
-        .sent
-        .iter()
-        .map(|n| n.load(Ordering::SeqCst))
-        .collect();
+    let sent = balancer.sent();
     assert!(sent.iter().all(|&n| n >= 3), "{sent:?}");
     let started: Vec<u64> = replicas
         .iter()

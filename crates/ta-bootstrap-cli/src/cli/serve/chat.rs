@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use clap::Args;
 use ta_bootstrap::Bootstrapper;
-use ta_bootstrap::chat::{StaticRouter, Switchboard, SwitchboardOptions};
+use ta_bootstrap::chat::{ReplicaName, StaticRouter, Switchboard, SwitchboardOptions};
 use ta_bootstrap_cli::agent_spec::parse_agent;
 use ta_protocol::Transport;
 use ta_protocol::chat::{Plan, Timers};
 use ta_widget_service::ChatEndpoint;
 use ta_widget_service::callback::{CallbackAuth, CallbackVerifier, TransportKeySource};
+use ta_widget_service::replicas::{self, Replicas};
 
 use crate::cli::config_file::{FileConfig, fill, fill_list};
 
@@ -47,6 +48,35 @@ pub(crate) struct ChatArgs {
     /// The name the visitor sees for the help desk [default: Help Desk].
     #[arg(long, env = "TA_HELPDESK_NAME")]
     pub(crate) helpdesk_name: Option<String>,
+    /// This replica's name, when several run the chat behind a load
+    /// balancer (1 to 14 characters of a-z 0-9 -, a StatefulSet pod's name):
+    /// each chat's callbacks then name it, and the other replicas send them
+    /// on to it.
+    #[arg(long, env = "TA_REPLICA_NAME", value_name = "NAME")]
+    pub(crate) replica_name: Option<String>,
+    /// Another replica and the address it listens on, as
+    /// `NAME=http://10.0.0.7:8080` (repeatable; `;`-separated in the
+    /// variable; this replica's own entry is skipped, so one list serves
+    /// all).
+    #[arg(
+        long = "peer",
+        env = "TA_PEERS",
+        value_delimiter = ';',
+        value_name = "NAME=URL"
+    )]
+    pub(crate) peers: Vec<String>,
+    /// The address of a replica not in --peer, made from its name:
+    /// `http://{name}.ta-bootstrap-peers:8080` (a headless Service).
+    #[arg(long, env = "TA_PEER_URL_TEMPLATE", value_name = "URL")]
+    pub(crate) peer_url_template: Option<String>,
+}
+
+/// The replica's name and its peers, resolved and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ReplicaSettings {
+    pub(super) name: ReplicaName,
+    pub(super) peers: Vec<(ReplicaName, String)>,
+    pub(super) template: Option<String>,
 }
 
 /// The chat, resolved.
@@ -57,6 +87,7 @@ pub(super) struct ChatSettings {
     pub(super) issuer: String,
     pub(super) keys_url: String,
     pub(super) plan: Plan,
+    pub(super) replicas: Option<ReplicaSettings>,
 }
 
 impl ChatArgs {
@@ -71,11 +102,21 @@ impl ChatArgs {
         fill(&mut args.callback_keys_url, &file.callback_keys_url);
         fill_list(&mut args.agents, &file.agents);
         fill(&mut args.helpdesk_name, &file.helpdesk_name);
+        fill(&mut args.replica_name, &file.replica_name);
+        fill_list(&mut args.peers, &file.peers);
+        fill(&mut args.peer_url_template, &file.peer_url_template);
+        let replicas = args.replicas()?;
         let (audience, issuer, keys_url) = match (
             args.callback_audience,
             args.callback_issuer,
             args.callback_keys_url,
         ) {
+            (None, None, None) if replicas.is_some() => {
+                return Err(
+                    "--replica-name and --peer are the chat's: set the chat's --callback-* too"
+                        .to_owned(),
+                );
+            }
             (None, None, None) => return Ok(None),
             (Some(a), Some(i), Some(k)) => (a, i, k),
             (a, i, k) => {
@@ -108,6 +149,41 @@ impl ChatArgs {
             issuer,
             keys_url,
             plan,
+            replicas,
+        }))
+    }
+
+    /// The replica settings: `None` without a name; peers need one.
+    fn replicas(&self) -> Result<Option<ReplicaSettings>, String> {
+        let Some(name) = &self.replica_name else {
+            if self.peers.is_empty() && self.peer_url_template.is_none() {
+                return Ok(None);
+            }
+            return Err("--peer and --peer-url-template need --replica-name (TA_REPLICA_NAME, or `replica-name`)".to_owned());
+        };
+        let name = ReplicaName::new(name).map_err(|e| format!("replica-name: {e}"))?;
+        let mut peers = Vec::new();
+        for peer in &self.peers {
+            let Some((peer_name, url)) = peer.split_once('=') else {
+                return Err(format!(
+                    "peer {peer:?}: expected NAME=URL (`r1=http://10.0.0.7:8080`)"
+                ));
+            };
+            let peer_name =
+                ReplicaName::new(peer_name.trim()).map_err(|e| format!("peer {peer:?}: {e}"))?;
+            let url = url.trim();
+            replicas::check_address(url).map_err(|e| format!("peer {peer_name}: {e}"))?;
+            if peer_name != name {
+                peers.push((peer_name, url.to_owned()));
+            }
+        }
+        if let Some(template) = &self.peer_url_template {
+            replicas::check_template(template).map_err(|e| format!("peer-url-template: {e}"))?;
+        }
+        Ok(Some(ReplicaSettings {
+            name,
+            peers,
+            template: self.peer_url_template.clone(),
         }))
     }
 }
@@ -120,22 +196,43 @@ impl ChatSettings {
         bootstrapper: &Bootstrapper,
         transport: Arc<dyn Transport>,
     ) -> Result<ChatEndpoint, String> {
-        let keys = TransportKeySource::new(transport, &self.keys_url)
+        let keys = TransportKeySource::new(Arc::clone(&transport), &self.keys_url)
             .map_err(|e| format!("callback keys: {e}"))?;
         let verifier = CallbackVerifier::new(
             CallbackAuth::new(&self.audience, &self.issuer),
             Arc::new(keys),
         );
+        // An ending waits for a missing link no longer than the shutdown
+        // gives the chats, so that a stopping `serve` leaves no meeting
+        // open.
+        let mut options = SwitchboardOptions::default()
+            .with_timers(Timers::default().with_cleanup_timeout(CLEANUP_TIMEOUT));
+        if let Some(replicas) = &self.replicas {
+            options = options.with_replica(replicas.name.clone());
+        }
         let switchboard = Switchboard::new(
             bootstrapper.clone(),
             Arc::new(StaticRouter::new(self.plan.clone())),
-            // An ending waits for a missing link no longer than the
-            // shutdown gives the chats, so that a stopping `serve` leaves
-            // no meeting open.
-            SwitchboardOptions::default()
-                .with_timers(Timers::default().with_cleanup_timeout(CLEANUP_TIMEOUT)),
+            options,
         );
-        Ok(ChatEndpoint::new(switchboard, Arc::new(verifier)))
+        let endpoint = ChatEndpoint::new(switchboard, Arc::new(verifier));
+        let Some(replicas) = &self.replicas else {
+            return Ok(endpoint);
+        };
+        // Peers are reached over the same transport as the API (plain HTTP
+        // inside a cluster, or HTTPS with the roots of --ca-file).
+        let mut peers = Replicas::new(replicas.name.clone(), transport);
+        for (name, url) in &replicas.peers {
+            peers = peers
+                .with_peer(name.clone(), url)
+                .map_err(|e| format!("peer {name}: {e}"))?;
+        }
+        if let Some(template) = &replicas.template {
+            peers = peers
+                .with_peer_template(template)
+                .map_err(|e| format!("peer-url-template: {e}"))?;
+        }
+        Ok(endpoint.with_replicas(peers))
     }
 }
 
@@ -153,7 +250,51 @@ mod tests {
             callback_keys_url: Some("https://login.example/common/discovery/keys".to_owned()),
             agents: agents.iter().map(|a| (*a).to_owned()).collect(),
             helpdesk_name: None,
+            replica_name: None,
+            peers: Vec::new(),
+            peer_url_template: None,
         }
+    }
+
+    #[test]
+    fn replicas_are_named_and_their_peers_checked() {
+        let file = FileConfig::default();
+        let mut a = args(&["sip:a@b"]);
+        a.replica_name = Some("ta-0".to_owned());
+        a.peers = vec![
+            "ta-0=http://10.0.0.6:8080".to_owned(),
+            "ta-1 = http://10.0.0.7:8080".to_owned(),
+        ];
+        let replicas = a.resolve(&file).unwrap().unwrap().replicas.unwrap();
+        assert_eq!(replicas.name.as_str(), "ta-0");
+        assert_eq!(
+            replicas.peers,
+            [(
+                ReplicaName::new("ta-1").unwrap(),
+                "http://10.0.0.7:8080".to_owned()
+            )],
+            "its own entry is skipped"
+        );
+        for (name, peers, template, wanted) in [
+            (Some("TA_0"), vec![], None, "replica-name"),
+            (None, vec!["ta-1=http://h:1"], None, "need --replica-name"),
+            (Some("ta-0"), vec!["ta-1"], None, "NAME=URL"),
+            (Some("ta-0"), vec!["ta-1=h:1"], None, "peer ta-1"),
+            (Some("ta-0"), vec![], Some("http://peers:8080"), "{name}"),
+        ] {
+            let mut a = args(&["sip:a@b"]);
+            a.replica_name = name.map(str::to_owned);
+            a.peers = peers.into_iter().map(str::to_owned).collect();
+            a.peer_url_template = template.map(str::to_owned);
+            let refused = a.resolve(&file).unwrap_err();
+            assert!(refused.contains(wanted), "{wanted}: {refused}");
+        }
+        let mut off = args(&[]);
+        off.callback_audience = None;
+        off.callback_issuer = None;
+        off.callback_keys_url = None;
+        off.replica_name = Some("ta-0".to_owned());
+        assert!(off.resolve(&file).unwrap_err().contains("chat's"));
     }
 
     #[test]

@@ -229,6 +229,7 @@ fn emulator_chat(emulator: &Emulator) -> ChatSettings {
         issuer: emulator.callback_issuer(),
         keys_url: emulator.callback_keys_url(),
         plan: Plan::new(agents),
+        replicas: None,
     }
 }
 
