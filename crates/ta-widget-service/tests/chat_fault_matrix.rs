@@ -339,7 +339,8 @@ answer, and stops. What the widget saw (the status of its calls and the
 messages it got), how the chat ended (the emulator's records of each
 conversation's end, and `ta_chats_ended_total`), how many chat calls the
 SA sent to the platform (`startAdhocMeeting`, `addParticipant`, …, retries
-included), and the SA's warnings and errors (ports and ids replaced).
+included), and the SA's warnings and errors (ports, ids and the
+OS's words for a broken connection replaced).
 *Once* is a fault on the SA's first chat call only, *always* on every one.
 The callbacks' rows include two the SA cannot answer: callbacks signed for
 another App ID URI (refused: `--callback-audience` does not match the

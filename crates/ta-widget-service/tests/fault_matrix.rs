@@ -205,8 +205,8 @@ const HEADER: &str = "# Fault matrix
 
 What a widget receives from `serve` when the API or Azure AD fails at one
 step of a cold mint (no AAD token, no capabilities cached yet), what the
-service logs under that request's id (warnings and errors; ports and ids
-replaced), and how many requests the emulator saw for that one widget
+service logs under that request's id (warnings and errors; ports, ids and
+the OS's words for a broken connection replaced), and how many requests the emulator saw for that one widget
 request, retries included. *Once* is a transient fault (the step's first
 request only), *always* an outage of that step; the first row (a fault of no
 effect) is what a cold mint costs without one. The service's upstream

@@ -338,6 +338,27 @@ async fn upstream_failures_map_to_stable_codes_without_details() {
     assert_eq!(response.status(), 503);
     assert_eq!(json(&response)["error"], "upstream_busy");
     assert_eq!(header(&response, "retry-after"), Some("5"));
+
+    // The API asks for two minutes: the page is told the same.
+    let s = service(EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Status {
+            status: 503,
+            retry_after_secs: Some(120),
+        },
+        Trigger::Always,
+    )))
+    .await;
+    let response = call(
+        &s,
+        "POST",
+        "/v1/widget-token",
+        &[("origin", "https://contoso.com")],
+        "",
+    )
+    .await;
+    assert_eq!(json(&response)["error"], "upstream_busy");
+    assert_eq!(header(&response, "retry-after"), Some("120"));
 }
 
 #[tokio::test]

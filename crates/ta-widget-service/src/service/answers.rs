@@ -115,12 +115,14 @@ pub(super) fn upstream_answer(failure: &BootstrapError) -> (StatusCode, &'static
     }
 }
 
-/// The answer to a failed mint (logged by the caller); while the caches
-/// are cold it is also remembered for [`FAILURE_HOLD`].
+/// The answer to a failed mint (logged by the caller), `asked` the wait the
+/// API's last answer asked for; while the caches are cold it is also
+/// remembered for [`FAILURE_HOLD`].
 pub(super) fn mint_failed(
     shared: &Shared,
     status: StatusCode,
     code: &'static str,
+    asked: Option<Duration>,
     request_id: &str,
 ) -> Response {
     if !shared.bootstrapper.is_warm() {
@@ -135,9 +137,12 @@ pub(super) fn mint_failed(
         request_id,
     );
     if code == "upstream_busy" {
+        // At least 5 s, longer if the API asked for longer (at most 5
+        // minutes: a page is not told to wait for hours).
+        let wait = asked.map_or(0, |d| d.as_secs()).clamp(5, 300);
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }
     response
 }

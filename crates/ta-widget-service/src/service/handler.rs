@@ -190,7 +190,7 @@ pub(super) async fn widget_token(
         Ok(Err(failure)) => {
             let (status, code) = upstream_answer(&failure);
             warn!(kind = failure.kind().code(), error = %failure.report_line(), "minting failed");
-            return mint_failed(&shared, status, code, &request_id);
+            return mint_failed(&shared, status, code, failure.retry_after(), &request_id);
         }
         Err(_) => {
             warn!(
@@ -201,6 +201,7 @@ pub(super) async fn widget_token(
                 &shared,
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
+                None,
                 &request_id,
             );
         }

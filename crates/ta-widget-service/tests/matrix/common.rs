@@ -104,11 +104,24 @@ pub fn line(event: &Value) -> String {
     normalise(&line)
 }
 
-/// `text` with what differs from run to run (ports, ids, durations)
-/// replaced.
+/// How the OS reports a connection that broke: which one a run sees
+/// depends on timing (a write after the peer's reset is a broken pipe).
+const CONNECTION_LOST: [&str; 4] = [
+    "stream closed because of a broken pipe",
+    "connection reset by peer",
+    "connection reset",
+    "broken pipe",
+];
+
+/// `text` with what differs from run to run (ports, ids, durations, the
+/// OS's words for a broken connection) replaced.
 pub fn normalise(text: &str) -> String {
+    let mut text = text.to_owned();
+    for words in CONNECTION_LOST {
+        text = text.replace(words, "{connection lost}");
+    }
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut rest = text.as_str();
     while let Some(c) = rest.chars().next() {
         let after_word = out.ends_with(|c: char| c.is_ascii_alphanumeric());
         if let Some(after) = rest.strip_prefix(':') {
@@ -192,5 +205,9 @@ fn what_differs_from_run_to_run_is_replaced() {
             "GET https://localhost:41175/x gave up in 1.245s (id 0000a791-0000-4000-8000-000000000007), 962.9ms, line 1, column 47, v1.2"
         ),
         "GET https://localhost:PORT/x gave up in {duration} (id UUID), {duration}, line 1, column 47, v1.2"
+    );
+    assert_eq!(
+        normalise("connection error: stream closed because of a broken pipe"),
+        normalise("connection error: connection reset")
     );
 }
