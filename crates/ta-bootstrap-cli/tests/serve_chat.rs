@@ -12,30 +12,13 @@
 
 #[path = "common/bin.rs"]
 mod bin;
-
-use std::sync::Arc;
-use std::time::Duration;
+#[path = "common/chat.rs"]
+mod chat;
 
 use bin::*;
-use ta_emulator::{ChatConfig, DEFAULT_APP_ID_URI, EmulatorConfig};
-use ta_protocol::Transport;
+use chat::*;
+use ta_emulator::DEFAULT_APP_ID_URI;
 use ta_test_support::widget::{Widget, is_message};
-
-const SECS: Duration = Duration::from_secs(15);
-
-/// An emulator whose agent joins within 200 ms and whose polls are held 1 s.
-async fn chat_deployment() -> Deployment {
-    let mut chat = ChatConfig {
-        long_poll_ms: 1_000,
-        ..ChatConfig::default()
-    };
-    chat.agents[0].join_after_ms = 200;
-    deployment(EmulatorConfig {
-        chat,
-        ..EmulatorConfig::default()
-    })
-    .await
-}
 
 /// `serve`'s arguments with the chat on, listening on `listen`.
 fn chat_args(d: &Deployment, listen: &str) -> Vec<String> {
@@ -58,17 +41,6 @@ fn chat_args(d: &Deployment, listen: &str) -> Vec<String> {
     args
 }
 
-/// A client trusting the emulator's CA.
-fn client(d: &Deployment) -> Arc<dyn Transport> {
-    Arc::new(
-        ta_hyper::HyperTransport::builder()
-            .add_root_certificates_pem(d.emulator.ca_pem().unwrap().as_bytes())
-            .unwrap()
-            .build()
-            .unwrap(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_through_serve_and_a_shutdown_that_ends_it_upstream() {
     let d = chat_deployment().await;
@@ -82,17 +54,7 @@ async fn a_chat_through_serve_and_a_shutdown_that_ends_it_upstream() {
         .set_callback_url(&format!("{}/v1/callback", served.base()))
         .unwrap();
     let mut widget = Widget::from_service(client(&d), &served.base()).await;
-    let app = widget.sign_in().await;
-    assert_eq!(widget.start_chat(&app).await, 201);
-    widget
-        .poll_until(SECS, |e| {
-            is_message(e, "Welcome! An agent will be with you shortly.")
-        })
-        .await;
-    assert_eq!(widget.say("Hello").await, 201);
-    widget
-        .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
-        .await;
+    chat_until_the_agent_answers(&mut widget).await;
     served.wait_for_log("agent joined").await;
     // A reload keeps the chat going.
     served.signal("HUP");
@@ -154,93 +116,19 @@ async fn a_chat_through_serve_and_a_shutdown_that_ends_it_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_behind_a_balancer_run_one_chat() {
     let d = chat_deployment().await;
-    // Two free loopback ports, known before start: each replica's peers.
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
+    let addresses = free_loopback_addresses(2);
     // One list for both, as one ConfigMap would give: each skips itself.
-    let peers = format!(
-        "r0=http://127.0.0.1:{};r1=http://127.0.0.1:{}",
-        ports[0], ports[1]
-    );
+    let peers = format!("r0=http://{};r1=http://{}", addresses[0], addresses[1]);
     let mut replicas = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
+    for (i, address) in addresses.iter().enumerate() {
         let name = format!("r{i}");
-        let listen = format!("127.0.0.1:{port}");
         let env = [
             ("TA_REPLICA_NAME", name.as_str()),
             ("TA_PEERS", peers.as_str()),
         ];
-        replicas.push(spawn_serve_with_env(chat_args(&d, &listen), 1, &env).await);
+        replicas.push(spawn_serve_with_env(chat_args(&d, &address.to_string()), 1, &env).await);
     }
-    let backends = ports
-        .iter()
-        .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
-        .collect();
-    let (balancer, lb) = ta_test_support::balancer::Balancer::start(backends).await;
-    d.emulator
-        .set_callback_url(&format!("http://{lb}/v1/callback"))
-        .unwrap();
-    let mut widget = Widget::from_service(client(&d), &format!("http://{lb}")).await;
-    let app = widget.sign_in().await;
-    assert_eq!(widget.start_chat(&app).await, 201);
-    widget
-        .poll_until(SECS, |e| {
-            is_message(e, "Welcome! An agent will be with you shortly.")
-        })
-        .await;
-    assert_eq!(widget.say("Hello").await, 201);
-    widget
-        .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))
-        .await;
-    assert_eq!(widget.say("One more thing").await, 201);
-    widget
-        .poll_until(SECS, |e| is_message(e, "Let me check that for you."))
-        .await;
-    assert_eq!(widget.post("stopMessaging").await, 204);
-    let started = std::time::Instant::now();
-    while d.emulator.stats().chat.conversations_open > 0 {
-        assert!(started.elapsed() < SECS, "{:?}", d.emulator.stats().chat);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stats = d.emulator.stats();
-    assert_eq!(
-        stats.chat.callbacks_refused + stats.chat.callbacks_failed,
-        0
-    );
-    assert!(
-        balancer.sent().iter().all(|&n| n >= 3),
-        "{:?}",
-        balancer.sent()
-    );
-    // One replica opened the chat; the other sent the callbacks it got on.
-    let opened: Vec<usize> = replicas
-        .iter()
-        .map(|r| r.log_count("a visitor's chat opened"))
-        .collect();
-    assert_eq!(opened.iter().sum::<usize>(), 1, "{opened:?}");
-    let other = &replicas[1 - opened.iter().position(|&n| n == 1).unwrap()];
-    let metrics = other.base() + "/metrics";
-    let text = client(&d)
-        .send(
-            http::Request::get(metrics)
-                .body(bytes::Bytes::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(text.body()).into_owned();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("ta_chat_callbacks_total{outcome=\"forwarded\"}")),
-        "{text}"
-    );
+    one_chat_across(&d, ta_test_support::widget::ORIGIN, &replicas, addresses).await;
     for replica in replicas {
         assert_eq!(replica.stop().await, Some(0));
     }

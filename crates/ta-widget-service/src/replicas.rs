@@ -114,7 +114,7 @@ impl Replicas {
 
     /// The address of any peer not listed, made from its name:
     /// `template` holds `{name}` (for a StatefulSet behind a headless
-    /// Service: `http://{name}.ta-bootstrap-peers:8080`). A name has only
+    /// Service: `http://{name}.ta-chat-peers:8080`). A name has only
     /// `a-z 0-9 -`, so the host stays within the operator's pattern.
     pub fn with_peer_template(mut self, template: &str) -> Result<Self, ReplicaAddressError> {
         check_template(template)?;

@@ -66,7 +66,7 @@ pub(crate) struct ChatArgs {
     )]
     pub(crate) peers: Vec<String>,
     /// The address of a replica not in --peer, made from its name:
-    /// `http://{name}.ta-bootstrap-peers:8080` (a headless Service).
+    /// `http://{name}.ta-chat-peers:8080` (a headless Service).
     #[arg(long, env = "TA_PEER_URL_TEMPLATE", value_name = "URL")]
     pub(crate) peer_url_template: Option<String>,
 }
