@@ -245,3 +245,32 @@ async fn a_busy_api_s_retry_after_pauses_the_refills() {
     }
     loop_task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_loop_stopped_mid_mint_gives_its_places_back() {
+    // The first six mints (each origin's floor of 3) take 3 s.
+    let s = pooled(
+        EmulatorConfig::default().with_fault(FaultRule::on(
+            Route::Mint,
+            FaultKind::Latency { millis: 3_000 },
+            Trigger::FirstN(6),
+        )),
+        pool(5, 300, 3),
+    )
+    .await;
+    let loop_task = refill(&s);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        s.setup.emulator.stats().psat_tokens_minted,
+        0,
+        "still minting"
+    );
+    // Stopped with its six refills under way, then run again: the pool
+    // fills to the floor (the places of the dropped refills are free).
+    loop_task.abort();
+    let _ = loop_task.await;
+    let loop_task = refill(&s);
+    depth_reaches(&s, CONTOSO, 3).await;
+    depth_reaches(&s, LITWARE, 3).await;
+    loop_task.abort();
+}

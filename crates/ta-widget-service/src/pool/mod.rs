@@ -1,9 +1,9 @@
 //! The pool of pre-minted widget tokens ([`PoolConfig`]; off by default).
 //!
 //! One lane per allowlisted origin holds tokens minted for that origin
-//! alone, each with its own session id, oldest first. A widget's request,
+//! alone, each with its own session id, in the order they landed. A widget's request,
 //! once it has passed every check a direct mint has (the origin, the rate
-//! limits, the operator's check), takes the oldest token of its origin that
+//! limits, the operator's check), takes the first token of its origin that
 //! is still fresh, and is given it at once; when there is none it is a miss
 //! and gets a direct mint, as without a pool. Each token is given to one
 //! widget only. A token is fresh until its deadline: its mint's start plus
@@ -43,9 +43,11 @@ impl Expiring for WidgetToken {
 
 mod config;
 mod demand;
+mod pause;
 
 pub use config::{PoolConfig, PoolConfigError};
 use demand::Demand;
+pub(crate) use pause::Pause;
 
 /// Why a pooled token was thrown away unused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,9 @@ pub(crate) struct Pool<T> {
     lanes: BTreeMap<Origin, Lane<T>>,
     next_lane: u64,
     generation: u64,
+    /// Refills under way, across origins: those of lanes since removed
+    /// too, whose mints still run.
+    in_flight: usize,
     /// Demand seconds count from here.
     epoch: Instant,
 }
@@ -137,6 +142,7 @@ impl<T: Expiring> Pool<T> {
             lanes: BTreeMap::new(),
             next_lane: 0,
             generation: 0,
+            in_flight: 0,
             epoch: now,
         };
         pool.set_origins(allowlist);
@@ -148,7 +154,7 @@ impl<T: Expiring> Pool<T> {
     }
 
     /// A widget's request from `origin`: counts it as demand and takes the
-    /// oldest fresh token, throwing away the stale ones before it.
+    /// first fresh token, throwing away the stale ones before it.
     pub(crate) fn take(&mut self, origin: &Origin, now: Instant) -> Taken<T> {
         let second = self.second(now);
         let mut taken = Taken {
@@ -197,13 +203,14 @@ impl<T: Expiring> Pool<T> {
     fn total(&self) -> usize {
         self.lanes
             .values()
-            .map(|lane| lane.tokens.len() + lane.in_flight)
-            .sum()
+            .map(|lane| lane.tokens.len())
+            .sum::<usize>()
+            + self.in_flight
     }
 
-    /// Mints for the pool under way.
+    /// Mints for the pool under way (for lanes since removed too).
     pub(crate) fn in_flight(&self) -> usize {
-        self.lanes.values().map(|lane| lane.in_flight).sum()
+        self.in_flight
     }
 
     /// The next refill to start, if any origin is below its target and the
@@ -228,6 +235,7 @@ impl<T: Expiring> Pool<T> {
         let origin = origin.clone();
         let lane = self.lanes.get_mut(&origin)?;
         lane.in_flight += 1;
+        self.in_flight += 1;
         Some(Refill {
             origin,
             lane: lane.id,
@@ -238,6 +246,7 @@ impl<T: Expiring> Pool<T> {
 
     /// A refill's mint failed: its place is free again.
     pub(crate) fn abandon(&mut self, refill: Refill) {
+        self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(lane) = self.lane_of(&refill) {
             lane.in_flight = lane.in_flight.saturating_sub(1);
         }
@@ -262,6 +271,7 @@ impl<T: Expiring> Pool<T> {
     ) -> Landing {
         let generation = self.generation;
         let max_age = self.config.max_age();
+        self.in_flight = self.in_flight.saturating_sub(1);
         let Some(lane) = self.lane_of(&refill) else {
             return Landing::Discarded(Discard::OriginRemoved);
         };
@@ -323,9 +333,9 @@ impl<T: Expiring> Pool<T> {
         dropped
     }
 
-    /// The tokens pooled for `origin`.
-    pub(crate) fn depth(&self, origin: &Origin) -> usize {
-        self.lanes.get(origin).map_or(0, |lane| lane.tokens.len())
+    /// The tokens pooled for `origin` (`None`: not an origin of the pool).
+    pub(crate) fn depth(&self, origin: &Origin) -> Option<usize> {
+        self.lanes.get(origin).map(|lane| lane.tokens.len())
     }
 
     /// Each origin with its depth.

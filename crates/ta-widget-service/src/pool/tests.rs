@@ -108,7 +108,7 @@ fn at_zero_demand_it_mints_the_floor_and_nothing_more() {
     let mut h = Harness::new(config(50, 300).with_floor(2).unwrap(), &[A, B]);
     assert_eq!(h.refill_all(0), 4, "two per origin");
     assert_eq!(h.refill_all(1), 0);
-    assert_eq!(h.pool.depth(&origin(A)), 2);
+    assert_eq!(h.pool.depth(&origin(A)), Some(2));
     // They age out at 300 s and are replaced: the floor, again.
     assert_eq!(h.pool.sweep(h.at(299)), 0);
     assert_eq!(h.pool.sweep(h.at(300)), 4);
@@ -140,7 +140,7 @@ fn the_target_follows_the_last_ten_seconds_of_demand_between_floor_and_size() {
     // Refills go up to the target; tokens above a fallen target stay.
     assert_eq!(h.refill_all(3), 20);
     assert_eq!(h.refill_all(20), 0);
-    assert_eq!(h.pool.depth(&a), 20);
+    assert_eq!(h.pool.depth(&a), Some(20));
 }
 
 #[test]
@@ -196,7 +196,7 @@ fn no_token_is_given_at_or_past_its_deadline() {
     h.life = 0;
     let refill = h.pool.begin_refill(h.at(0), 1).unwrap();
     assert_eq!(h.land(refill, 0), Landing::Discarded(Discard::ShortLife));
-    assert_eq!(h.pool.depth(&origin(A)), 0);
+    assert_eq!(h.pool.depth(&origin(A)), Some(0));
 }
 
 #[test]
@@ -230,7 +230,10 @@ fn the_caps_across_origins_and_in_flight_hold_and_the_largest_deficit_goes_first
         h.take(B, 0);
     }
     assert_eq!(h.refill_all(0), 7, "seven in all, not ten");
-    assert_eq!(h.pool.depth(&origin(A)) + h.pool.depth(&origin(B)), 7);
+    assert_eq!(
+        h.pool.depth(&origin(A)).unwrap() + h.pool.depth(&origin(B)).unwrap(),
+        7
+    );
     // In flight counts toward the cap too, and the in-flight cap holds.
     let mut h = Harness::new(config(5, 300).with_max_total(3).unwrap(), &[A, B]);
     for _ in 0..5 {
@@ -277,10 +280,27 @@ fn an_origin_that_leaves_the_allowlist_takes_its_tokens_with_it() {
     // Back on the list: a new lane; the old refill's token is not in it.
     h.pool.set_origins(&[origin(A), origin(B)]);
     assert_eq!(h.land(late, 1), Landing::Discarded(Discard::OriginRemoved));
-    assert_eq!(h.pool.depth(&origin(A)), 0);
-    assert_eq!(h.pool.depth(&origin(B)), 2);
+    assert_eq!(h.pool.depth(&origin(A)), Some(0));
+    assert_eq!(h.pool.depth(&origin(B)), Some(2));
     let depths: Vec<(Origin, usize)> = h.pool.depths().map(|(o, d)| (o.clone(), d)).collect();
     assert_eq!(depths, vec![(origin(A), 0), (origin(B), 2)]);
+}
+
+#[test]
+fn a_removed_origin_s_refills_still_count_against_the_caps() {
+    let mut h = Harness::new(config(5, 300).with_floor(2).unwrap(), &[A, B]);
+    let first = h.pool.begin_refill(h.at(0), 2).unwrap();
+    let second = h.pool.begin_refill(h.at(0), 2).unwrap();
+    assert_eq!((first.origin(), second.origin()), (&origin(A), &origin(B)));
+    // A leaves with its mint still running: the cap of 2 at once holds.
+    h.pool.set_origins(&[origin(B)]);
+    assert_eq!(h.pool.in_flight(), 2);
+    assert!(h.pool.begin_refill(h.at(0), 2).is_none());
+    assert_eq!(h.land(first, 0), Landing::Discarded(Discard::OriginRemoved));
+    assert_eq!(h.pool.in_flight(), 1);
+    assert!(h.pool.begin_refill(h.at(0), 2).is_some());
+    h.pool.abandon(second);
+    assert_eq!(h.pool.in_flight(), 1);
 }
 
 /// A long random run of demand, refills (some failing, some late), sweeps,
@@ -355,6 +375,8 @@ fn a_random_run_keeps_every_promise() {
         let total: usize = h.pool.depths().map(|(_, d)| d).sum();
         assert!(total + h.pool.in_flight() <= 12, "the cap across origins");
         assert!(h.pool.in_flight() <= 4);
+        // Refills of removed lanes count until they land or fail.
+        assert_eq!(h.pool.in_flight(), in_flight.len());
     }
     assert!(served > 1_000, "the run served from the pool: {served}");
 }

@@ -8,12 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ta_protocol::WidgetToken;
 
 use super::*;
-use crate::pool::{Discard, Landing, Pool, PoolConfig, Refill};
+use crate::pool::{Discard, Landing, Pause, Pool, PoolConfig, Refill};
 
 /// How often the refill loop looks at the pool when nothing wakes it.
 const TICK: Duration = Duration::from_secs(1);
-/// The longest pause of refills after failures.
-const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 /// The pool and what wakes its refill loop.
 pub(super) struct PoolState {
@@ -22,7 +20,7 @@ pub(super) struct PoolState {
     /// Set on a reload: refills paused after failures start again.
     resume: AtomicBool,
     /// Mints for the pool at once: the configured number, and at most half
-    /// of the service's mints in flight.
+    /// of the service's mints in flight (0 below 2: no refills).
     in_flight_cap: usize,
 }
 
@@ -31,9 +29,7 @@ impl PoolState {
     pub(super) fn new(config: &ServiceConfig, now: std::time::Instant) -> Option<Self> {
         let pool = &config.pool;
         pool.is_on().then(|| Self {
-            in_flight_cap: pool
-                .refill_in_flight()
-                .min((config.max_mints_in_flight / 2).max(1)),
+            in_flight_cap: pool.refill_in_flight().min(config.max_mints_in_flight / 2),
             pool: Mutex::new(Pool::new(pool.clone(), &config.allowlist, now)),
             wake: tokio::sync::Notify::new(),
             resume: AtomicBool::new(false),
@@ -56,7 +52,7 @@ impl Shared {
         let taken = {
             let mut pool = state.lock();
             let taken = pool.take(origin, now);
-            self.metrics.pool.depth(origin.as_str(), pool.depth(origin));
+            self.publish_depth(&pool, origin);
             taken
         };
         let metrics = &self.metrics.pool;
@@ -85,6 +81,14 @@ impl Shared {
             self.metrics.pool.forget(gone.as_str());
         }
         state.wake.notify_one();
+    }
+
+    /// The depth gauge of `origin`, while it is one of the pool's (a
+    /// removed origin's gauge stays gone).
+    fn publish_depth(&self, pool: &Pool<WidgetToken>, origin: &Origin) {
+        if let Some(depth) = pool.depth(origin) {
+            self.metrics.pool.depth(origin.as_str(), depth);
+        }
     }
 
     fn publish_depths(&self, pool: &Pool<WidgetToken>) {
@@ -135,45 +139,57 @@ impl WidgetService {
     /// mint for one origin alone with its own session id, within the bound
     /// on mints in flight (at most half of it) and under the upstream
     /// deadline. After a failed mint, refills pause for the `Retry-After`
-    /// the API asked for or a backoff (1 s doubling to 60 s), whichever is
-    /// longer. Runs until dropped; its mints in flight go with it.
+    /// the API asked for (up to 300 s) or a backoff (1 s doubling to 60 s
+    /// with each pause), whichever is longer. Runs until dropped; its mints
+    /// in flight go with it (and their places in the pool with them, so
+    /// that it can be run again).
+    ///
+    /// With `max_mints_in_flight` below 2 the pool gets none of the mints
+    /// (it takes at most half): this warns and returns.
     pub async fn keep_pool(&self) {
         let Some(state) = self.shared.pool.as_ref() else {
             return;
         };
+        if state.in_flight_cap == 0 {
+            warn!(
+                max_mints_in_flight = self.config.max_mints_in_flight,
+                "the token pool never refills: it takes at most half of the mints in flight"
+            );
+            return;
+        }
         let shared = &self.shared;
         let clock = shared.bootstrapper.clock();
+        // Declared first, dropped last: the tasks are aborted before their
+        // places are given back.
+        let mut refills = Refills {
+            state,
+            under_way: HashMap::new(),
+        };
         let mut running: tokio::task::JoinSet<Minted> = tokio::task::JoinSet::new();
-        let mut refills: HashMap<tokio::task::Id, Refill> = HashMap::new();
-        let mut backoff = Duration::from_secs(1);
-        let mut paused_until: Option<std::time::Instant> = None;
+        let mut pause = Pause::default();
         loop {
             let now = clock.now();
             if state.resume.swap(false, Ordering::AcqRel) {
-                paused_until = None;
-                backoff = Duration::from_secs(1);
+                pause.lift();
             }
             {
                 let mut pool = state.lock();
                 let stale = pool.sweep(now);
                 shared.metrics.pool.discarded(Discard::Age.label(), stale);
-                if paused_until.is_none_or(|until| now >= until) {
-                    paused_until = None;
+                if !pause.active(now) {
                     self.start_refills(
                         &mut pool,
                         now,
                         state.in_flight_cap,
                         &mut running,
-                        &mut refills,
+                        &mut refills.under_way,
                     );
                 }
                 shared.publish_depths(&pool);
             }
-            let wait = paused_until.map_or(TICK, |until| {
-                until
-                    .saturating_duration_since(now)
-                    .clamp(Duration::from_millis(1), TICK)
-            });
+            let wait = pause
+                .remaining(now)
+                .map_or(TICK, |left| left.clamp(Duration::from_millis(1), TICK));
             tokio::select! {
                 Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                     let (id, minted) = match done {
@@ -182,10 +198,8 @@ impl WidgetService {
                         // is free again.
                         Err(e) => (e.id(), Err(None)),
                     };
-                    let Some(refill) = refills.remove(&id) else { continue };
-                    if let Some(pause) = self.landed(state, refill, minted, &mut backoff) {
-                        paused_until = Some(clock.now() + pause);
-                    }
+                    let Some(refill) = refills.under_way.remove(&id) else { continue };
+                    self.landed(state, refill, minted, &mut pause);
                 }
                 () = state.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -228,42 +242,31 @@ impl WidgetService {
     }
 
     /// A refill's mint ended: its token pooled (or thrown away), or, when
-    /// it failed, how long refills pause.
-    fn landed(
-        &self,
-        state: &PoolState,
-        refill: Refill,
-        minted: Minted,
-        backoff: &mut Duration,
-    ) -> Option<Duration> {
+    /// it failed, refills paused.
+    fn landed(&self, state: &PoolState, refill: Refill, minted: Minted, pause: &mut Pause) {
         let shared = &self.shared;
         let origin = refill.origin().clone();
         match minted {
             Ok(token) => {
                 shared.metrics.pool.refill(true);
-                *backoff = Duration::from_secs(1);
+                pause.succeeded();
                 let clock = shared.bootstrapper.clock();
                 let landing = {
                     let mut pool = state.lock();
                     let landing = pool.land(refill, token, clock.now(), clock.unix_seconds());
-                    shared
-                        .metrics
-                        .pool
-                        .depth(origin.as_str(), pool.depth(&origin));
+                    shared.publish_depth(&pool, &origin);
                     landing
                 };
                 if let Landing::Discarded(why) = landing {
                     debug!(origin = %origin, reason = why.label(), "a pooled token was thrown away as it landed");
                     shared.metrics.pool.discarded(why.label(), 1);
                 }
-                None
             }
             Err(failure) => {
                 shared.metrics.pool.refill(false);
                 state.lock().abandon(refill);
                 let asked = failure.as_ref().and_then(BootstrapError::retry_after);
-                let pause = asked.unwrap_or_default().max(*backoff);
-                *backoff = (*backoff * 2).min(MAX_PAUSE);
+                let pause = pause.failed(shared.bootstrapper.clock().now(), asked);
                 match &failure {
                     Some(failure) => {
                         warn!(origin = %origin, kind = failure.kind().code(), error = %failure.report_line(), pause = ?pause, "a mint for the pool failed");
@@ -272,8 +275,27 @@ impl WidgetService {
                         warn!(origin = %origin, deadline = ?shared.upstream_deadline, pause = ?pause, "a mint for the pool failed: upstream did not answer within the deadline");
                     }
                 }
-                Some(pause)
             }
+        }
+    }
+}
+
+/// The refills under way of a [`WidgetService::keep_pool`], by task. When
+/// the loop is dropped its tasks are aborted, and this gives their places
+/// in the pool back.
+struct Refills<'a> {
+    state: &'a PoolState,
+    under_way: HashMap<tokio::task::Id, Refill>,
+}
+
+impl Drop for Refills<'_> {
+    fn drop(&mut self) {
+        if self.under_way.is_empty() {
+            return;
+        }
+        let mut pool = self.state.lock();
+        for (_, refill) in self.under_way.drain() {
+            pool.abandon(refill);
         }
     }
 }

@@ -116,6 +116,11 @@ impl ServeArgs {
         };
         let chat = self.chat.resolve(file)?;
         let pool = self.pool(file)?;
+        if pool.is_on() && max_mints_in_flight < 2 {
+            return Err(format!(
+                "pool-size: the pool takes at most half of max-mints-in-flight, which is {max_mints_in_flight}: set it to 2 or more"
+            ));
+        }
         Ok(Settings {
             pool,
             chat,
@@ -153,7 +158,8 @@ impl ServeArgs {
         let named = |e: ta_widget_service::PoolConfigError| format!("pool-{}: {e}", e.setting);
         let max_age = max_age.map_or(PoolConfig::DEFAULT_MAX_AGE, std::time::Duration::from_secs);
         let mut pool = PoolConfig::new(count(size.unwrap_or(0)), max_age).map_err(named)?;
-        if let Some(floor) = floor {
+        // With no pool there is no size for the floor to exceed.
+        if let Some(floor) = floor.filter(|_| pool.is_on()) {
             pool = pool.with_floor(count(floor)).map_err(named)?;
         }
         if let Some(max_total) = max_total {
@@ -365,6 +371,13 @@ mod tests {
             refused.contains("pool-floor") && refused.contains("size"),
             "{refused}"
         );
+        // Size 0 turns the pool off, whatever the floor says.
+        let s = settings(&["--pool-size", "0", "--pool-floor", "2"]).unwrap();
+        assert!(!s.pool.is_on());
+        // The pool takes at most half of the mints in flight: not of 1.
+        let refused = settings(&["--pool-size", "5", "--max-mints-in-flight", "1"]).unwrap_err();
+        assert!(refused.contains("max-mints-in-flight"), "{refused}");
+        assert!(settings(&["--pool-size", "5", "--max-mints-in-flight", "2"]).is_ok());
         for bad in [
             ["--pool-max-age", "0"],
             ["--pool-size", "10001"],
