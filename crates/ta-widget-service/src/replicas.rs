@@ -81,15 +81,39 @@ pub fn check_address(base: &str) -> Result<(), ReplicaAddressError> {
 }
 
 /// Checks a peer address template as [`Replicas::with_peer_template`]
-/// would.
+/// would: `{name}` once, as the first label of a host name under the
+/// operator's domain (`http://{name}.ta-chat-peers:8080`).
 pub fn check_template(template: &str) -> Result<(), ReplicaAddressError> {
-    if !template.contains("{name}") {
-        return Err(ReplicaAddressError {
-            shown: template.chars().take(200).collect(),
-            reason: "must hold {name}",
-        });
+    let refused = |reason| ReplicaAddressError {
+        shown: template.chars().take(200).collect(),
+        reason,
+    };
+    let first_label = ["http://{name}.", "https://{name}."]
+        .iter()
+        .any(|start| template.starts_with(start));
+    if template.matches("{name}").count() != 1 || !first_label {
+        return Err(refused(
+            "must hold {name} once, as the host's first label: http://{name}.peers:8080",
+        ));
     }
-    base_url(&template.replace("{name}", "a")).map(|_| ())
+    let url = base_url(&template.replace("{name}", "a"))?;
+    if !matches!(url.host(), Some(url::Host::Domain(_))) {
+        return Err(refused("must make a host name, not an IP address"));
+    }
+    Ok(())
+}
+
+/// The switchboard and the replicas of a [`ChatEndpoint`](crate::ChatEndpoint) name different
+/// replicas.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the switchboard runs as replica {switchboard:?} but the replicas name this one {replicas}: give both the same name"
+)]
+pub struct ReplicaMismatch {
+    /// The switchboard's replica (`None`: it was given none).
+    pub switchboard: Option<ReplicaName>,
+    /// The name [`Replicas`] gives this replica.
+    pub replicas: ReplicaName,
 }
 
 impl Replicas {
@@ -113,9 +137,11 @@ impl Replicas {
     }
 
     /// The address of any peer not listed, made from its name:
-    /// `template` holds `{name}` (for a StatefulSet behind a headless
-    /// Service: `http://{name}.ta-chat-peers:8080`). A name has only
-    /// `a-z 0-9 -`, so the host stays within the operator's pattern.
+    /// `template` holds `{name}` once, as the first label of its host (for
+    /// a StatefulSet behind a headless Service:
+    /// `http://{name}.ta-chat-peers:8080`). A name is a DNS label (`a-z 0-9
+    /// -`, starting with a letter), so the host stays a name under the
+    /// operator's domain.
     pub fn with_peer_template(mut self, template: &str) -> Result<Self, ReplicaAddressError> {
         check_template(template)?;
         self.template = Some(template.to_owned());
@@ -209,7 +235,21 @@ mod tests {
                 "{bad}: {error}"
             );
         }
-        assert!(r().with_peer_template("http://peers:8080").is_err());
-        assert!(r().with_peer_template("{name}:8080").is_err());
+        for bad in [
+            "http://peers:8080",
+            "{name}:8080",
+            "http://{name}:8080",
+            "http://{name}.{name}.peers:8080",
+            "http://peers:8080/{name}",
+            "http://x{name}.peers:8080",
+            "http://{name}.10.0.0.7:8080",
+            "http://{name}.7:8080",
+        ] {
+            assert!(r().with_peer_template(bad).is_err(), "{bad}");
+        }
+        assert!(
+            r().with_peer_template("https://{name}.peers.ns.svc.cluster.local")
+                .is_ok()
+        );
     }
 }

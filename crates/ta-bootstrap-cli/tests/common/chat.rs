@@ -81,9 +81,9 @@ pub async fn chat_until_the_agent_answers(widget: &mut Widget) {
 /// Runs one whole chat (the agent's welcome and two answers, then the
 /// visitor stops) from a page on `origin` through `replicas`, listening on `backends`, behind a
 /// round-robin balancer that the platform calls back; then checks that
-/// every callback was accepted, that the balancer sent at least 3 to each
-/// replica, that exactly one replica opened the chat and that another sent
-/// callbacks on to it.
+/// every callback was accepted, that the balancer sent at least 3 requests
+/// (the widget's and the callbacks) to each replica, that exactly one
+/// replica opened the chat and that another sent callbacks on to it.
 pub async fn one_chat_across(
     d: &Deployment,
     origin: &str,

@@ -4,8 +4,10 @@
 
 use std::fmt;
 
-/// A replica's name: 1 to 14 characters of `a-z 0-9 -` (a StatefulSet
-/// pod's name such as `ta-bootstrap-0` fits). A switchboard with a name
+/// A replica's name: 1 to 14 characters of `a-z 0-9 -`, starting with a
+/// letter and not ending with `-` (a DNS label, such as a StatefulSet
+/// pod's name `ta-chat-0`; never a number, so a name put into a host
+/// cannot make it an IP address). A switchboard with a name
 /// ([`SwitchboardOptions::with_replica`](super::SwitchboardOptions::with_replica))
 /// makes chat ids `<name>_c<16 characters>`, so that the `callbackContext`
 /// of every later callback names the replica.
@@ -14,7 +16,9 @@ pub struct ReplicaName(String);
 
 /// Why a text is not a [`ReplicaName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a replica name is 1 to 14 characters of a-z 0-9 -, not {0:?}")]
+#[error(
+    "a replica name is 1 to 14 characters of a-z 0-9 -, starting with a letter and not ending with -, not {0:?}"
+)]
 pub struct InvalidReplicaName(String);
 
 impl ReplicaName {
@@ -24,8 +28,9 @@ impl ReplicaName {
 
     /// Checks and wraps `name`.
     pub fn new(name: &str) -> Result<Self, InvalidReplicaName> {
-        let valid = !name.is_empty()
-            && name.len() <= Self::MAX_CHARS
+        let valid = name.len() <= Self::MAX_CHARS
+            && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && !name.ends_with('-')
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -66,7 +71,19 @@ mod tests {
     #[test]
     fn names_are_checked_and_read_back_from_contexts() {
         assert!(ReplicaName::new("ta-bootstrap-0").is_ok());
-        for bad in ["", "ta-bootstrap-10x", "A", "a_b", "a.b", "é"] {
+        assert!(ReplicaName::new("a").is_ok());
+        for bad in [
+            "",
+            "ta-bootstrap-10x",
+            "A",
+            "a_b",
+            "a.b",
+            "é",
+            "2130706433",
+            "0x7f000001",
+            "-a",
+            "a-",
+        ] {
             assert!(ReplicaName::new(bad).is_err(), "{bad}");
         }
         let name = ReplicaName::new("r1").unwrap();

@@ -286,6 +286,12 @@ impl Switchboard {
         Delivery::Opened { context }
     }
 
+    /// The replica this switchboard runs in, if it was given one
+    /// ([`SwitchboardOptions::with_replica`]).
+    pub fn replica(&self) -> Option<&ReplicaName> {
+        self.shared.options.replica.as_ref()
+    }
+
     /// How many chats are open.
     pub fn open_chats(&self) -> usize {
         self.shared.chats.lock().map_or(0, |chats| chats.open.len())

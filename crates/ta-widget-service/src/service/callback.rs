@@ -19,7 +19,7 @@ use super::Shared;
 use super::answers::{error, no_store_json, request_id_of};
 use crate::callback::{CallbackVerifier, Refusal};
 use crate::metrics::{ChatOutcome, RefusalReason};
-use crate::replicas::{FORWARD_TIMEOUT, FORWARDED_BY, Replicas};
+use crate::replicas::{FORWARD_TIMEOUT, FORWARDED_BY, ReplicaMismatch, Replicas};
 
 /// The chat's side of the service: the switchboard that runs the chats and
 /// the verifier that authenticates their callbacks.
@@ -49,12 +49,19 @@ impl ChatEndpoint {
     }
 
     /// The same, run as one of several replicas: `replicas` names this one
-    /// (give the same name to the switchboard's
-    /// [`SwitchboardOptions::with_replica`](ta_bootstrap::chat::SwitchboardOptions::with_replica))
-    /// and says how to reach the others.
-    pub fn with_replicas(mut self, replicas: Replicas) -> Self {
+    /// and says how to reach the others. The switchboard must have been
+    /// given the same name
+    /// ([`SwitchboardOptions::with_replica`](ta_bootstrap::chat::SwitchboardOptions::with_replica)),
+    /// or its chats' callbacks would all look like another replica's.
+    pub fn with_replicas(mut self, replicas: Replicas) -> Result<Self, ReplicaMismatch> {
+        if self.switchboard.replica() != Some(replicas.me()) {
+            return Err(ReplicaMismatch {
+                switchboard: self.switchboard.replica().cloned(),
+                replicas: replicas.me().clone(),
+            });
+        }
         self.replicas = Some(Arc::new(replicas));
-        self
+        Ok(self)
     }
 }
 
@@ -112,11 +119,21 @@ async fn forward(
             count(shared, "forwarded");
             debug!(owner = %owner, status = answer.status().as_u16(), "a callback was sent on to the replica that holds its chat");
             let (parts, body) = answer.into_parts();
+            if let Some(theirs) = parts.headers.get("x-request-id") {
+                debug!(owner = %owner, owner_request_id = ?theirs, "the owner's request id");
+            }
             let mut response = (parts.status, body).into_response();
-            if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, kind.clone());
+            // What the platform acts on: the body's kind, a challenge, when
+            // to try again, and not to cache.
+            for name in [
+                header::CONTENT_TYPE,
+                header::WWW_AUTHENTICATE,
+                header::RETRY_AFTER,
+                header::CACHE_CONTROL,
+            ] {
+                if let Some(value) = parts.headers.get(&name) {
+                    response.headers_mut().insert(name, value.clone());
+                }
             }
             response
         }

@@ -49,7 +49,8 @@ pub(crate) struct ChatArgs {
     #[arg(long, env = "TA_HELPDESK_NAME")]
     pub(crate) helpdesk_name: Option<String>,
     /// This replica's name, when several run the chat behind a load
-    /// balancer (1 to 14 characters of a-z 0-9 -, a StatefulSet pod's name):
+    /// balancer (1 to 14 characters of a-z 0-9 -, starting with a letter, not ending
+    /// with -: a StatefulSet pod's name):
     /// each chat's callbacks then name it, and the other replicas send them
     /// on to it.
     #[arg(long, env = "TA_REPLICA_NAME", value_name = "NAME")]
@@ -232,7 +233,7 @@ impl ChatSettings {
                 .with_peer_template(template)
                 .map_err(|e| format!("peer-url-template: {e}"))?;
         }
-        Ok(endpoint.with_replicas(peers))
+        endpoint.with_replicas(peers).map_err(|e| e.to_string())
     }
 }
 

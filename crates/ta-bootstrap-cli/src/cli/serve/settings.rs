@@ -266,7 +266,7 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
     );
     check(
         old.chat == new.chat,
-        "the chat's settings (callback-*, agents, helpdesk-name)",
+        "the chat's settings (callback-*, agents, helpdesk-name, replica-name, peers, peer-url-template)",
     );
     changed
 }
