@@ -11,7 +11,10 @@
 //! - a [`TokenProvider`] for AAD tokens ([`ClientCredentialsProvider`]:
 //!   client secret or certificate, refresh ahead, single flight);
 //! - an injected [`Clock`] and [`EntropySource`], and an optional [`Observer`]
-//!   for metrics.
+//!   for metrics;
+//! - [`Bootstrapper::keep_warm`], a loop to spawn beside whatever mints:
+//!   it renews the AAD token and the capabilities ahead of their expiry, so
+//!   that a mint waits for its own request only.
 //!
 //! The widget-token service built on it is the `ta-widget-service` crate;
 //! the `ta-bootstrap` executable is the `ta-bootstrap-cli` crate.
@@ -54,6 +57,7 @@ mod clock;
 mod credentials;
 mod driver;
 mod ids;
+mod keep_warm;
 mod observer;
 mod report;
 mod single_flight;
@@ -66,6 +70,7 @@ pub use clock::{Clock, SystemClock};
 pub use credentials::{CertificateSigner, Credential, CredentialError, Signer};
 pub use driver::drive;
 pub use ids::{EntropySource, RandomEntropy};
+pub use keep_warm::WARM_CHECK_INTERVAL;
 pub use observer::{CacheKind, Observer};
 pub use report::FailureKind;
 #[cfg(feature = "mock")]

@@ -14,11 +14,6 @@ pub(super) struct Readiness {
     pub(super) last_failure: Option<(std::time::Instant, StatusCode, &'static str)>,
 }
 
-/// How often the warm-up loop looks at the caches once they are warm.
-pub(super) const WARM_CHECK_INTERVAL: Duration = Duration::from_secs(30);
-/// The shortest wait of the warm-up loop once the caches are warm.
-pub(super) const MIN_WARM_WAIT: Duration = Duration::from_secs(1);
-
 /// How long a failure seen while the caches are cold is answered from
 /// memory.
 pub(super) const FAILURE_HOLD: Duration = Duration::from_secs(2);
@@ -74,53 +69,36 @@ impl WidgetService {
         self.shared.wake.notify_one();
     }
 
-    /// Keeps the caches warm: warms up at once, retries with backoff (1 s
-    /// doubling to 60 s) while that fails, then looks again every 30 s, and
-    /// at the AAD token's or the capabilities' refresh-ahead time when that
-    /// comes sooner ([`Bootstrapper::refresh_due`]), so that no widget
-    /// request waits for AAD, discovery or capabilities. Runs until dropped.
+    /// Keeps the caches warm ([`Bootstrapper::keep_warm`]: warms up at
+    /// once, retries with backoff while that fails, renews the AAD token
+    /// and the capabilities ahead of their expiry), so that no widget
+    /// request waits for AAD, discovery or capabilities; `/readyz` tells
+    /// the last failure's kind. Runs until dropped.
     ///
-    /// [`Bootstrapper::refresh_due`]: ta_bootstrap::Bootstrapper::refresh_due
+    /// [`Bootstrapper::keep_warm`]: ta_bootstrap::Bootstrapper::keep_warm
     pub async fn keep_warm(&self) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match self.shared.bootstrapper.warm_up().await {
-                Ok(()) => {
-                    if let Ok(mut readiness) = self.shared.readiness.lock() {
-                        readiness.last_error = None;
-                        readiness.last_failure = None;
-                    }
-                    backoff = Duration::from_secs(1);
-                    // Forget clients whose rate-limit state is back to full.
-                    self.shared.per_client.retain_recent();
-                    self.shared.per_client.shrink_to_fit();
-                    // The refresh-ahead time is on the bootstrapper's clock.
-                    let mut wait = WARM_CHECK_INTERVAL;
-                    if let Some(due) = self.shared.bootstrapper.refresh_due() {
-                        let now = self.shared.bootstrapper.clock().now();
-                        // At least a second: a refresh due now or in the
-                        // past is under way in another caller, or its token
-                        // has expired and the next warm-up fetches anew.
-                        wait = wait.min(due.saturating_duration_since(now).max(MIN_WARM_WAIT));
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = self.shared.wake.notified() => {}
+        let shared = &self.shared;
+        shared
+            .bootstrapper
+            .keep_warm_with(&shared.wake, |outcome| {
+                if let Ok(mut readiness) = shared.readiness.lock() {
+                    match outcome {
+                        Ok(()) => {
+                            readiness.last_error = None;
+                            readiness.last_failure = None;
+                        }
+                        Err(failure) => {
+                            readiness.last_error =
+                                Some(format!("upstream_{}", failure.kind().code()));
+                        }
                     }
                 }
-                Err(failure) => {
-                    warn!(error = %failure.report_line(), retry_in = ?backoff, "warm-up failed");
-                    if let Ok(mut readiness) = self.shared.readiness.lock() {
-                        readiness.last_error = Some(format!("upstream_{}", failure.kind().code()));
-                    }
-                    self.shared.per_client.retain_recent();
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = self.shared.wake.notified() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                // Forget clients whose rate-limit state is back to full.
+                shared.per_client.retain_recent();
+                if outcome.is_ok() {
+                    shared.per_client.shrink_to_fit();
                 }
-            }
-        }
+            })
+            .await;
     }
 }

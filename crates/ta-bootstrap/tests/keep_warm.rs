@@ -1,15 +1,13 @@
-//! The warm-up loop renews the capabilities ahead of their expiry with no
-//! widget asking: at zero demand the caches never go cold, so the next
-//! widget request waits for nothing but its mint.
+//! [`Bootstrapper::keep_warm`] renews the capabilities ahead of their
+//! expiry with no caller asking: at zero demand the caches never go cold,
+//! so the next mint waits for nothing but its own request.
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ta_bootstrap::Bootstrapper;
 use ta_emulator::{EmulatorConfig, Route};
-use ta_protocol::OriginPolicy;
 use ta_test_support::*;
-use ta_widget_service::{Metrics, ServiceConfig, WidgetService};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_renews_the_capabilities_before_they_expire() {
@@ -20,15 +18,7 @@ async fn the_loop_renews_the_capabilities_before_they_expire() {
         .builder()
         .capabilities_lifetime(Duration::from_secs(5))
         .build();
-    let allowlist =
-        WidgetService::allowlist(&["https://contoso.com".to_owned()], OriginPolicy::default())
-            .unwrap();
-    let service = WidgetService::new(
-        bootstrapper.clone(),
-        ServiceConfig::new(allowlist),
-        Arc::new(Metrics::new()),
-    );
-    let warm = service.clone();
+    let warm: Bootstrapper = bootstrapper.clone();
     let task = tokio::spawn(async move { warm.keep_warm().await });
     let started = Instant::now();
     while !bootstrapper.is_warm() {
