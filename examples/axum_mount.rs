@@ -87,6 +87,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let service = WidgetService::new(bootstrapper, ServiceConfig::new(allowlist), metrics)
         .with_mint_check(SignedTicketCheck::new(TICKET_KEY)?);
     let app = existing_app().merge(service.router());
+    // Keeps the AAD token and the capabilities renewed ahead of their
+    // expiry, so that a widget waits for its own mint only.
+    let warm = service.clone();
+    tokio::spawn(async move { warm.keep_warm().await });
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
