@@ -133,3 +133,50 @@ async fn two_replicas_behind_a_balancer_run_one_chat() {
         assert_eq!(replica.stop().await, Some(0));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_the_other_replicas_addresses_while_serving() {
+    use ta_test_support::peer::{RecordingPeer, platform_token};
+    let d = chat_deployment().await;
+    let owner = RecordingPeer::start().await;
+    // The peers in the file, which a reload reads again: none yet.
+    let dir = std::env::temp_dir().join(format!("ta-peers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("serve.toml");
+    std::fs::write(&file, "peers = []\n").unwrap();
+    let mut args = chat_args(&d, "127.0.0.1:0");
+    args.extend(["--config".to_owned(), file.display().to_string()]);
+    let served = spawn_serve_with_env(args, 1, &[("TA_REPLICA_NAME", "r0")]).await;
+    let token = platform_token(&d.emulator);
+    let post = |context: &str| {
+        let request = http::Request::post(format!(
+            "{}/v1/callback?callbackContext={context}",
+            served.base()
+        ))
+        .header("content-type", "application/json")
+        .header("authorization", token.as_str())
+        .body(bytes::Bytes::from_static(b"{\"sender\":[]}"))
+        .unwrap();
+        let client = client(&d);
+        async move { client.send(request).await.unwrap().status() }
+    };
+    // r1 is unknown: its chat's callback is ignored.
+    assert_eq!(post("r1_cAAAA").await, 200);
+    assert!(owner.got().is_empty());
+    // r1 is added to the file; a reload sends r1's callbacks to it.
+    std::fs::write(&file, format!("peers = [\"r1=http://{}\"]\n", owner.addr)).unwrap();
+    served.signal("HUP");
+    served
+        .wait_for_log("the other replicas' addresses changed")
+        .await;
+    assert_eq!(served.log_count("apply only after a restart"), 0);
+    assert_eq!(post("r1_cAAAA").await, 409, "the owner's answer");
+    let got = owner.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].headers[ta_widget_service::replicas::FORWARDED_BY],
+        "r0"
+    );
+    assert_eq!(served.stop().await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

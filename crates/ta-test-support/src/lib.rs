@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 pub mod balancer;
+pub mod peer;
 pub mod widget;
 
 use ta_bootstrap::{

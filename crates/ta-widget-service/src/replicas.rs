@@ -16,7 +16,7 @@
 //! the chat on whichever replica it reaches.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ta_bootstrap::chat::ReplicaName;
@@ -30,21 +30,28 @@ pub const FORWARDED_BY: &str = "x-ta-forwarded-by";
 /// How long a replica waits for the one it sends a callback on to.
 pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// This replica's name and how to reach the others.
-#[derive(Clone)]
+/// This replica's name and how to reach the others (which can change
+/// while it runs: [`Replicas::set_routes`]).
 pub struct Replicas {
     me: ReplicaName,
+    routes: RwLock<Routes>,
+    pub(crate) transport: Arc<dyn Transport>,
+}
+
+/// How to reach the other replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Routes {
     peers: BTreeMap<ReplicaName, Url>,
     template: Option<String>,
-    pub(crate) transport: Arc<dyn Transport>,
 }
 
 impl std::fmt::Debug for Replicas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Replicas")
             .field("me", &self.me)
-            .field("peers", &self.peers)
-            .field("template", &self.template)
+            .field("peers", &routes.peers)
+            .field("template", &routes.template)
             .finish_non_exhaustive()
     }
 }
@@ -123,17 +130,53 @@ impl Replicas {
     pub fn new(me: ReplicaName, transport: Arc<dyn Transport>) -> Self {
         Self {
             me,
-            peers: BTreeMap::new(),
-            template: None,
+            routes: RwLock::default(),
             transport,
         }
     }
 
+    fn routes_mut(&mut self) -> &mut Routes {
+        self.routes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A peer `name` at `base` (`http(s)://host:port`, the address the
-    /// service listens on; `/v1/callback` is added).
+    /// service listens on; `/v1/callback` is added). This replica's own
+    /// name is skipped, so that one list serves every replica.
     pub fn with_peer(mut self, name: ReplicaName, base: &str) -> Result<Self, ReplicaAddressError> {
-        self.peers.insert(name, base_url(base)?);
+        let url = base_url(base)?;
+        if name != self.me {
+            self.routes_mut().peers.insert(name, url);
+        }
         Ok(self)
+    }
+
+    /// Replaces how the other replicas are reached, while the service runs
+    /// (a reload after replicas were added or removed): `peers` as
+    /// [`with_peer`](Self::with_peer) takes them, and `template` as
+    /// [`with_peer_template`](Self::with_peer_template). All or nothing: on
+    /// an error the routes stay. Returns whether they changed.
+    pub fn set_routes<'a>(
+        &self,
+        peers: impl IntoIterator<Item = (ReplicaName, &'a str)>,
+        template: Option<&str>,
+    ) -> Result<bool, ReplicaAddressError> {
+        let mut routes = Routes::default();
+        for (name, base) in peers {
+            let url = base_url(base)?;
+            if name != self.me {
+                routes.peers.insert(name, url);
+            }
+        }
+        if let Some(template) = template {
+            check_template(template)?;
+            routes.template = Some(template.to_owned());
+        }
+        let mut current = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = *current != routes;
+        *current = routes;
+        Ok(changed)
     }
 
     /// The address of any peer not listed, made from its name:
@@ -144,7 +187,7 @@ impl Replicas {
     /// operator's domain.
     pub fn with_peer_template(mut self, template: &str) -> Result<Self, ReplicaAddressError> {
         check_template(template)?;
-        self.template = Some(template.to_owned());
+        self.routes_mut().template = Some(template.to_owned());
         Ok(self)
     }
 
@@ -156,9 +199,14 @@ impl Replicas {
     /// Where a callback for `name`'s chats goes, with `query` (the
     /// callback's own), if `name` is a peer this replica can reach.
     pub(crate) fn callback_url(&self, name: &ReplicaName, query: Option<&str>) -> Option<Url> {
-        let base = match self.peers.get(name) {
-            Some(base) => base.clone(),
-            None => base_url(&self.template.as_ref()?.replace("{name}", name.as_str())).ok()?,
+        let base = {
+            let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+            match routes.peers.get(name) {
+                Some(base) => base.clone(),
+                None => {
+                    base_url(&routes.template.as_ref()?.replace("{name}", name.as_str())).ok()?
+                }
+            }
         };
         let mut url = base.join("v1/callback").ok()?;
         if base.path() != "/" {
@@ -217,6 +265,42 @@ mod tests {
         );
         let alone = Replicas::new(name("r0"), Arc::new(Nowhere));
         assert!(alone.callback_url(&name("r1"), None).is_none());
+    }
+
+    #[test]
+    fn the_routes_change_while_running_all_or_nothing() {
+        let replicas = Replicas::new(name("r0"), Arc::new(Nowhere))
+            .with_peer(name("r1"), "http://10.0.0.7:8080")
+            .unwrap();
+        // A bad address anywhere: nothing changes.
+        let refused = replicas.set_routes(
+            [
+                (name("r2"), "http://10.0.0.8:8080"),
+                (name("r3"), "10.0.0.9"),
+            ],
+            None,
+        );
+        assert!(refused.is_err());
+        assert!(replicas.callback_url(&name("r2"), None).is_none());
+        assert!(replicas.callback_url(&name("r1"), None).is_some());
+        // r1 gone, r2 added, this replica's own entry skipped.
+        let list = [
+            (name("r0"), "http://10.0.0.6:8080"),
+            (name("r2"), "http://10.0.0.8:8080"),
+        ];
+        assert_eq!(replicas.set_routes(list.clone(), None), Ok(true));
+        assert!(replicas.callback_url(&name("r1"), None).is_none());
+        assert!(replicas.callback_url(&name("r0"), None).is_none());
+        assert_eq!(
+            replicas.callback_url(&name("r2"), None).unwrap().as_str(),
+            "http://10.0.0.8:8080/v1/callback"
+        );
+        assert_eq!(replicas.set_routes(list, None), Ok(false), "the same");
+        assert_eq!(
+            replicas.set_routes([], Some("http://{name}.peers:8080")),
+            Ok(true)
+        );
+        assert!(replicas.callback_url(&name("r1"), None).is_some());
     }
 
     #[test]

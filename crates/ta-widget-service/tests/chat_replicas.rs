@@ -15,14 +15,15 @@
 #[path = "chat/rig.rs"]
 mod rig;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rig::*;
 use ta_bootstrap::chat::{ReplicaName, SwitchboardOptions};
 use ta_protocol::Transport;
 use ta_protocol::chat::Timers;
 use ta_test_support::balancer::Balancer;
+use ta_test_support::peer::{ANSWER, RecordingPeer, platform_token};
 use ta_widget_service::Metrics;
 use ta_widget_service::replicas::Replicas;
 use ta_widget_service::server::Server;
@@ -176,55 +177,10 @@ async fn a_chat_runs_whole_when_its_callbacks_reach_both_replicas() {
     assert_eq!(other.service.switchboard().unwrap().open_chats(), 0);
 }
 
-/// A request a recording peer got: its path and query, headers, body.
-type Recorded = (String, http::HeaderMap, bytes::Bytes);
-
-/// A peer that records what it gets and answers 409 with a body and the
-/// headers the platform acts on; its address and what it got.
-async fn recording_peer() -> (std::net::SocketAddr, Arc<Mutex<Vec<Recorded>>>) {
-    let got: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sink = Arc::clone(&got);
-    let app = axum::Router::new().fallback(
-        move |uri: http::Uri, headers: http::HeaderMap, body: bytes::Bytes| {
-            let sink = Arc::clone(&sink);
-            async move {
-                sink.lock().unwrap().push((uri.to_string(), headers, body));
-                (
-                    http::StatusCode::CONFLICT,
-                    [
-                        ("content-type", "application/json"),
-                        ("retry-after", "7"),
-                        ("www-authenticate", "Bearer"),
-                        ("x-hop", "not relayed"),
-                    ],
-                    r#"{"from":"the owner"}"#,
-                )
-            }
-        },
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, got)
-}
-
-/// A callback token as the platform's, signed with the emulator's key.
-fn platform_token(setup: &ta_test_support::Setup) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = serde_json::json!({"aud": ta_emulator::DEFAULT_APP_ID_URI,
-        "iss": setup.emulator.callback_issuer(), "tid": ta_emulator::DEFAULT_TENANT_ID,
-        "appid": "00000004-0000-0ff1-ce00-000000000000", "iat": now, "nbf": now, "exp": now + 3900});
-    let keys = ta_emulator::signing::dev_callback_keys().unwrap();
-    format!("Bearer {}", keys[0].sign_jwt(&claims).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_authenticated_callbacks_are_sent_on_once_and_a_dead_peer_is_a_502() {
     let setup = ta_test_support::setup(ta_emulator::EmulatorConfig::default()).await;
-    let (owner_addr, got) = recording_peer().await;
+    let owner = RecordingPeer::start().await;
     // r2 refuses connections; r3 takes them and never answers.
     let refused = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -237,7 +193,7 @@ async fn only_authenticated_callbacks_are_sent_on_once_and_a_dead_peer_is_a_502(
         name("r0"),
         Arc::new(ta_hyper::HyperTransport::builder().build().unwrap()),
     )
-    .with_peer(name("r1"), &format!("http://{owner_addr}"))
+    .with_peer(name("r1"), &format!("http://{}", owner.addr))
     .unwrap()
     .with_peer(name("r2"), &format!("http://{refused}"))
     .unwrap()
@@ -260,7 +216,7 @@ async fn only_authenticated_callbacks_are_sent_on_once_and_a_dead_peer_is_a_502(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(Server::new(listener, service.router()).serve(std::future::pending()));
-    let token = platform_token(&setup);
+    let token = platform_token(&setup.emulator);
     let post = |context: &str, authorization: Option<&str>, forwarded_by: Option<&str>| {
         let mut request = http::Request::post(format!(
             "http://{addr}/v1/callback?callbackContext={context}"
@@ -294,40 +250,58 @@ async fn only_authenticated_callbacks_are_sent_on_once_and_a_dead_peer_is_a_502(
             .status(),
         401
     );
-    assert!(
-        got.lock().unwrap().is_empty(),
-        "an unchecked callback was sent on"
-    );
+    assert!(owner.got().is_empty(), "an unchecked callback was sent on");
 
     // Authenticated: sent on once, unchanged, marked; the owner's answer
     // and the headers the platform acts on come back.
     let answer = post("r1_cAAAA", Some(&token), None).await;
     assert_eq!(answer.status(), 409);
-    assert_eq!(answer.body().as_ref(), br#"{"from":"the owner"}"#);
+    assert_eq!(answer.body().as_ref(), ANSWER.as_bytes());
     assert_eq!(answer.headers()["retry-after"], "7");
     assert_eq!(answer.headers()["www-authenticate"], "Bearer");
     assert!(answer.headers().get("x-hop").is_none());
-    {
-        let got = got.lock().unwrap();
-        assert_eq!(got.len(), 1);
-        let (uri, headers, body) = &got[0];
-        assert_eq!(uri, "/v1/callback?callbackContext=r1_cAAAA");
-        assert_eq!(headers["authorization"], token.as_str());
-        assert_eq!(headers["x-ms-correlation-id"], "corr-1");
-        assert_eq!(headers[ta_widget_service::replicas::FORWARDED_BY], "r0");
-        assert_eq!(body.as_ref(), b"{\"sender\":[]}");
-    }
+    let got = owner.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].uri, "/v1/callback?callbackContext=r1_cAAAA");
+    assert_eq!(got[0].headers["authorization"], token.as_str());
+    assert_eq!(got[0].headers["x-ms-correlation-id"], "corr-1");
+    assert_eq!(
+        got[0].headers[ta_widget_service::replicas::FORWARDED_BY],
+        "r0"
+    );
+    assert_eq!(got[0].body.as_ref(), b"{\"sender\":[]}");
     assert_eq!(outcome("forwarded"), 1);
 
     // Already sent on once (by r5): never again.
     let answer = post("r1_cAAAA", Some(&token), Some("r5")).await;
     assert_eq!(answer.status(), 200);
-    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(owner.got().len(), 1);
     assert_eq!(outcome("ignored"), 1);
 
     // A replica no list names: ignored, as a chat that ended.
     assert_eq!(post("r9_cAAAA", Some(&token), None).await.status(), 200);
     assert_eq!(outcome("ignored"), 2);
+    // Until the routes change, while the service runs: r9 is added.
+    let live = service.replicas().unwrap();
+    let owner_base = format!("http://{}", owner.addr);
+    assert_eq!(
+        live.set_routes(
+            [
+                (name("r1"), owner_base.as_str()),
+                (name("r2"), &format!("http://{refused}")),
+                (
+                    name("r3"),
+                    &format!("http://{}", silent.local_addr().unwrap())
+                ),
+                (name("r9"), owner_base.as_str()),
+            ],
+            None
+        ),
+        Ok(true)
+    );
+    assert_eq!(post("r9_cAAAA", Some(&token), None).await.status(), 409);
+    assert_eq!(owner.got().len(), 2);
+    assert_eq!(outcome("forwarded"), 2);
 
     // A peer that refuses the connection, and one that never answers (5 s).
     for (context, waited) in [("r2_cAAAA", 0), ("r3_cAAAA", 5)] {
@@ -342,7 +316,7 @@ async fn only_authenticated_callbacks_are_sent_on_once_and_a_dead_peer_is_a_502(
         );
     }
     assert_eq!(outcome("forward_failed"), 2);
-    assert_eq!(got.lock().unwrap().len(), 1);
+    assert_eq!(owner.got().len(), 2);
     drop(silent);
 }
 

@@ -232,6 +232,13 @@ impl WidgetService {
         self.shared.chat.get().map(|c| &c.switchboard)
     }
 
+    /// This replica and its peers, if the service runs the chat as one of
+    /// several ([`ChatEndpoint::with_replicas`]): their routes can change
+    /// while it runs ([`Replicas::set_routes`](crate::replicas::Replicas::set_routes)).
+    pub fn replicas(&self) -> Option<&crate::replicas::Replicas> {
+        self.shared.chat.get()?.replicas.as_deref()
+    }
+
     /// The HTTP routes with their layers.
     pub fn router(&self) -> Router {
         let browser = self.layered(

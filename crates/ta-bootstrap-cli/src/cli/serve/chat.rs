@@ -190,6 +190,34 @@ impl ChatArgs {
 }
 
 impl ChatSettings {
+    /// Whether `new` differs from these settings in more than the peers'
+    /// addresses (which a reload applies): then only a restart applies it.
+    pub(super) fn differs_but_routes(&self, new: &Self) -> bool {
+        let mut routed = new.clone();
+        if let (Some(theirs), Some(ours)) = (&mut routed.replicas, &self.replicas) {
+            theirs.peers.clone_from(&ours.peers);
+            theirs.template.clone_from(&ours.template);
+        }
+        routed != *self
+    }
+
+    /// Gives the running `replicas` these settings' peers and template
+    /// (when both name the same replica); whether they changed.
+    pub(super) fn apply_routes(&self, replicas: &Replicas) -> Result<bool, String> {
+        let Some(settings) = self.replicas.as_ref().filter(|r| r.name == *replicas.me()) else {
+            return Ok(false);
+        };
+        replicas
+            .set_routes(
+                settings
+                    .peers
+                    .iter()
+                    .map(|(n, url)| (n.clone(), url.as_str())),
+                settings.template.as_deref(),
+            )
+            .map_err(|e| e.to_string())
+    }
+
     /// The callback endpoint: a switchboard over `bootstrapper` inviting
     /// the plan's agents, and a verifier fetching keys over `transport`.
     pub(super) fn endpoint(

@@ -152,6 +152,22 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
     running.service.retry_warm_up_now();
     // No token pooled under the old credential or allowlist is handed out.
     running.service.empty_pool();
+    // Replicas added or removed: the others' addresses, at once.
+    if let (Some(chat), Some(replicas)) = (&new.chat, running.service.replicas()) {
+        match chat.apply_routes(replicas) {
+            Ok(true) => {
+                info!(replicas = ?replicas, "the other replicas' addresses changed");
+                if let (Some(current), Some(applied)) = (&mut current.chat, &chat.replicas) {
+                    if let Some(running) = current.replicas.as_mut() {
+                        running.peers.clone_from(&applied.peers);
+                        running.template.clone_from(&applied.template);
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(e) => error!(error = %e, "the other replicas' addresses could not be changed"),
+        }
+    }
     // Only what was applied: settings that need a restart keep warning.
     let (old, new_upstream) = (&mut current.upstream, new.upstream);
     old.client_secret = new_upstream.client_secret;

@@ -264,9 +264,13 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
         old.tls.is_some() == new.tls.is_some() && old.tls == new.tls,
         "tls-cert/tls-key",
     );
+    let chat_differs = match (&old.chat, &new.chat) {
+        (Some(old), Some(new)) => old.differs_but_routes(new),
+        (old, new) => old.is_some() != new.is_some(),
+    };
     check(
-        old.chat == new.chat,
-        "the chat's settings (callback-*, agents, helpdesk-name, replica-name, peers, peer-url-template)",
+        !chat_differs,
+        "the chat's settings (callback-*, agents, helpdesk-name, replica-name)",
     );
     changed
 }
@@ -411,5 +415,46 @@ mod tests {
             settings(&["--tls-cert", "cert.pem"]).is_err(),
             "a certificate needs its key"
         );
+    }
+
+    #[test]
+    fn a_reload_applies_the_peers_and_restarts_for_the_rest_of_the_chat() {
+        let chat = |name: &str, extra: &[&str]| {
+            let mut args = vec![
+                "--callback-audience",
+                "https://sa.contoso.com",
+                "--callback-issuer",
+                "https://sts.windows.net/t/",
+                "--callback-keys-url",
+                "https://login.example/keys",
+                "--agent",
+                "sip:anna@contoso.com=Anna",
+                "--replica-name",
+                name,
+            ];
+            args.extend_from_slice(extra);
+            settings(&args).unwrap()
+        };
+        let old = chat("r0", &["--peer", "r1=http://10.0.0.7:8080"]);
+        let more = chat(
+            "r0",
+            &[
+                "--peer",
+                "r1=http://10.0.0.7:8080",
+                "--peer",
+                "r2=http://10.0.0.8:8080",
+                "--peer-url-template",
+                "http://{name}.peers:8080",
+            ],
+        );
+        assert!(restart_needed(&old, &more).is_empty(), "peers apply live");
+        let renamed = chat("r9", &["--peer", "r1=http://10.0.0.7:8080"]);
+        let needs = restart_needed(&old, &renamed);
+        assert!(
+            needs.iter().any(|n| n.contains("replica-name")),
+            "{needs:?}"
+        );
+        let no_chat = settings(&[]).unwrap();
+        assert!(!restart_needed(&old, &no_chat).is_empty());
     }
 }
