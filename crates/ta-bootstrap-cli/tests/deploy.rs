@@ -167,6 +167,10 @@ async fn the_chat_example_runs_its_pods_behind_its_service_and_routes_callbacks(
         .unwrap();
     assert_eq!(&public["spec"]["selector"], labels);
     assert_eq!(public["spec"]["ports"][0]["targetPort"], "http");
+    // A node drain takes one pod (and its chats) at a time.
+    let budget = item(&list, "PodDisruptionBudget", None);
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
 
     let pod = Pod::new(&list, set);
     probes(&pod);

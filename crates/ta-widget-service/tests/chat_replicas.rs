@@ -158,6 +158,8 @@ async fn a_chat_runs_whole_when_its_callbacks_reach_both_replicas() {
         &other.metrics,
         "ta_chat_callbacks_total{outcome=\"forwarded\"}",
     );
+    // At least one: which callbacks the round robin sends where depends on
+    // the widget's own requests through the same balancer.
     assert!(forwarded >= 1, "{}", other.metrics.encode());
     assert_eq!(
         counter(
@@ -304,16 +306,15 @@ async fn only_authenticated_callbacks_are_sent_on_once_and_a_dead_peer_is_a_502(
     assert_eq!(outcome("forwarded"), 2);
 
     // A peer that refuses the connection, and one that never answers (5 s).
-    for (context, waited) in [("r2_cAAAA", 0), ("r3_cAAAA", 5)] {
+    // The refused one at once, the silent one after the 5 s timeout.
+    for (context, waited) in [("r2_cAAAA", 0..4), ("r3_cAAAA", 5..9)] {
         let started = std::time::Instant::now();
         let answer = post(context, Some(&token), None).await;
         assert_eq!(answer.status(), 502, "{context}");
         let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
         assert_eq!(body["error"], "replica_unreachable", "{context}");
-        assert!(
-            started.elapsed() >= Duration::from_secs(waited),
-            "{context}"
-        );
+        let secs = started.elapsed().as_secs();
+        assert!(waited.contains(&secs), "{context}: {secs} s");
     }
     assert_eq!(outcome("forward_failed"), 2);
     assert_eq!(owner.got().len(), 2);

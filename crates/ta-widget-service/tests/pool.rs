@@ -274,3 +274,19 @@ async fn a_refill_loop_stopped_mid_mint_gives_its_places_back() {
     depth_reaches(&s, LITWARE, 3).await;
     loop_task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fewer_than_two_mints_in_flight_there_is_no_pool() {
+    let s = service_with(EmulatorConfig::default(), |c| {
+        c.pool = pool(5, 300, 2);
+        c.max_mints_in_flight = 1;
+    })
+    .await;
+    // The loop returns at once; a widget gets a direct mint, no pool miss.
+    tokio::time::timeout(Duration::from_secs(1), s.service.keep_pool())
+        .await
+        .unwrap();
+    mint_for(&s, CONTOSO).await;
+    assert_eq!(metric(&s, "ta_pool_misses_total"), 0);
+    assert_eq!(s.setup.emulator.stats().psat_tokens_minted, 1);
+}

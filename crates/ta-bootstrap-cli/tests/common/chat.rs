@@ -52,14 +52,11 @@ pub fn client(d: &Deployment) -> Arc<dyn Transport> {
 /// Free loopback addresses, known before the replicas start (so that each
 /// can be told the others').
 pub fn free_loopback_addresses(n: usize) -> Vec<SocketAddr> {
-    (0..n)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        })
-        .collect()
+    // All held until all are known, so that no two are the same.
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
 /// The widget signs in and starts a chat: the welcome, the visitor's

@@ -26,14 +26,16 @@ use crate::replicas::{FORWARD_TIMEOUT, FORWARDED_BY, ReplicaMismatch, Replicas};
 #[derive(Debug, Clone)]
 pub struct ChatEndpoint {
     /// Runs the chats.
-    pub switchboard: Switchboard,
+    pub(crate) switchboard: Switchboard,
     /// Checks each callback's token.
     pub verifier: Arc<CallbackVerifier>,
     /// Largest callback body accepted.
     pub max_body_bytes: usize,
     /// This replica and its peers, when the service runs as several
     /// ([`crate::replicas`]): callbacks for the others' chats are sent on.
-    pub replicas: Option<Arc<Replicas>>,
+    /// Set only by [`with_replicas`](Self::with_replicas), which checks
+    /// that the switchboard has the same name.
+    pub(crate) replicas: Option<Arc<Replicas>>,
 }
 
 impl ChatEndpoint {
@@ -46,6 +48,16 @@ impl ChatEndpoint {
             max_body_bytes: 256 * 1024,
             replicas: None,
         }
+    }
+
+    /// The switchboard that runs the chats.
+    pub fn switchboard(&self) -> &Switchboard {
+        &self.switchboard
+    }
+
+    /// This replica and its peers, if it runs as one of several.
+    pub fn replicas(&self) -> Option<&Replicas> {
+        self.replicas.as_deref()
     }
 
     /// The same, run as one of several replicas: `replicas` names this one
@@ -131,8 +143,9 @@ async fn forward(
                 header::RETRY_AFTER,
                 header::CACHE_CONTROL,
             ] {
-                if let Some(value) = parts.headers.get(&name) {
-                    response.headers_mut().insert(name, value.clone());
+                response.headers_mut().remove(&name);
+                for value in parts.headers.get_all(&name) {
+                    response.headers_mut().append(name.clone(), value.clone());
                 }
             }
             response

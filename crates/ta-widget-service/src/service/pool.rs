@@ -25,11 +25,20 @@ pub(super) struct PoolState {
 }
 
 impl PoolState {
-    /// The pool of `config`, if it is on.
+    /// The pool of `config`, if it is on (and has mints to take: with
+    /// fewer than 2 in flight it would get none, and there is none).
     pub(super) fn new(config: &ServiceConfig, now: std::time::Instant) -> Option<Self> {
         let pool = &config.pool;
+        let in_flight_cap = pool.refill_in_flight().min(config.max_mints_in_flight / 2);
+        if pool.is_on() && in_flight_cap == 0 {
+            warn!(
+                max_mints_in_flight = config.max_mints_in_flight,
+                "no token pool: it takes at most half of the mints in flight, and there are fewer than 2"
+            );
+            return None;
+        }
         pool.is_on().then(|| Self {
-            in_flight_cap: pool.refill_in_flight().min(config.max_mints_in_flight / 2),
+            in_flight_cap,
             pool: Mutex::new(Pool::new(pool.clone(), &config.allowlist, now)),
             wake: tokio::sync::Notify::new(),
             resume: AtomicBool::new(false),
@@ -144,19 +153,12 @@ impl WidgetService {
     /// in flight go with it (and their places in the pool with them, so
     /// that it can be run again).
     ///
-    /// With `max_mints_in_flight` below 2 the pool gets none of the mints
-    /// (it takes at most half): this warns and returns.
+    /// With `max_mints_in_flight` below 2 there is no pool (it takes at
+    /// most half of them): [`WidgetService::new`] warns.
     pub async fn keep_pool(&self) {
         let Some(state) = self.shared.pool.as_ref() else {
             return;
         };
-        if state.in_flight_cap == 0 {
-            warn!(
-                max_mints_in_flight = self.config.max_mints_in_flight,
-                "the token pool never refills: it takes at most half of the mints in flight"
-            );
-            return;
-        }
         let shared = &self.shared;
         let clock = shared.bootstrapper.clock();
         // Declared first, dropped last: the tasks are aborted before their

@@ -73,7 +73,8 @@ impl WidgetService {
     /// once, retries with backoff while that fails, renews the AAD token
     /// and the capabilities ahead of their expiry), so that no widget
     /// request waits for AAD, discovery or capabilities; `/readyz` tells
-    /// the last failure's kind. Runs until dropped.
+    /// the last failure's kind. Runs until dropped. Run this one, not also
+    /// the bootstrapper's own loop (which would only warm up twice).
     ///
     /// [`Bootstrapper::keep_warm`]: ta_bootstrap::Bootstrapper::keep_warm
     pub async fn keep_warm(&self) {
