@@ -605,7 +605,7 @@ async fn metric(client: &ta_hyper::HyperTransport, base: &str, line_start: &str)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_is_set_in_the_file_and_the_environment_and_emptied_on_reload() {
+async fn the_pool_is_set_in_the_file_and_the_environment_and_changed_and_emptied_on_reload() {
     let d = deployment(EmulatorConfig::default()).await;
     let dir = TempDir::new("pool");
     dir.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
@@ -645,15 +645,24 @@ async fn the_pool_is_set_in_the_file_and_the_environment_and_emptied_on_reload()
         metric(&client, &base, depth).await == 2
     })
     .await;
-    // A reload: no token pooled before it is handed out.
+    // A reload with a higher floor: no token pooled before it is handed
+    // out, and the new floor is kept.
+    dir.write(
+        "serve.toml",
+        &(config_text(&d, &["https://contoso.com"]) + "pool-size = 5\npool-floor = 4\n"),
+    );
     served.signal("HUP");
-    served.wait_for_log("emptied the token pool").await;
+    let changed = served
+        .wait_for_log("the token pool's settings changed")
+        .await;
+    assert!(changed.contains("pool_floor=4"), "{changed}");
+    assert_eq!(served.log_count("apply only after a restart"), 0);
     assert_eq!(
         metric(&client, &base, "ta_pool_discarded_total{reason=\"reload\"}").await,
         2
     );
-    eventually("refilled after the reload", || async {
-        metric(&client, &base, depth).await == 2
+    eventually("refilled to the new floor after the reload", || async {
+        metric(&client, &base, depth).await == 4
     })
     .await;
     assert_eq!(served.stop().await, Some(0));

@@ -40,5 +40,5 @@ pub mod server;
 mod service;
 
 pub use metrics::Metrics;
-pub use pool::{PoolConfig, PoolConfigError};
+pub use pool::{PoolConfig, PoolConfigError, PoolSwitchError};
 pub use service::{ChatEndpoint, RenewalHint, RenewalHintError, ServiceConfig, WidgetService};

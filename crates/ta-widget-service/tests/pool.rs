@@ -290,3 +290,22 @@ async fn with_fewer_than_two_mints_in_flight_there_is_no_pool() {
     assert_eq!(metric(&s, "ta_pool_misses_total"), 0);
     assert_eq!(s.setup.emulator.stats().psat_tokens_minted, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_s_settings_change_while_it_runs_but_not_on_or_off() {
+    let s = pooled(EmulatorConfig::default(), pool(5, 300, 1)).await;
+    let loop_task = refill(&s);
+    depth_reaches(&s, CONTOSO, 1).await;
+    s.service.set_pool_config(pool(5, 300, 3)).unwrap();
+    assert_eq!(s.service.pool_config().floor(), 3);
+    assert_eq!(metric(&s, "ta_pool_discarded_total{reason=\"reload\"}"), 2);
+    depth_reaches(&s, CONTOSO, 3).await;
+    depth_reaches(&s, LITWARE, 3).await;
+    // Off, or on for a service without a pool: refused, nothing changes.
+    assert!(s.service.set_pool_config(PoolConfig::off()).is_err());
+    assert_eq!(s.service.pool_config().floor(), 3);
+    let plain = service_with(EmulatorConfig::default(), |_| {}).await;
+    assert!(plain.service.set_pool_config(pool(5, 300, 1)).is_err());
+    assert!(!plain.service.pool_config().is_on());
+    loop_task.abort();
+}

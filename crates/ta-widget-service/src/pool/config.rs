@@ -26,6 +26,12 @@ pub struct PoolConfig {
     refill_in_flight: usize,
 }
 
+/// A change of the pool's settings that only a new service can make: turning
+/// the pool on or off.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the token pool is turned on or off only by a new service (a restart)")]
+pub struct PoolSwitchError;
+
 /// A pool setting out of its range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the pool's {setting} {reason}")]

@@ -45,7 +45,7 @@ mod config;
 mod demand;
 mod pause;
 
-pub use config::{PoolConfig, PoolConfigError};
+pub use config::{PoolConfig, PoolConfigError, PoolSwitchError};
 use demand::Demand;
 pub(crate) use pause::Pause;
 
@@ -292,6 +292,18 @@ impl<T: Expiring> Pool<T> {
         }
         lane.tokens.push_back(Pooled { token, deadline });
         Landing::Pooled
+    }
+
+    /// The pool's settings.
+    pub(crate) fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Empties the pool and takes `config` for what comes after (a reload
+    /// that changed the settings): how many tokens were thrown away.
+    pub(crate) fn clear_with(&mut self, config: PoolConfig) -> usize {
+        self.config = config;
+        self.clear()
     }
 
     /// Empties the pool (a reload): returns how many tokens were thrown

@@ -3,12 +3,12 @@
 //! reload. The pool's rules are in [`crate::pool`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ta_protocol::WidgetToken;
 
 use super::*;
-use crate::pool::{Discard, Landing, Pause, Pool, PoolConfig, Refill};
+use crate::pool::{Discard, Landing, Pause, Pool, PoolConfig, PoolSwitchError, Refill};
 
 /// How often the refill loop looks at the pool when nothing wakes it.
 const TICK: Duration = Duration::from_secs(1);
@@ -20,8 +20,10 @@ pub(super) struct PoolState {
     /// Set on a reload: refills paused after failures start again.
     resume: AtomicBool,
     /// Mints for the pool at once: the configured number, and at most half
-    /// of the service's mints in flight (0 below 2: no refills).
-    in_flight_cap: usize,
+    /// of the service's mints in flight (at least 1: below, no pool).
+    in_flight_cap: AtomicUsize,
+    /// The service's bound on mints in flight.
+    max_mints_in_flight: usize,
 }
 
 impl PoolState {
@@ -38,7 +40,8 @@ impl PoolState {
             return None;
         }
         pool.is_on().then(|| Self {
-            in_flight_cap,
+            in_flight_cap: AtomicUsize::new(in_flight_cap),
+            max_mints_in_flight: config.max_mints_in_flight,
             pool: Mutex::new(Pool::new(pool.clone(), &config.allowlist, now)),
             wake: tokio::sync::Notify::new(),
             resume: AtomicBool::new(false),
@@ -112,9 +115,34 @@ impl Shared {
 type Minted = Result<WidgetToken, Option<BootstrapError>>;
 
 impl WidgetService {
-    /// The pool's settings (off unless configured).
-    pub fn pool_config(&self) -> &PoolConfig {
-        &self.config.pool
+    /// The pool's settings (off unless configured), as they are now.
+    pub fn pool_config(&self) -> PoolConfig {
+        self.shared.pool.as_ref().map_or_else(
+            || self.config.pool.clone(),
+            |state| state.lock().config().clone(),
+        )
+    }
+
+    /// Changes the pool's settings while the service runs (a reload): the
+    /// pool is emptied as by [`empty_pool`](Self::empty_pool) and refills
+    /// to the new targets. The pool is turned on or off only by a new
+    /// service: that is refused, and nothing changes.
+    pub fn set_pool_config(&self, config: PoolConfig) -> Result<(), PoolSwitchError> {
+        let Some(state) = self.shared.pool.as_ref() else {
+            return Err(PoolSwitchError);
+        };
+        if !config.is_on() {
+            return Err(PoolSwitchError);
+        }
+        let cap = config
+            .refill_in_flight()
+            .min(state.max_mints_in_flight / 2)
+            .max(1);
+        self.emptied(state, |pool| {
+            state.in_flight_cap.store(cap, Ordering::Release);
+            pool.clear_with(config)
+        });
+        Ok(())
     }
 
     /// Empties the pool of pre-minted tokens (after a credential or
@@ -122,12 +150,17 @@ impl WidgetService {
     /// token whose refill was under way. Refills start again at once,
     /// paused failures or not.
     pub fn empty_pool(&self) {
-        let Some(state) = self.shared.pool.as_ref() else {
-            return;
-        };
+        if let Some(state) = self.shared.pool.as_ref() {
+            self.emptied(state, Pool::clear);
+        }
+    }
+
+    /// Empties the pool with `clear` (under its lock), counts and logs what
+    /// was thrown away, and has the refills start again at once.
+    fn emptied(&self, state: &PoolState, clear: impl FnOnce(&mut Pool<WidgetToken>) -> usize) {
         let dropped = {
             let mut pool = state.lock();
-            let dropped = pool.clear();
+            let dropped = clear(&mut pool);
             self.shared.publish_depths(&pool);
             dropped
         };
@@ -182,7 +215,7 @@ impl WidgetService {
                     self.start_refills(
                         &mut pool,
                         now,
-                        state.in_flight_cap,
+                        state.in_flight_cap.load(Ordering::Acquire),
                         &mut running,
                         &mut refills.under_way,
                     );

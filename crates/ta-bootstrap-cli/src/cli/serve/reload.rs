@@ -150,6 +150,23 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
         "configuration reloaded"
     );
     running.service.retry_warm_up_now();
+    // The pool's new settings (it is emptied with them).
+    if new.pool != current.pool && new.pool.is_on() && current.pool.is_on() {
+        match running.service.set_pool_config(new.pool.clone()) {
+            Ok(()) => {
+                let pool = &new.pool;
+                info!(
+                    pool_size = pool.size(),
+                    pool_max_age_secs = pool.max_age().as_secs(),
+                    pool_floor = pool.floor(),
+                    pool_max_total = pool.max_total(),
+                    "the token pool's settings changed"
+                );
+                current.pool = new.pool.clone();
+            }
+            Err(e) => error!(error = %e, "the token pool's settings could not be changed"),
+        }
+    }
     // No token pooled under the old credential or allowlist is handed out.
     running.service.empty_pool();
     // Replicas added or removed: the others' addresses, at once.

@@ -243,9 +243,10 @@ pub(super) fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str
         "max-mints-in-flight",
     );
     check(old.renewal == new.renewal, "renew-after-fraction");
+    // A reload applies the pool's settings, but for turning it on or off.
     check(
-        old.pool == new.pool,
-        "pool-size/pool-max-age/pool-floor/pool-max-total",
+        old.pool.is_on() == new.pool.is_on(),
+        "pool-size (the pool on or off)",
     );
     check(
         old.mint_ticket_key_file == new.mint_ticket_key_file,
@@ -382,6 +383,15 @@ mod tests {
         let refused = settings(&["--pool-size", "5", "--max-mints-in-flight", "1"]).unwrap_err();
         assert!(refused.contains("max-mints-in-flight"), "{refused}");
         assert!(settings(&["--pool-size", "5", "--max-mints-in-flight", "2"]).is_ok());
+        // A reload applies new pool settings, but not the pool on or off.
+        let five = settings(&["--pool-size", "5"]).unwrap();
+        let ten = settings(&["--pool-size", "10", "--pool-floor", "3"]).unwrap();
+        assert!(restart_needed(&five, &ten).is_empty());
+        let off = settings(&[]).unwrap();
+        assert_eq!(
+            restart_needed(&off, &five),
+            ["pool-size (the pool on or off)"]
+        );
         for bad in [
             ["--pool-max-age", "0"],
             ["--pool-size", "10001"],
