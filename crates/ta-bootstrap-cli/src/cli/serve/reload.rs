@@ -150,10 +150,14 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
         "configuration reloaded"
     );
     running.service.retry_warm_up_now();
-    // The pool's new settings (it is emptied with them).
+    // No token pooled under the old credential or allowlist is handed out:
+    // the pool is emptied, with its new settings if they changed (once, so
+    // that no refill started for the new settings is thrown away).
+    let mut emptied = false;
     if new.pool != current.pool && new.pool.is_on() && current.pool.is_on() {
         match running.service.set_pool_config(new.pool.clone()) {
             Ok(()) => {
+                emptied = true;
                 let pool = &new.pool;
                 info!(
                     pool_size = pool.size(),
@@ -167,8 +171,9 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
             Err(e) => error!(error = %e, "the token pool's settings could not be changed"),
         }
     }
-    // No token pooled under the old credential or allowlist is handed out.
-    running.service.empty_pool();
+    if !emptied {
+        running.service.empty_pool();
+    }
     // Replicas added or removed: the others' addresses, at once.
     if let (Some(chat), Some(replicas)) = (&new.chat, running.service.replicas()) {
         match chat.apply_routes(replicas) {
