@@ -76,6 +76,16 @@ fn config_text<'a>(list: &'a Value, pod: &Pod<'_>) -> &'a str {
     toml
 }
 
+/// The workload's PodDisruptionBudget selects its pods and lets a node
+/// drain take one at a time.
+fn one_pod_at_a_time(list: &Value, workload: &Value) {
+    let budget = item(list, "PodDisruptionBudget", None);
+    let labels = &workload["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&workload["spec"]["selector"]["matchLabels"], labels);
+    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+}
+
 /// A GET of `url` over a client trusting the system's roots.
 async fn get(url: String) -> http::Response<bytes::Bytes> {
     let client = ta_hyper::HyperTransport::builder().build().unwrap();
@@ -99,7 +109,9 @@ async fn wait_for(url: &str, status: u16, needle: &str, tries: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubernetes_example_runs_as_written_and_rotates_its_secret() {
     let list = manifests("ta-bootstrap.json");
-    let pod = Pod::new(&list, item(&list, "Deployment", None));
+    let workload = item(&list, "Deployment", None);
+    one_pod_at_a_time(&list, workload);
+    let pod = Pod::new(&list, workload);
     assert_eq!(pod.args[0], "serve");
     assert!(
         pod.args.iter().any(|a| a == "--watch-config"),
@@ -168,9 +180,7 @@ async fn the_chat_example_runs_its_pods_behind_its_service_and_routes_callbacks(
     assert_eq!(&public["spec"]["selector"], labels);
     assert_eq!(public["spec"]["ports"][0]["targetPort"], "http");
     // A node drain takes one pod (and its chats) at a time.
-    let budget = item(&list, "PodDisruptionBudget", None);
-    assert_eq!(&budget["spec"]["selector"]["matchLabels"], labels);
-    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    one_pod_at_a_time(&list, set);
 
     let pod = Pod::new(&list, set);
     probes(&pod);
