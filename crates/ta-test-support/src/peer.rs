@@ -17,12 +17,15 @@ pub const ANSWER: &str = r#"{"from":"the owner"}"#;
 pub struct Recorded {
     /// Its path and query.
     pub uri: String,
+    /// Its headers.
     pub headers: HeaderMap,
+    /// Its body.
     pub body: Bytes,
 }
 
 /// The peer, on a loopback port.
 pub struct RecordingPeer {
+    /// Where it listens.
     pub addr: SocketAddr,
     got: Arc<Mutex<Vec<Recorded>>>,
 }

@@ -282,6 +282,7 @@ async fn with_fewer_than_two_mints_in_flight_there_is_no_pool() {
         c.max_mints_in_flight = 1;
     })
     .await;
+    assert!(!s.service.pool_config().is_on(), "no pool: it says so");
     // The loop returns at once; a widget gets a direct mint, no pool miss.
     tokio::time::timeout(Duration::from_secs(1), s.service.keep_pool())
         .await
@@ -296,6 +297,7 @@ async fn the_pool_s_settings_change_while_it_runs_but_not_on_or_off() {
     let s = pooled(EmulatorConfig::default(), pool(5, 300, 1)).await;
     let loop_task = refill(&s);
     depth_reaches(&s, CONTOSO, 1).await;
+    depth_reaches(&s, LITWARE, 1).await;
     s.service.set_pool_config(pool(5, 300, 3)).unwrap();
     assert_eq!(s.service.pool_config().floor(), 3);
     assert_eq!(metric(&s, "ta_pool_discarded_total{reason=\"reload\"}"), 2);

@@ -19,9 +19,12 @@
 //! target that fell are not thrown away early: they are used or they age
 //! out.
 //!
-//! A reload ([`WidgetService::empty_pool`](crate::WidgetService::empty_pool))
-//! throws away every pooled token, and the tokens of refills under way when
-//! they land; an origin that leaves the allowlist takes its tokens with it.
+//! A reload ([`WidgetService::empty_pool`](crate::WidgetService::empty_pool),
+//! or [`WidgetService::set_pool_config`](crate::WidgetService::set_pool_config)
+//! with new settings) throws away every pooled token, and the tokens of
+//! refills under way when they land; an origin that leaves the allowlist
+//! takes its tokens with it. The pool is turned on or off only by a new
+//! service ([`PoolSwitchError`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -115,12 +115,14 @@ impl Shared {
 type Minted = Result<WidgetToken, Option<BootstrapError>>;
 
 impl WidgetService {
-    /// The pool's settings (off unless configured), as they are now.
+    /// The pool's settings as they are now: off unless configured (and
+    /// off when configured with fewer than 2 mints in flight, which leaves
+    /// it none).
     pub fn pool_config(&self) -> PoolConfig {
-        self.shared.pool.as_ref().map_or_else(
-            || self.config.pool.clone(),
-            |state| state.lock().config().clone(),
-        )
+        self.shared
+            .pool
+            .as_ref()
+            .map_or_else(PoolConfig::off, |state| state.lock().config().clone())
     }
 
     /// Changes the pool's settings while the service runs (a reload): the

@@ -136,6 +136,13 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
         _ => "client secret",
     };
     running.tokens.set_credential(credential);
+    // No token pooled under the old credential or allowlist is handed out:
+    // the pool is emptied, with its new settings if they changed, once and
+    // before the new allowlist wakes the refills (so that none is thrown
+    // away for nothing).
+    if !apply_pool(running, current, &new) {
+        running.service.empty_pool();
+    }
     if running
         .service
         .set_allowlist(new.allowlist.clone())
@@ -144,52 +151,13 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
         // `resolve` refuses an empty allowlist; kept for safety.
         error!("configuration reload: empty allowlist ignored");
     }
+    running.service.retry_warm_up_now();
+    apply_routes(running, current, &new);
     info!(
         credential = rotated,
         allowed_origins = new.allowlist.len(),
         "configuration reloaded"
     );
-    running.service.retry_warm_up_now();
-    // No token pooled under the old credential or allowlist is handed out:
-    // the pool is emptied, with its new settings if they changed (once, so
-    // that no refill started for the new settings is thrown away).
-    let mut emptied = false;
-    if new.pool != current.pool && new.pool.is_on() && current.pool.is_on() {
-        match running.service.set_pool_config(new.pool.clone()) {
-            Ok(()) => {
-                emptied = true;
-                let pool = &new.pool;
-                info!(
-                    pool_size = pool.size(),
-                    pool_max_age_secs = pool.max_age().as_secs(),
-                    pool_floor = pool.floor(),
-                    pool_max_total = pool.max_total(),
-                    "the token pool's settings changed"
-                );
-                current.pool = new.pool.clone();
-            }
-            Err(e) => error!(error = %e, "the token pool's settings could not be changed"),
-        }
-    }
-    if !emptied {
-        running.service.empty_pool();
-    }
-    // Replicas added or removed: the others' addresses, at once.
-    if let (Some(chat), Some(replicas)) = (&new.chat, running.service.replicas()) {
-        match chat.apply_routes(replicas) {
-            Ok(true) => {
-                info!(replicas = ?replicas, "the other replicas' addresses changed");
-                if let (Some(current), Some(applied)) = (&mut current.chat, &chat.replicas) {
-                    if let Some(running) = current.replicas.as_mut() {
-                        running.peers.clone_from(&applied.peers);
-                        running.template.clone_from(&applied.template);
-                    }
-                }
-            }
-            Ok(false) => {}
-            Err(e) => error!(error = %e, "the other replicas' addresses could not be changed"),
-        }
-    }
     // Only what was applied: settings that need a restart keep warning.
     let (old, new_upstream) = (&mut current.upstream, new.upstream);
     old.client_secret = new_upstream.client_secret;
@@ -198,6 +166,49 @@ fn reload(args: &ServeArgs, current: &mut Settings, running: &Running) {
     old.allowed_origins = new_upstream.allowed_origins;
     old.allow_http_origins = new_upstream.allow_http_origins;
     current.allowlist = new.allowlist;
+}
+
+/// The pool's new settings, when they changed and the pool stays on
+/// (`resolve` checked them): whether they were applied, emptying the pool.
+fn apply_pool(running: &Running, current: &mut Settings, new: &Settings) -> bool {
+    if new.pool == current.pool || !new.pool.is_on() || !current.pool.is_on() {
+        return false;
+    }
+    if let Err(e) = running.service.set_pool_config(new.pool.clone()) {
+        error!(error = %e, "the token pool's settings could not be changed");
+        return false;
+    }
+    let pool = &new.pool;
+    info!(
+        pool_size = pool.size(),
+        pool_max_age_secs = pool.max_age().as_secs(),
+        pool_floor = pool.floor(),
+        pool_max_total = pool.max_total(),
+        pool_refill_in_flight = pool.refill_in_flight(),
+        "the token pool's settings changed"
+    );
+    current.pool = new.pool.clone();
+    true
+}
+
+/// Replicas added or removed: the others' addresses, at once (`resolve`
+/// checked them).
+fn apply_routes(running: &Running, current: &mut Settings, new: &Settings) {
+    let (Some(chat), Some(replicas)) = (&new.chat, running.service.replicas()) else {
+        return;
+    };
+    match chat.apply_routes(replicas) {
+        Ok(true) => {
+            info!(replicas = ?replicas, "the other replicas' addresses changed");
+            let known = current.chat.as_mut().and_then(|c| c.replicas.as_mut());
+            if let (Some(known), Some(applied)) = (known, &chat.replicas) {
+                known.peers.clone_from(&applied.peers);
+                known.template.clone_from(&applied.template);
+            }
+        }
+        Ok(false) => {}
+        Err(e) => error!(error = %e, "the other replicas' addresses could not be changed"),
+    }
 }
 
 /// Snapshots of the watched files (a read error is a snapshot too).
