@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use ta_bootstrap::chat::ReplicaName;
-use ta_emulator::{DEFAULT_APP_ID_URI, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, EmulatorConfig};
+use ta_emulator::{DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, EmulatorConfig};
 use ta_protocol::Transport as _;
 
 #[path = "common/bin.rs"]
@@ -233,16 +233,8 @@ async fn the_chat_example_runs_its_pods_behind_its_service_and_routes_callbacks(
         run.extend(deployment_args(&d));
         // The example's tenant and the SA's callback settings are the
         // example's; the emulator's are its own (flags win over the file).
-        run.extend([
-            "--tenant".to_owned(),
-            DEFAULT_TENANT.to_owned(),
-            "--callback-audience".to_owned(),
-            DEFAULT_APP_ID_URI.to_owned(),
-            "--callback-issuer".to_owned(),
-            d.emulator.callback_issuer(),
-            "--callback-keys-url".to_owned(),
-            d.emulator.callback_keys_url(),
-        ]);
+        run.extend(["--tenant".to_owned(), DEFAULT_TENANT.to_owned()]);
+        run.extend(chat::callback_flags(&d));
         let mut env = pod.env(name);
         env.push(("TA_PEERS".to_owned(), dns.clone()));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -17,7 +17,6 @@ mod chat;
 
 use bin::*;
 use chat::*;
-use ta_emulator::DEFAULT_APP_ID_URI;
 use ta_test_support::widget::{Widget, is_message};
 
 /// `serve`'s arguments with the chat on, listening on `listen`.
@@ -29,15 +28,10 @@ fn chat_args(d: &Deployment, listen: &str) -> Vec<String> {
         "https://contoso.com".to_owned(),
         "--listen".to_owned(),
         listen.to_owned(),
-        "--callback-audience".to_owned(),
-        DEFAULT_APP_ID_URI.to_owned(),
-        "--callback-issuer".to_owned(),
-        d.emulator.callback_issuer(),
-        "--callback-keys-url".to_owned(),
-        d.emulator.callback_keys_url(),
         "--agent".to_owned(),
         "sip:anna@contoso.com=Anna (Support)".to_owned(),
     ]);
+    args.extend(callback_flags(d));
     args
 }
 

@@ -12,6 +12,9 @@ use ta_protocol::Transport;
 /// The page's origin.
 pub const ORIGIN: &str = "https://contoso.com";
 
+/// The help desk's first message in every chat (the default plan's).
+pub const WELCOME: &str = "Welcome! An agent will be with you shortly.";
+
 /// One of the widget's steps that did not go as a page expects: which
 /// step, the status answered (none when there was no HTTP answer), and
 /// what was wrong.
@@ -282,6 +285,15 @@ impl Widget {
             "events link",
         )?;
         Ok(app)
+    }
+
+    /// Signs in, invites the help desk (201) and waits up to `within` for
+    /// the help desk's [`WELCOME`]; the signed-in application.
+    pub async fn open_chat(&mut self, within: Duration) -> Value {
+        let app = self.sign_in().await;
+        assert_eq!(self.start_chat(&app).await, 201, "start the chat");
+        self.poll_until(within, |e| is_message(e, WELCOME)).await;
+        app
     }
 
     /// Invites the help desk; the status answered.

@@ -23,13 +23,7 @@ const SECS: Duration = Duration::from_secs(10);
 
 async fn bridged_chat(rig: &Rig) -> Widget {
     let mut widget = rig.widget().await;
-    let app = widget.sign_in().await;
-    assert_eq!(widget.start_chat(&app).await, 201);
-    widget
-        .poll_until(SECS, |e| {
-            is_message(e, "Welcome! An agent will be with you shortly.")
-        })
-        .await;
+    widget.open_chat(SECS).await;
     widget
 }
 
@@ -41,13 +35,7 @@ async fn callbacks_twice_out_of_order_and_late() {
     chat.callback_delay_ms = 30;
     let rig = Rig::start(chat).await;
     let mut widget = rig.widget().await;
-    let app = widget.sign_in().await;
-    assert_eq!(widget.start_chat(&app).await, 201);
-    widget
-        .poll_until(SECS, |e| {
-            is_message(e, "Welcome! An agent will be with you shortly.")
-        })
-        .await;
+    widget.open_chat(SECS).await;
     rig.until(SECS, |s| s.chat.agents_joined == 1).await;
     assert_eq!(widget.say("Hello?").await, 201);
     widget

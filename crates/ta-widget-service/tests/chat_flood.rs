@@ -72,13 +72,7 @@ async fn a_chat_runs_while_the_cap_is_held_by_unfinished_heads() {
     );
 
     let mut widget = rig.widget().await;
-    let app = widget.sign_in().await;
-    assert_eq!(widget.start_chat(&app).await, 201);
-    widget
-        .poll_until(secs, |e| {
-            is_message(e, "Welcome! An agent will be with you shortly.")
-        })
-        .await;
+    widget.open_chat(secs).await;
     rig.until(secs, |s| s.chat.agents_joined == 1).await;
     assert_eq!(widget.say("Where is my order?").await, 201);
     widget

@@ -38,6 +38,19 @@ pub async fn chat_deployment() -> Deployment {
     .await
 }
 
+/// The flags that check the platform's callbacks against the emulator's
+/// (audience, issuer, keys).
+pub fn callback_flags(d: &Deployment) -> Vec<String> {
+    vec![
+        "--callback-audience".to_owned(),
+        ta_emulator::DEFAULT_APP_ID_URI.to_owned(),
+        "--callback-issuer".to_owned(),
+        d.emulator.callback_issuer(),
+        "--callback-keys-url".to_owned(),
+        d.emulator.callback_keys_url(),
+    ]
+}
+
 /// A client trusting the emulator's CA.
 pub fn client(d: &Deployment) -> Arc<dyn Transport> {
     Arc::new(
@@ -62,13 +75,7 @@ pub fn free_loopback_addresses(n: usize) -> Vec<SocketAddr> {
 /// The widget signs in and starts a chat: the welcome, the visitor's
 /// "Hello", and the agent's first answer.
 pub async fn chat_until_the_agent_answers(widget: &mut Widget) {
-    let app = widget.sign_in().await;
-    assert_eq!(widget.start_chat(&app).await, 201);
-    widget
-        .poll_until(SECS, |e| {
-            is_message(e, "Welcome! An agent will be with you shortly.")
-        })
-        .await;
+    widget.open_chat(SECS).await;
     assert_eq!(widget.say("Hello").await, 201);
     widget
         .poll_until(SECS, |e| is_message(e, "Hi, I'm Anna. How can I help?"))

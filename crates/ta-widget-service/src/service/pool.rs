@@ -22,8 +22,6 @@ pub(super) struct PoolState {
     /// Mints for the pool at once: the configured number, and at most half
     /// of the service's mints in flight (at least 1: below, no pool).
     in_flight_cap: AtomicUsize,
-    /// The service's bound on mints in flight.
-    max_mints_in_flight: usize,
 }
 
 impl PoolState {
@@ -41,7 +39,6 @@ impl PoolState {
         }
         pool.is_on().then(|| Self {
             in_flight_cap: AtomicUsize::new(in_flight_cap),
-            max_mints_in_flight: config.max_mints_in_flight,
             pool: Mutex::new(Pool::new(pool.clone(), &config.allowlist, now)),
             wake: tokio::sync::Notify::new(),
             resume: AtomicBool::new(false),
@@ -138,7 +135,7 @@ impl WidgetService {
         }
         let cap = config
             .refill_in_flight()
-            .min(state.max_mints_in_flight / 2)
+            .min(self.config.max_mints_in_flight / 2)
             .max(1);
         self.emptied(state, |pool| {
             state.in_flight_cap.store(cap, Ordering::Release);
