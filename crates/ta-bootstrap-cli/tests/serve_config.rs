@@ -665,5 +665,21 @@ async fn the_pool_is_set_in_the_file_and_the_environment_and_changed_and_emptied
         metric(&client, &base, depth).await == 4
     })
     .await;
+    // A rotated secret, the pool's settings the same: emptied all the same.
+    dir.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
+    served.signal("HUP");
+    eventually("reloaded a second time", || async {
+        served.log_count("configuration reloaded") == 2
+    })
+    .await;
+    assert_eq!(served.log_count("the token pool's settings changed"), 1);
+    assert_eq!(
+        metric(&client, &base, "ta_pool_discarded_total{reason=\"reload\"}").await,
+        6
+    );
+    eventually("refilled after the second reload", || async {
+        metric(&client, &base, depth).await == 4
+    })
+    .await;
     assert_eq!(served.stop().await, Some(0));
 }

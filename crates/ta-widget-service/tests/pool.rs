@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
-use ta_widget_service::PoolConfig;
+use ta_widget_service::mint_check::{MintRefusal, MintRequest};
+use ta_widget_service::{PoolConfig, ServiceConfig};
 
 #[path = "service/harness.rs"]
 mod harness;
@@ -35,6 +36,15 @@ fn pool(size: usize, max_age: u64, floor: usize) -> PoolConfig {
 
 async fn pooled(config: EmulatorConfig, pool: PoolConfig) -> Service {
     service_with(config, move |c| c.pool = pool).await
+}
+
+/// A pooled service in front of a plain emulator, further configured.
+async fn pooled_with(pool: PoolConfig, tweak: impl FnOnce(&mut ServiceConfig)) -> Service {
+    service_with(EmulatorConfig::default(), move |c| {
+        c.pool = pool;
+        tweak(c);
+    })
+    .await
 }
 
 /// Runs the refill loop until the handle is aborted.
@@ -310,4 +320,57 @@ async fn the_pool_s_settings_change_while_it_runs_but_not_on_or_off() {
     assert!(plain.service.set_pool_config(pool(5, 300, 1)).is_err());
     assert!(!plain.service.pool_config().is_on());
     loop_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_token_is_given_only_after_the_checks_a_direct_mint_passes() {
+    // The operator's check wants a pass in the body; one client may ask
+    // three times a minute.
+    let check = |request: &MintRequest<'_>| {
+        if request.body == b"pass" {
+            Ok(())
+        } else {
+            Err(MintRefusal::forbidden("pass_required", "no pass"))
+        }
+    };
+    let s = service_built(
+        EmulatorConfig::default(),
+        |c| {
+            c.pool = pool(5, 300, 4);
+            c.per_client_per_minute = 3;
+        },
+        |service| service.with_mint_check(check),
+    )
+    .await;
+    let loop_task = refill(&s);
+    depth_reaches(&s, CONTOSO, 4).await;
+    loop_task.abort();
+    let ask =
+        |body: &'static str| call(&s, "POST", "/v1/widget-token", &[("origin", CONTOSO)], body);
+    let refused = ask("{}").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json(&refused)["error"], "pass_required");
+    assert_eq!(metric(&s, "ta_pool_hits_total"), 0, "refused: not given");
+    assert_eq!(ask("pass").await.status(), 200);
+    assert_eq!(ask("pass").await.status(), 200);
+    assert_eq!(metric(&s, "ta_pool_hits_total"), 2);
+    // The fourth request of the minute: refused, though two are pooled.
+    let limited = ask("pass").await;
+    assert_eq!(limited.status(), 429, "{:?}", limited.body());
+    assert_eq!(metric(&s, "ta_pool_hits_total"), 2);
+    assert_eq!(
+        metric(&s, &format!("ta_pool_depth{{origin=\"{CONTOSO}\"}}")),
+        2
+    );
+
+    // The global budget: one a second, and a pooled token is no way round.
+    let s = pooled_with(pool(5, 300, 2), |c| c.global_per_second = 1).await;
+    let loop_task = refill(&s);
+    depth_reaches(&s, CONTOSO, 2).await;
+    loop_task.abort();
+    mint_for(&s, CONTOSO).await;
+    let limited = call(&s, "POST", "/v1/widget-token", &[("origin", CONTOSO)], "{}").await;
+    assert_eq!(limited.status(), 429, "{:?}", limited.body());
+    assert_eq!(metric(&s, "ta_pool_hits_total"), 1);
+    assert_eq!(metric(&s, "ta_rate_limited_total{scope=\"global\"}"), 1);
 }
