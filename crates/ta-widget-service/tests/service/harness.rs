@@ -37,6 +37,17 @@ pub async fn service_built(
 ) -> Service {
     let metrics = std::sync::Arc::new(Metrics::new());
     let setup = setup_observed(config, std::sync::Arc::clone(&metrics) as _).await;
+    service_over(setup, metrics, tweak, build).await
+}
+
+/// The service over `setup`'s bootstrapper (one built with its own clock,
+/// say), reporting to `metrics`.
+pub async fn service_over(
+    setup: Setup,
+    metrics: std::sync::Arc<Metrics>,
+    tweak: impl FnOnce(&mut ServiceConfig),
+    build: impl FnOnce(WidgetService) -> WidgetService,
+) -> Service {
     let allowlist = WidgetService::allowlist(
         &[
             "https://contoso.com".to_owned(),
