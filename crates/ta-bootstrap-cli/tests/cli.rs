@@ -123,6 +123,14 @@ async fn token_reads_a_config_file_and_flags_win() {
     let out = run(c).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("AADSTS7000215"));
+    // An empty variable is unset: the file's credential is used.
+    let mut c = command();
+    c.arg("token")
+        .arg("--config")
+        .arg(&config)
+        .env("TA_CLIENT_SECRET", "");
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // Two credentials at the same level are refused.
     let mut c = command();
     c.arg("token")

@@ -41,8 +41,12 @@ impl UpstreamArgs {
         fill(&mut merged.token_url, &file.token_url);
         fill(&mut merged.ca_file, &file.ca_file);
         // The credential is one setting: any credential flag or variable
-        // makes the file's credential keys ignored.
-        if self.client_secret.is_none()
+        // makes the file's credential keys ignored (an empty
+        // `TA_CLIENT_SECRET` is unset).
+        if self
+            .client_secret
+            .as_ref()
+            .is_none_or(|s| s.expose().is_empty())
             && self.client_secret_file.is_none()
             && self.client_certificate.is_none()
         {
