@@ -130,6 +130,13 @@ async fn refused_callbacks_change_nothing_and_a_genuine_one_twice_is_acted_on_on
             .contains("ta_chat_callbacks_refused_total{reason=\"bad_signature\"} 1")
     );
     assert_eq!(rig.service.switchboard().unwrap().open_chats(), 0);
+    // The callback route has its own label in the request counts.
+    assert!(
+        rig.metrics_text()
+            .contains("ta_requests_total{route=\"callback\",status=\"401\"} 7"),
+        "{}",
+        rig.metrics_text()
+    );
     assert!(
         rig.stats().chat.calls.is_empty(),
         "a refused callback made a call: {:?}",

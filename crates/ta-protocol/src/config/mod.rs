@@ -109,7 +109,7 @@ pub(crate) fn is_domain_name(domain: &str) -> bool {
         })
 }
 
-/// Whether `url` is `http` to a loopback host (`localhost`, 127.0.0.0/8, `::1`).
+/// Whether `url` is `http` to a loopback host (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`).
 pub fn is_loopback_http(url: &Url) -> bool {
     url.scheme() == "http" && url.host().is_some_and(is_loopback_host)
 }
@@ -226,7 +226,7 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// Allows plain `http` to loopback hosts (`localhost`, 127.0.0.0/8,
+    /// Allows plain `http` to loopback hosts (`localhost`, `*.localhost`, 127.0.0.0/8,
     /// `::1`), for development and tests. Off by default.
     pub fn allow_insecure_loopback(mut self, allow: bool) -> Self {
         self.allow_insecure_loopback = allow;

@@ -92,6 +92,7 @@ where
             "/healthz" => "healthz",
             "/readyz" => "readyz",
             "/metrics" => "metrics",
+            "/v1/callback" => "callback",
             _ => "other",
         };
         let answer = self.inner.call(request);

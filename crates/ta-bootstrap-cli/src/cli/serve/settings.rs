@@ -45,14 +45,17 @@ impl ServeArgs {
         self.resolve_with(upstream, &file, false)
     }
 
+    /// The settings with `upstream` and `file`. `embedded` is `--emulator`:
+    /// loopback http origins are allowed, and the chat's flags are not read
+    /// (the embedded emulator's chat replaces them), so that a stray
+    /// `TA_CALLBACK_*` in the environment does not stop the demo.
     pub(super) fn resolve_with(
         &self,
         upstream: UpstreamArgs,
         file: &FileConfig,
-        loopback_http: bool,
+        embedded: bool,
     ) -> Result<Settings, String> {
-        let allowlist =
-            allowlist_for(&upstream, loopback_http || upstream.allow_insecure_loopback)?;
+        let allowlist = allowlist_for(&upstream, embedded || upstream.allow_insecure_loopback)?;
         let mut listen = self.listen;
         fill(&mut listen, &file.listen);
         let mut per_client_rate = self.per_client_rate;
@@ -114,7 +117,11 @@ impl ServeArgs {
             }
             None => defaults.renewal,
         };
-        let chat = self.chat.resolve(file)?;
+        let chat = if embedded {
+            None
+        } else {
+            self.chat.resolve(file)?
+        };
         let pool = self.pool(file)?;
         if pool.is_on() && max_mints_in_flight < 2 {
             return Err(format!(
@@ -293,6 +300,11 @@ mod tests {
     /// The settings of `serve` with these flags, whatever `TA_*` variables
     /// the environment running the test has.
     fn settings(args: &[&str]) -> Result<Settings, String> {
+        settings_of(args, false)
+    }
+
+    /// The same, `embedded` as under `--emulator`.
+    fn settings_of(args: &[&str], embedded: bool) -> Result<Settings, String> {
         use clap::{CommandFactory as _, FromArgMatches as _};
         let matches = Wrapper::command()
             .mut_args(|arg| arg.env(None))
@@ -305,7 +317,14 @@ mod tests {
         let serve = Wrapper::from_arg_matches(&matches)
             .map_err(|e| e.to_string())?
             .serve;
-        serve.resolve_with(serve.upstream.clone(), &FileConfig::default(), false)
+        serve.resolve_with(serve.upstream.clone(), &FileConfig::default(), embedded)
+    }
+
+    #[test]
+    fn under_the_emulator_the_chat_s_flags_are_not_read() {
+        let partial = ["--callback-audience", "https://sa.contoso.com"];
+        assert!(settings(&partial).unwrap_err().contains("the chat needs"));
+        assert!(settings_of(&partial, true).unwrap().chat.is_none());
     }
 
     #[test]
