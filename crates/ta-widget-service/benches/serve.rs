@@ -31,7 +31,7 @@ use ta_widget_service::Metrics;
 
 mod support;
 
-use support::{WidgetConnection, percentile};
+use support::{WidgetConnection, met, percentile};
 
 const CONCURRENT: usize = 64;
 
@@ -352,7 +352,6 @@ struct Report {
 
 impl Report {
     fn print(mut self) {
-        let met = |ok: bool| if ok { "met" } else { "NOT met" };
         let median = self
             .ratios
             .get(self.ratios.len() / 2)
