@@ -1,16 +1,21 @@
 //! The API at a network distance: a round-trip time, with jitter, that
 //! every request and every new connection pays, as they would between a
 //! data centre and the Trusted Application API. Not a fault: it is always
-//! in force (zero by default), fires nothing and is counted nowhere, so
-//! that benchmarks and tests can put the API 50 to 100 ms away.
+//! in force (zero by default) and fires nothing, so that benchmarks and
+//! tests can put the API 50 to 100 ms away. The round trips crossed are
+//! counted ([`StatsSnapshot::network_round_trips`]).
+//!
+//! [`StatsSnapshot::network_round_trips`]: crate::StatsSnapshot::network_round_trips
 //!
 //! A new connection costs one round trip for the TCP handshake, and one
 //! more for the TLS handshake when the listener serves HTTPS (TLS 1.3);
 //! each request then costs one round trip before its answer. The
 //! emulator's own control and counter routes (`/_emulator/…`) are not
-//! delayed.
+//! delayed. The other way, each chat callback the emulated platform sends
+//! to the SA costs one round trip (its connection's set-up is not added).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -60,32 +65,48 @@ impl NetworkDistance {
 
 /// The distance in force, and the seeded source of its jitter.
 #[derive(Debug)]
-pub(crate) struct Network(Mutex<(NetworkDistance, u64)>);
+pub(crate) struct Network {
+    distance: Mutex<(NetworkDistance, u64)>,
+    /// Round trips crossed at a distance above zero.
+    crossed: AtomicU64,
+}
 
 impl Network {
     pub(crate) fn new(distance: NetworkDistance, seed: u64) -> Self {
-        Self(Mutex::new((distance, seed ^ 0x6E65_7477_6F72_6B21)))
+        Self {
+            distance: Mutex::new((distance, seed ^ 0x6E65_7477_6F72_6B21)),
+            crossed: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn set(&self, distance: NetworkDistance) {
-        if let Ok(mut inner) = self.0.lock() {
+        if let Ok(mut inner) = self.distance.lock() {
             inner.0 = distance;
         }
     }
 
     pub(crate) fn get(&self) -> NetworkDistance {
-        self.0.lock().map(|inner| inner.0).unwrap_or_default()
+        self.distance
+            .lock()
+            .map(|inner| inner.0)
+            .unwrap_or_default()
+    }
+
+    /// Round trips crossed so far (none while the distance is zero).
+    pub(crate) fn crossed(&self) -> u64 {
+        self.crossed.load(Ordering::Relaxed)
     }
 
     /// One round trip, jitter drawn.
     pub(crate) fn round_trip(&self) -> Duration {
-        let Ok(mut inner) = self.0.lock() else {
+        let Ok(mut inner) = self.distance.lock() else {
             return Duration::ZERO;
         };
         let (distance, seed) = &mut *inner;
         if distance.rtt_ms == 0 {
             return Duration::ZERO;
         }
+        self.crossed.fetch_add(1, Ordering::Relaxed);
         let jitter = distance.jitter_ms.min(distance.rtt_ms);
         let low = distance.rtt_ms - jitter;
         #[allow(clippy::cast_precision_loss)]

@@ -93,6 +93,7 @@ impl Stats {
             tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
             faults_fired: faults,
             chat,
+            network_round_trips: 0,
         }
     }
 }
@@ -165,6 +166,11 @@ pub struct StatsSnapshot {
     /// The chat world.
     #[serde(default)]
     pub chat: ChatStats,
+    /// Round trips of the [network distance](crate::NetworkDistance)
+    /// crossed: one per request, one or two per new connection, one per
+    /// chat callback sent (none while the distance is zero).
+    #[serde(default)]
+    pub network_round_trips: u64,
 }
 
 impl StatsSnapshot {

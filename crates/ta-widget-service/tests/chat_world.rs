@@ -15,6 +15,7 @@ mod rig;
 use std::time::Duration;
 
 use rig::*;
+use ta_emulator::Route;
 
 const WHOLE_FLOW: [&str; 7] = [
     "startAdhocMeeting",
@@ -137,4 +138,44 @@ async fn the_meetings_callbacks_at_a_per_conversation_url() {
     assert_eq!(widget.post("stopMessaging").await, 204);
     let stats = rig.until(secs, |s| s.chat.conversations_open == 0).await;
     assert_eq!(stats.chat.calls, WHOLE_FLOW);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_s_callbacks_cross_the_network_distance_too() {
+    let config = ta_emulator::EmulatorConfig {
+        chat: quick_chat(),
+        network: ta_emulator::NetworkDistance::new(20, 0),
+        ..ta_emulator::EmulatorConfig::default()
+    };
+    let rig = Rig::start_with(config, |auth| auth, plan()).await;
+    let within = Duration::from_secs(20);
+    let mut widget = rig.widget().await;
+    widget.open_chat(within).await;
+    assert_eq!(widget.post("stopMessaging").await, 204);
+    rig.until(within, |s| s.chat.conversations_open == 0).await;
+    assert_eq!(rig.open_chats_become(0, within).await, 0);
+    // Every round trip is accounted for: one per request answered, one per
+    // new connection and one more for its TLS, and one per callback (once
+    // the last requests in flight are answered).
+    let accounted = |stats: &ta_emulator::StatsSnapshot| {
+        let requests: u64 = stats
+            .requests
+            .iter()
+            .filter(|c| !matches!(c.route, Route::Stats | Route::Control))
+            .map(|c| c.count)
+            .sum();
+        requests
+            + stats.connections_accepted
+            + stats.tls_handshakes
+            + stats.chat.callbacks_delivered
+    };
+    let stats = rig
+        .until(within, |s| s.network_round_trips == accounted(s))
+        .await;
+    assert!(stats.chat.callbacks_delivered >= 3, "{:?}", stats.chat);
+    assert_eq!(
+        stats.chat.callbacks_refused + stats.chat.callbacks_failed,
+        0
+    );
+    assert_eq!(stats.network_round_trips, accounted(&stats), "{stats:?}");
 }

@@ -220,7 +220,9 @@ impl State {
 
     /// The counters, the chat's included.
     pub(crate) fn snapshot(&self) -> crate::StatsSnapshot {
-        self.stats.snapshot(self.chat.stats())
+        let mut snapshot = self.stats.snapshot(self.chat.stats());
+        snapshot.network_round_trips = self.network.crossed();
+        snapshot
     }
 
     /// The chat's conversations open now, described.

@@ -5,7 +5,9 @@
 //! and doubles the backoff (1 s to [`MAX_BACKOFF`]); the other refills of
 //! that round failing meanwhile can lengthen the pause to what they were
 //! asked, never shorten it, and do not double the backoff again. A mint
-//! that succeeds resets the backoff; a reload lifts the pause.
+//! that succeeds resets the backoff. A reload lifts the backoff's pause (a
+//! new credential or configuration is tried at once), but not what the API
+//! asked for: its `Retry-After` is kept.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,10 @@ pub(crate) const MAX_ASKED: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pause {
     backoff: Duration,
+    /// The end of the pause: the backoff's or the API's, the later.
     until: Option<Instant>,
+    /// The end of what the API asked for (never after `until`).
+    asked_until: Option<Instant>,
 }
 
 impl Default for Pause {
@@ -29,6 +34,7 @@ impl Default for Pause {
         Self {
             backoff: FIRST_BACKOFF,
             until: None,
+            asked_until: None,
         }
     }
 }
@@ -38,6 +44,9 @@ impl Pause {
     pub(crate) fn active(&mut self, now: Instant) -> bool {
         if self.until.is_some_and(|until| now >= until) {
             self.until = None;
+        }
+        if self.asked_until.is_some_and(|until| now >= until) {
+            self.asked_until = None;
         }
         self.until.is_some()
     }
@@ -59,8 +68,14 @@ impl Pause {
             pause
         };
         // `MAX_ASKED` and `MAX_BACKOFF` keep this far from overflowing.
-        let until = now.checked_add(pause).unwrap_or(now);
-        self.until = Some(self.until.map_or(until, |u| u.max(until)));
+        let later = |at: Option<Instant>, by: Duration| {
+            let until = now.checked_add(by).unwrap_or(now);
+            Some(at.map_or(until, |u| u.max(until)))
+        };
+        self.until = later(self.until, pause);
+        if !asked.is_zero() {
+            self.asked_until = later(self.asked_until, asked);
+        }
         self.until
             .map_or(Duration::ZERO, |u| u.saturating_duration_since(now))
     }
@@ -70,9 +85,11 @@ impl Pause {
         self.backoff = FIRST_BACKOFF;
     }
 
-    /// A reload: the pause is lifted and the backoff starts over.
+    /// A reload: the backoff starts over and its pause is lifted; what
+    /// the API asked for still holds.
     pub(crate) fn lift(&mut self) {
-        *self = Self::default();
+        self.backoff = FIRST_BACKOFF;
+        self.until = self.asked_until;
     }
 }
 
@@ -127,14 +144,41 @@ mod tests {
     }
 
     #[test]
-    fn an_absurd_retry_after_is_capped_and_a_reload_lifts_the_pause() {
+    fn an_absurd_retry_after_is_capped_and_a_reload_keeps_it() {
         let t0 = Instant::now();
         let mut pause = Pause::default();
         assert_eq!(pause.failed(t0, Some(Duration::MAX)), MAX_ASKED);
         assert_eq!(pause.remaining(t0 + S), Some(MAX_ASKED - S));
         pause.lift();
-        assert!(!pause.active(t0 + S));
-        assert_eq!(pause.remaining(t0 + S), None);
-        assert_eq!(pause.failed(t0 + S, None), S);
+        assert!(pause.active(t0 + S), "the API asked for it");
+        assert_eq!(pause.remaining(t0 + S), Some(MAX_ASKED - S));
+        assert!(!pause.active(t0 + MAX_ASKED));
+        // The backoff started over.
+        assert_eq!(pause.failed(t0 + MAX_ASKED, None), S);
+    }
+
+    #[test]
+    fn a_reload_lifts_the_backoff_but_not_a_shorter_retry_after_s_remainder() {
+        let t0 = Instant::now();
+        let mut pause = Pause::default();
+        // Backed off to 8 s, with no Retry-After: a reload lifts it all.
+        let mut at = t0;
+        for _ in 0..4 {
+            at += pause.failed(at, None);
+        }
+        assert_eq!(pause.failed(at, None), 16 * S);
+        pause.lift();
+        assert!(!pause.active(at));
+        assert_eq!(pause.failed(at, None), S, "the backoff started over");
+        // A 16 s backoff and a 5 s Retry-After: a reload leaves the 5 s.
+        let mut pause = Pause::default();
+        let mut at = t0;
+        for _ in 0..4 {
+            at += pause.failed(at, None);
+        }
+        assert_eq!(pause.failed(at, Some(5 * S)), 16 * S);
+        pause.lift();
+        assert_eq!(pause.remaining(at + S), Some(4 * S));
+        assert!(!pause.active(at + 5 * S));
     }
 }

@@ -251,7 +251,8 @@ impl WidgetService {
         refills: &mut HashMap<tokio::task::Id, Refill>,
     ) {
         loop {
-            // Widgets' mints first: the pool never takes the last permits.
+            // A permit of the widgets' bound, for as long as the mint runs;
+            // `in_flight_cap` (at most half the bound) leaves widgets the rest.
             let Ok(permit) = Arc::clone(&self.shared.mints).try_acquire_owned() else {
                 return;
             };

@@ -195,7 +195,12 @@ async fn post(
             return None;
         };
         let timeout = Duration::from_millis(chat.callback_timeout_ms);
-        match tokio::time::timeout(timeout, client.request(request)).await {
+        // The callback crosses the network distance, as the API's answers do.
+        let sent = async {
+            state.network.cross(1).await;
+            client.request(request).await
+        };
+        match tokio::time::timeout(timeout, sent).await {
             Ok(Ok(response)) if response.status().is_success() => {
                 let bytes = response
                     .into_body()
