@@ -60,19 +60,27 @@ fn memory_covers_the_connection_cap(pod: &Pod<'_>, toml: &str) {
     let from_env = pod.container["env"].as_array().and_then(|env| {
         env.iter()
             .find(|e| e["name"] == "TA_MAX_CONNECTIONS")
-            .map(|e| e["value"].as_str().unwrap().to_owned())
+            .map(|e| {
+                e["value"]
+                    .as_str()
+                    .expect("TA_MAX_CONNECTIONS: only a literal value is checked here")
+                    .to_owned()
+            })
     });
-    let cap: usize = pod
-        .args
-        .iter()
-        .position(|a| a == "--max-connections")
-        .map(|at| pod.args[at + 1].clone())
+    let from_args = pod.args.iter().enumerate().find_map(|(at, a)| {
+        if a == "--max-connections" {
+            pod.args.get(at + 1).cloned()
+        } else {
+            a.strip_prefix("--max-connections=").map(str::to_owned)
+        }
+    });
+    let from_file = toml.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.trim() == "max-connections").then(|| value.trim().to_owned())
+    });
+    let cap: usize = from_args
         .or(from_env)
-        .or_else(|| {
-            toml.lines()
-                .find_map(|l| l.strip_prefix("max-connections = "))
-                .map(str::to_owned)
-        })
+        .or(from_file)
         .map_or(ServerLimits::default().max_connections, |v| {
             v.trim().parse().unwrap()
         });

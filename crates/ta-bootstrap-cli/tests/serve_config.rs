@@ -665,7 +665,8 @@ async fn the_pool_is_set_in_the_file_and_the_environment_and_changed_and_emptied
         metric(&client, &base, depth).await == 4
     })
     .await;
-    // A rotated secret, the pool's settings the same: emptied all the same.
+    // A reload with the pool's settings the same (the secret file written
+    // again, as a rotation does): emptied all the same.
     dir.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
     served.signal("HUP");
     eventually("reloaded a second time", || async {

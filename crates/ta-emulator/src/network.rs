@@ -2,7 +2,7 @@
 //! every request and every new connection pays, as they would between a
 //! data centre and the Trusted Application API. Not a fault: it is always
 //! in force (zero by default) and fires nothing, so that benchmarks and
-//! tests can put the API 50 to 100 ms away. The round trips crossed are
+//! tests can put the API 50 to 100 ms away. The round trips begun are
 //! counted ([`StatsSnapshot::network_round_trips`]).
 //!
 //! [`StatsSnapshot::network_round_trips`]: crate::StatsSnapshot::network_round_trips
@@ -12,7 +12,8 @@
 //! each request then costs one round trip before its answer. The
 //! emulator's own control and counter routes (`/_emulator/…`) are not
 //! delayed. The other way, each chat callback the emulated platform sends
-//! to the SA costs one round trip (its connection's set-up is not added).
+//! to the SA (each attempt) costs one round trip (its connection's set-up
+//! is not added).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,7 +68,7 @@ impl NetworkDistance {
 #[derive(Debug)]
 pub(crate) struct Network {
     distance: Mutex<(NetworkDistance, u64)>,
-    /// Round trips crossed at a distance above zero.
+    /// Round trips begun at a distance above zero.
     crossed: AtomicU64,
 }
 
@@ -92,7 +93,7 @@ impl Network {
             .unwrap_or_default()
     }
 
-    /// Round trips crossed so far (none while the distance is zero).
+    /// Round trips begun so far (none while the distance is zero).
     pub(crate) fn crossed(&self) -> u64 {
         self.crossed.load(Ordering::Relaxed)
     }

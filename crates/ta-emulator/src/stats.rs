@@ -70,7 +70,7 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, chat: ChatStats) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, chat: ChatStats, network_round_trips: u64) -> StatsSnapshot {
         let requests = self
             .requests
             .lock()
@@ -93,7 +93,7 @@ impl Stats {
             tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
             faults_fired: faults,
             chat,
-            network_round_trips: 0,
+            network_round_trips,
         }
     }
 }
@@ -105,6 +105,9 @@ pub struct ChatStats {
     /// The SA's chat calls the platform accepted, in order
     /// (`startAdhocMeeting`, `acceptAndBridge`, …).
     pub calls: Vec<String>,
+    /// Callback requests sent to the SA, retries included (each crosses
+    /// the network distance once).
+    pub callback_attempts: u64,
     /// Callbacks the SA answered with a 2xx.
     pub callbacks_delivered: u64,
     /// Callbacks the SA answered with another status.
@@ -167,8 +170,8 @@ pub struct StatsSnapshot {
     #[serde(default)]
     pub chat: ChatStats,
     /// Round trips of the [network distance](crate::NetworkDistance)
-    /// crossed: one per request, one or two per new connection, one per
-    /// chat callback sent (none while the distance is zero).
+    /// begun: one per request, one or two per new connection, one per chat
+    /// callback attempt (none while the distance is zero).
     #[serde(default)]
     pub network_round_trips: u64,
 }

@@ -155,7 +155,7 @@ async fn the_platform_s_callbacks_cross_the_network_distance_too() {
     rig.until(within, |s| s.chat.conversations_open == 0).await;
     assert_eq!(rig.open_chats_become(0, within).await, 0);
     // Every round trip is accounted for: one per request answered, one per
-    // new connection and one more for its TLS, and one per callback (once
+    // new connection and one more for its TLS, and one per callback sent (once
     // the last requests in flight are answered).
     let accounted = |stats: &ta_emulator::StatsSnapshot| {
         let requests: u64 = stats
@@ -164,18 +164,11 @@ async fn the_platform_s_callbacks_cross_the_network_distance_too() {
             .filter(|c| !matches!(c.route, Route::Stats | Route::Control))
             .map(|c| c.count)
             .sum();
-        requests
-            + stats.connections_accepted
-            + stats.tls_handshakes
-            + stats.chat.callbacks_delivered
+        requests + stats.connections_accepted + stats.tls_handshakes + stats.chat.callback_attempts
     };
     let stats = rig
         .until(within, |s| s.network_round_trips == accounted(s))
         .await;
     assert!(stats.chat.callbacks_delivered >= 3, "{:?}", stats.chat);
-    assert_eq!(
-        stats.chat.callbacks_refused + stats.chat.callbacks_failed,
-        0
-    );
     assert_eq!(stats.network_round_trips, accounted(&stats), "{stats:?}");
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ta_emulator::{EmulatorConfig, FaultKind, FaultRule, Route, Trigger};
+use ta_widget_service::PoolConfig;
 use ta_widget_service::mint_check::{MintRefusal, MintRequest};
-use ta_widget_service::{PoolConfig, ServiceConfig};
 
 #[path = "service/harness.rs"]
 mod harness;
@@ -38,15 +38,6 @@ async fn pooled(config: EmulatorConfig, pool: PoolConfig) -> Service {
     service_with(config, move |c| c.pool = pool).await
 }
 
-/// A pooled service in front of a plain emulator, further configured.
-async fn pooled_with(pool: PoolConfig, tweak: impl FnOnce(&mut ServiceConfig)) -> Service {
-    service_with(EmulatorConfig::default(), move |c| {
-        c.pool = pool;
-        tweak(c);
-    })
-    .await
-}
-
 /// Runs the refill loop until the handle is aborted.
 fn refill(s: &Service) -> tokio::task::JoinHandle<()> {
     let service = s.service.clone();
@@ -65,6 +56,32 @@ async fn depth_reaches(s: &Service, origin: &str, depth: u64) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// `n` widget-token requests at once, from `origins` in turn: each origin
+/// with its answer.
+async fn at_once(
+    s: &Service,
+    origins: &[&'static str],
+    n: usize,
+) -> Vec<(&'static str, http::Response<bytes::Bytes>)> {
+    let mut widgets = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let origin = origins[i % origins.len()];
+        let client = s.client.clone();
+        let addr = s.addr;
+        widgets.spawn(async move {
+            let request = http::Request::post(format!("http://{addr}/v1/widget-token"))
+                .header("origin", origin)
+                .body(bytes::Bytes::from_static(b"{}"))
+                .unwrap();
+            let response = ta_protocol::Transport::send(&client, request)
+                .await
+                .unwrap();
+            (origin, response)
+        });
+    }
+    widgets.join_all().await
 }
 
 /// The origin a token's claims allow.
@@ -89,26 +106,9 @@ async fn each_pooled_token_goes_to_one_widget_of_its_own_origin_and_a_burst_gets
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.setup.emulator.stats().psat_tokens_minted, 6);
     // A burst of 60 widgets, far past the pool: every one gets a token.
-    let mut widgets = tokio::task::JoinSet::new();
-    for i in 0..60 {
-        let origin = if i % 2 == 0 { CONTOSO } else { LITWARE };
-        let client = s.client.clone();
-        let addr = s.addr;
-        widgets.spawn(async move {
-            let request = http::Request::post(format!("http://{addr}/v1/widget-token"))
-                .header("origin", origin)
-                .body(bytes::Bytes::from_static(b"{}"))
-                .unwrap();
-            let response = ta_protocol::Transport::send(&client, request)
-                .await
-                .unwrap();
-            (origin, response)
-        });
-    }
     let mut sessions = HashSet::new();
     let mut tokens = HashSet::new();
-    while let Some(done) = widgets.join_next().await {
-        let (origin, response) = done.unwrap();
+    for (origin, response) in at_once(&s, &[CONTOSO, LITWARE], 60).await {
         assert_eq!(response.status(), 200, "{:?}", response.body());
         let body = json(&response);
         let token = body["token"].as_str().unwrap();
@@ -255,6 +255,43 @@ async fn a_busy_api_s_retry_after_pauses_the_refills() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_lifts_the_refills_backoff() {
+    // A failing API that asks for no pause: the refills back off, 1 s,
+    // 2 s, then 4 s.
+    let s = pooled(
+        EmulatorConfig::default().with_fault(FaultRule::on(
+            Route::Mint,
+            FaultKind::Status {
+                status: 500,
+                retry_after_secs: None,
+            },
+            Trigger::Always,
+        )),
+        pool(5, 300, 1),
+    )
+    .await;
+    let errors = || metric(&s, "ta_pool_refills_total{outcome=\"error\"}");
+    let loop_task = refill(&s);
+    let started = Instant::now();
+    // Three rounds of one refill per origin's floor.
+    while errors() < 6 {
+        assert!(started.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Backed off 4 s now; a reload tries again at once.
+    let reloaded = Instant::now();
+    s.service.empty_pool();
+    while errors() < 8 {
+        assert!(
+            reloaded.elapsed() < Duration::from_secs(3),
+            "the backoff held after a reload"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    loop_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refill_loop_stopped_mid_mint_gives_its_places_back() {
     // The first six mints (each origin's floor of 3) take 3 s.
     let s = pooled(
@@ -362,13 +399,33 @@ async fn a_pooled_token_is_given_only_after_the_checks_a_direct_mint_passes() {
     );
 
     // The global budget: one a second, and a pooled token is no way round.
-    let s = pooled_with(pool(5, 300, 2), |c| c.global_per_second = 1).await;
+    // Six widgets at once: whatever the machine's pace, each one refused
+    // took no pooled token.
+    let s = service_with(EmulatorConfig::default(), |c| {
+        c.pool = pool(5, 300, 2);
+        c.global_per_second = 1;
+    })
+    .await;
     let loop_task = refill(&s);
     depth_reaches(&s, CONTOSO, 2).await;
     loop_task.abort();
-    mint_for(&s, CONTOSO).await;
-    let limited = call(&s, "POST", "/v1/widget-token", &[("origin", CONTOSO)], "{}").await;
-    assert_eq!(limited.status(), 429, "{:?}", limited.body());
-    assert_eq!(metric(&s, "ta_pool_hits_total"), 1);
-    assert_eq!(metric(&s, "ta_rate_limited_total{scope=\"global\"}"), 1);
+    let answers = at_once(&s, &[CONTOSO], 6).await;
+    let count = |status: u16| answers.iter().filter(|(_, a)| a.status() == status).count() as u64;
+    let (served, limited) = (count(200), count(429));
+    assert_eq!(served + limited, 6, "{answers:?}");
+    assert!(limited >= 1, "the budget let six through at once");
+    assert_eq!(
+        metric(&s, "ta_rate_limited_total{scope=\"global\"}"),
+        limited
+    );
+    let hits = metric(&s, "ta_pool_hits_total");
+    assert_eq!(
+        hits,
+        served.min(2),
+        "each widget served took a pooled token first"
+    );
+    assert_eq!(
+        metric(&s, &format!("ta_pool_depth{{origin=\"{CONTOSO}\"}}")),
+        2 - hits
+    );
 }

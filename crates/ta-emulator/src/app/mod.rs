@@ -220,9 +220,8 @@ impl State {
 
     /// The counters, the chat's included.
     pub(crate) fn snapshot(&self) -> crate::StatsSnapshot {
-        let mut snapshot = self.stats.snapshot(self.chat.stats());
-        snapshot.network_round_trips = self.network.crossed();
-        snapshot
+        self.stats
+            .snapshot(self.chat.stats(), self.network.crossed())
     }
 
     /// The chat's conversations open now, described.

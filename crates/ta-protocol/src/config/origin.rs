@@ -48,7 +48,7 @@ pub struct OriginPolicy {
     /// purpose).
     pub allow_http: bool,
     /// Accept `http://` origins on loopback hosts (`localhost`,
-    /// 127.0.0.0/8, `[::1]`), for local development, even without
+    /// `*.localhost`, 127.0.0.0/8, `[::1]`), for local development, even without
     /// `allow_http`.
     pub allow_loopback_http: bool,
 }

@@ -161,7 +161,7 @@ mod tests {
     fn a_reload_lifts_the_backoff_but_not_a_shorter_retry_after_s_remainder() {
         let t0 = Instant::now();
         let mut pause = Pause::default();
-        // Backed off to 8 s, with no Retry-After: a reload lifts it all.
+        // Backed off to 16 s, with no Retry-After: a reload lifts it all.
         let mut at = t0;
         for _ in 0..4 {
             at += pause.failed(at, None);

@@ -146,8 +146,9 @@ impl WidgetService {
 
     /// Empties the pool of pre-minted tokens (after a credential or
     /// configuration reload): no token pooled before is handed out, nor any
-    /// token whose refill was under way. Refills start again at once,
-    /// paused failures or not.
+    /// token whose refill was under way. Refills start again at once, with
+    /// the backoff started over, unless the API asked for a pause with
+    /// `Retry-After` that is still running.
     pub fn empty_pool(&self) {
         if let Some(state) = self.shared.pool.as_ref() {
             self.emptied(state, Pool::clear);
@@ -155,7 +156,8 @@ impl WidgetService {
     }
 
     /// Empties the pool with `clear` (under its lock), counts and logs what
-    /// was thrown away, and has the refills start again at once.
+    /// was thrown away, and has the refills start again (see
+    /// [`WidgetService::empty_pool`]).
     fn emptied(&self, state: &PoolState, clear: impl FnOnce(&mut Pool<WidgetToken>) -> usize) {
         let dropped = {
             let mut pool = state.lock();

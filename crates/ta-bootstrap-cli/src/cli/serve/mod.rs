@@ -40,8 +40,9 @@ pub(crate) struct ServeArgs {
     /// Serves against an embedded emulator, with a demo widget site on two
     /// more origins (one on the allowlist, one not); needs no other flag.
     /// The deployment settings (flags, `TA_*` variables, `--config`) and
-    /// the chat's are not used; `serve`'s own (`--listen`, the rates, the
-    /// pool, TLS, the connection caps) are.
+    /// the chat's are not used; `serve`'s own flags and variables are
+    /// (`--listen`, the rates, the pool, TLS, the connection caps,
+    /// `--renew-after-fraction`, `--mint-ticket-key-file`).
     #[arg(long)]
     emulator: bool,
     /// With --emulator: how long the embedded emulator's widget tokens

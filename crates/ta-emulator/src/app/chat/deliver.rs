@@ -195,6 +195,7 @@ async fn post(
             return None;
         };
         let timeout = Duration::from_millis(chat.callback_timeout_ms);
+        state.chat.stat(|s| s.callback_attempts += 1);
         // The callback crosses the network distance, as the API's answers do.
         let sent = async {
             state.network.cross(1).await;
