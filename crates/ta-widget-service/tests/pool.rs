@@ -38,6 +38,19 @@ async fn pooled(config: EmulatorConfig, pool: PoolConfig) -> Service {
     service_with(config, move |c| c.pool = pool).await
 }
 
+/// An emulator whose every mint answers `status`, with `Retry-After:
+/// retry_after` seconds if given.
+fn failing_mints(status: u16, retry_after: Option<u64>) -> EmulatorConfig {
+    EmulatorConfig::default().with_fault(FaultRule::on(
+        Route::Mint,
+        FaultKind::Status {
+            status,
+            retry_after_secs: retry_after,
+        },
+        Trigger::Always,
+    ))
+}
+
 /// Runs the refill loop until the handle is aborted.
 fn refill(s: &Service) -> tokio::task::JoinHandle<()> {
     let service = s.service.clone();
@@ -216,18 +229,7 @@ async fn a_reload_an_origin_s_removal_and_the_age_throw_pooled_tokens_away() {
 async fn a_busy_api_s_retry_after_pauses_the_refills() {
     // The API asks for 30 s: longer than the retry budget, so the mint
     // gives up at once, and the pool must not come back before.
-    let s = pooled(
-        EmulatorConfig::default().with_fault(FaultRule::on(
-            Route::Mint,
-            FaultKind::Status {
-                status: 503,
-                retry_after_secs: Some(30),
-            },
-            Trigger::Always,
-        )),
-        pool(5, 300, 1),
-    )
-    .await;
+    let s = pooled(failing_mints(503, Some(30)), pool(5, 300, 1)).await;
     let loop_task = refill(&s);
     let started = Instant::now();
     // One refill for each origin's floor.
@@ -258,18 +260,7 @@ async fn a_busy_api_s_retry_after_pauses_the_refills() {
 async fn a_reload_lifts_the_refills_backoff() {
     // A failing API that asks for no pause: the refills back off, 1 s,
     // 2 s, then 4 s.
-    let s = pooled(
-        EmulatorConfig::default().with_fault(FaultRule::on(
-            Route::Mint,
-            FaultKind::Status {
-                status: 500,
-                retry_after_secs: None,
-            },
-            Trigger::Always,
-        )),
-        pool(5, 300, 1),
-    )
-    .await;
+    let s = pooled(failing_mints(500, None), pool(5, 300, 1)).await;
     let errors = || metric(&s, "ta_pool_refills_total{outcome=\"error\"}");
     let loop_task = refill(&s);
     let started = Instant::now();
